@@ -1,0 +1,35 @@
+"""Event contracts, the only place they are defined."""
+
+from pydantic import BaseModel
+
+from schemas.events import DeadLetter
+from schemas.transaction import (
+    SCHEMA_VERSION,
+    Accepted,
+    Channel,
+    Direction,
+    Transaction,
+    TransactionBatch,
+    TransactionEvent,
+    TransactionSource,
+)
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "Transaction": Transaction,
+    "TransactionBatch": TransactionBatch,
+    "TransactionEvent": TransactionEvent,
+    "DeadLetter": DeadLetter,
+}
+
+__all__ = [
+    "EVENT_MODELS",
+    "SCHEMA_VERSION",
+    "Accepted",
+    "Channel",
+    "DeadLetter",
+    "Direction",
+    "Transaction",
+    "TransactionBatch",
+    "TransactionEvent",
+    "TransactionSource",
+]

@@ -1,0 +1,132 @@
+"""The transaction contract: what clients post and what travels on ``transactions.v1``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+SCHEMA_VERSION = 1
+MAX_METADATA_BYTES = 2048
+MAX_BATCH_ITEMS = 10_000
+
+
+class Direction(StrEnum):
+    debit = "debit"
+    credit = "credit"
+
+
+class Channel(StrEnum):
+    card = "card"
+    online = "online"
+    transfer = "transfer"
+    atm = "atm"
+    other = "other"
+
+
+class TransactionSource(StrEnum):
+    api = "api"
+    webhook = "webhook"
+    import_ = "import"
+    demo = "demo"
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f]+$")]
+ShortText = Annotated[str, Field(max_length=200)]
+
+
+class Transaction(BaseModel):
+    """One money movement on one account, as a bank, an app or an import reports it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "transaction_id": "tx-20261103-0001",
+                    "account_id": "checking-1",
+                    "timestamp": "2026-11-03T12:41:07+01:00",
+                    "amount": "42.17",
+                    "direction": "debit",
+                    "currency": "EUR",
+                    "merchant": "Whole Foods Market #1021",
+                    "category": "Groceries",
+                    "channel": "card",
+                    "country": "DE",
+                }
+            ]
+        },
+    )
+
+    transaction_id: Identifier = Field(
+        description="Unique per user; the idempotency key. Re-sending the same id changes nothing."
+    )
+    account_id: Identifier = Field(description="The user's account the money moved on.")
+    timestamp: AwareDatetime = Field(
+        description="When the transaction happened, ISO 8601 with a timezone offset."
+    )
+    amount: Decimal = Field(
+        gt=0,
+        max_digits=14,
+        decimal_places=2,
+        allow_inf_nan=False,
+        description="Positive amount with at most 2 decimals; the sign is in `direction`.",
+    )
+    direction: Direction = Field(Direction.debit, description="`debit` spends, `credit` receives.")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")
+    merchant: ShortText | None = Field(None, description="Merchant name as the bank shows it.")
+    description: Annotated[str, Field(max_length=500)] | None = Field(
+        None, description="Free-text bank description."
+    )
+    category: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="Spending category; when absent Spendstream predicts one."
+    )
+    channel: Channel = Field(Channel.other, description="How the money moved.")
+    country: str | None = Field(
+        None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country of the merchant."
+    )
+    metadata: dict[str, JsonValue] | None = Field(
+        None, description=f"Small JSON object (at most {MAX_METADATA_BYTES} bytes serialized)."
+    )
+
+    @field_validator("currency", "country", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        if value is not None and len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must serialize to at most {MAX_METADATA_BYTES} bytes")
+        return value
+
+
+class TransactionBatch(BaseModel):
+    """Several transactions posted at once; all are accepted or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transactions: list[Transaction] = Field(
+        min_length=1, max_length=MAX_BATCH_ITEMS, description="1 to 10,000 transactions."
+    )
+
+
+class TransactionEvent(Transaction):
+    """A validated transaction on ``transactions.v1``, stamped with its owner by ingest."""
+
+    schema_version: Literal[1] = Field(1, description="Version of this event schema.")
+    user_id: Identifier = Field(description="Owner, taken from authentication, never the body.")
+    ingested_at: datetime = Field(description="When ingest accepted it (UTC).")
+    source: TransactionSource = Field(TransactionSource.api, description="Which door it came in.")
+
+
+class Accepted(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    accepted: int = Field(description="How many transactions the broker acknowledged.")

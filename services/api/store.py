@@ -1,0 +1,71 @@
+"""The query API's SQL. Every query is scoped to the caller's user_id and parameterized."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+_TRANSACTION_COLUMNS = """
+    t.transaction_id, t.account_id, t.ts, t.amount, t.direction, t.currency, t.merchant,
+    t.description, t.category, t.category_source, t.category_confidence, t.channel, t.country,
+    t.metadata, t.ingested_at,
+    s.score, s.is_anomaly, s.detector_scores, s.explanation, s.model_version, s.scored_at
+"""
+
+
+@dataclass(frozen=True)
+class TransactionFilter:
+    account_id: str | None = None
+    category: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_score: float | None = None
+    after: tuple[datetime, str] | None = None  # keyset position: (ts, transaction_id)
+
+
+async def list_transactions(
+    pool: asyncpg.Pool, user_id: str, filters: TransactionFilter, limit: int
+) -> list[asyncpg.Record]:
+    """Newest first. Only the predicates in use are added, so the planner can use the indexes."""
+    clauses, params = ["t.user_id = $1"], [user_id]
+
+    def bind(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if filters.account_id is not None:
+        clauses.append(f"t.account_id = {bind(filters.account_id)}")
+    if filters.category is not None:
+        clauses.append(f"t.category = {bind(filters.category)}")
+    if filters.since is not None:
+        clauses.append(f"t.ts >= {bind(filters.since)}")
+    if filters.until is not None:
+        clauses.append(f"t.ts < {bind(filters.until)}")
+    if filters.min_score is not None:
+        clauses.append(f"s.score >= {bind(filters.min_score)}")
+    if filters.after is not None:
+        ts, transaction_id = filters.after
+        clauses.append(f"(t.ts, t.transaction_id) < ({bind(ts)}, {bind(transaction_id)})")
+    join = "JOIN" if filters.min_score is not None else "LEFT JOIN"
+    sql = f"""
+        SELECT {_TRANSACTION_COLUMNS}
+        FROM transactions t {join} scores s USING (user_id, transaction_id)
+        WHERE {" AND ".join(clauses)}
+        ORDER BY t.ts DESC, t.transaction_id DESC
+        LIMIT {bind(limit)}"""  # noqa: S608 -- only fixed clause templates; values are bound
+    return list(await pool.fetch(sql, *params))
+
+
+async def get_transaction(
+    pool: asyncpg.Pool, user_id: str, transaction_id: str
+) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        f"""SELECT {_TRANSACTION_COLUMNS}
+            FROM transactions t LEFT JOIN scores s USING (user_id, transaction_id)
+            WHERE t.user_id = $1 AND t.transaction_id = $2""",  # noqa: S608
+        user_id,
+        transaction_id,
+    )

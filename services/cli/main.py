@@ -1,0 +1,257 @@
+"""The ``spendstream`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from services.cli.stack import Stack, load_runtime, service_url
+from services.core import auth
+from services.core.db import migrate as apply_migrations
+from services.core.logging import configure_logging
+from services.core.settings import Settings, get_settings
+from services.demo.generator import generate
+from services.demo.loader import post_records, write_records
+
+app = typer.Typer(
+    help="Spendstream: real-time analytics for personal-finance transactions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+def settings_with_runtime() -> Settings:
+    return load_runtime(get_settings())
+
+
+def database_url(settings: Settings) -> str:
+    if not settings.database_url:
+        fail("no database: start the stack with `spendstream up`, or set SPENDSTREAM_DATABASE_URL")
+    return settings.database_url
+
+
+async def _create_keys(dsn: str, users: list[str], label: str | None) -> dict[str, str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {user: (await auth.create_key(conn, user, label)).secret for user in users}
+    finally:
+        await conn.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations (each exactly once)."""
+    settings = settings_with_runtime()
+    applied = asyncio.run(apply_migrations(database_url(settings)))
+    if applied:
+        for m in applied:
+            console.print(f"applied {m.version:04d}_{m.name}")
+    else:
+        console.print("database is up to date")
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Option(help="User the key acts for (created if new).")],
+    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+) -> None:
+    """Print a new API key. Only its hash is stored: copy it now."""
+    import re
+
+    if not re.match(auth.USER_ID_PATTERN, user):
+        fail("--user must be 1-64 characters of letters, digits, '.', '_', '@' or '-'")
+    settings = settings_with_runtime()
+    keys = asyncio.run(_create_keys(database_url(settings), [user], label))
+    print(keys[user])
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id shown by `keys list`.")],
+) -> None:
+    """Revoke a key; services stop accepting it within SPENDSTREAM_API_KEY_CACHE_SECONDS."""
+    import asyncpg
+
+    async def run() -> bool:
+        conn = await asyncpg.connect(database_url(settings_with_runtime()))
+        try:
+            return await auth.revoke_key(conn, key_id)
+        finally:
+            await conn.close()
+
+    if not asyncio.run(run()):
+        fail(f"no active key with id {key_id!r}")
+    console.print(f"revoked {key_id}")
+
+
+@keys_app.command("list")
+def keys_list(
+    user: Annotated[str | None, typer.Option(help="Only this user's keys.")] = None,
+) -> None:
+    """List keys (ids and owners; secrets are never stored)."""
+    import asyncpg
+    from rich.table import Table
+
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(database_url(settings_with_runtime()))
+        try:
+            return await auth.list_keys(conn, user)
+        finally:
+            await conn.close()
+
+    table = Table("key id", "user", "label", "created", "revoked")
+    for row in asyncio.run(run()):
+        table.add_row(
+            row["key_id"],
+            row["user_id"],
+            row["label"] or "",
+            f"{row['created_at']:%Y-%m-%d %H:%M}",
+            f"{row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "",
+        )
+    console.print(table)
+
+
+def _load_demo(
+    settings: Settings, users: int, months: int, seed: int, end: date | None
+) -> dict[str, str]:
+    records = generate(users=users, months=months, seed=seed, end=end)
+    user_ids = sorted({r.user_id for r in records})
+    keys = asyncio.run(_create_keys(database_url(settings), user_ids, "demo"))
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"posting {len(records):,} demo transactions", total=len(records))
+        accepted = asyncio.run(
+            post_records(
+                records,
+                service_url(settings, "ingest"),
+                keys,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+        )
+    anomalies = sum(r.anomaly is not None for r in records)
+    console.print(
+        f"demo data: {accepted:,} transactions for {len(user_ids)} users "
+        f"({anomalies} labelled anomalies) accepted by ingest"
+    )
+    return keys
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(min=1, max=10_000, help="How many people.")] = 3,
+    months: Annotated[int, typer.Option(min=1, max=120, help="Months of history each.")] = 6,
+    seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 7,
+    end: Annotated[
+        str | None,
+        typer.Option(help="Exclusive end date, YYYY-MM-DD (default: 1st of this month)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write to this CSV (or .jsonl) instead of posting.")
+    ] = None,
+) -> None:
+    """Generate realistic histories with labelled anomalies; post them to ingest or write a file."""
+    try:
+        end_date = date.fromisoformat(end) if end else None
+    except ValueError:
+        fail(f"--end must be a date like 2026-10-01, got {end!r}")
+    if out is not None:
+        records = generate(users=users, months=months, seed=seed, end=end_date)
+        write_records(records, out)
+        console.print(
+            f"wrote {len(records):,} transactions "
+            f"({sum(r.anomaly is not None for r in records)} labelled anomalies) to {out}"
+        )
+        return
+    settings = settings_with_runtime()
+    keys = _load_demo(settings, users, months, seed, end_date)
+    first = sorted(keys)[0]
+    console.print(f"API key for {first}: [bold]{keys[first]}[/]")
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Also load demo data.")] = False,
+    users: Annotated[int, typer.Option(min=1, help="Demo users.")] = 3,
+    months: Annotated[int, typer.Option(min=1, help="Demo months.")] = 6,
+    seed: Annotated[int, typer.Option(help="Demo seed.")] = 7,
+) -> None:
+    """Run the whole pipeline locally; Ctrl-C stops everything it started."""
+    settings = get_settings()
+    configure_logging(settings.log_level, service="up")
+    stack = Stack(settings)
+
+    def terminate(signum: int, _frame: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        with console.status("starting broker, database and services..."):
+            stack.start()
+        s = stack.settings
+        console.print(f"broker    {s.kafka_bootstrap}{'  (embedded tansu)' if stack.kafka else ''}")
+        console.print(f"database  {s.database_url}{'  (embedded)' if stack.postgres else ''}")
+        for name in ("ingest", "scorer", "forecaster", "api"):
+            console.print(f"{name:<10}{service_url(s, name)}")
+        if demo:
+            keys = _load_demo(s, users, months, seed, None)
+            key = keys[sorted(keys)[0]]
+        else:
+            key = asyncio.run(_create_keys(database_url(s), ["demo"], "spendstream up"))["demo"]
+        console.print(f"\n[bold]Dashboard[/]  {service_url(s, 'api')}/")
+        console.print(f"[bold]API docs[/]   {service_url(s, 'api')}/docs")
+        console.print(f"[bold]API key[/]    {key}")
+        console.print("Ctrl-C to stop.")
+        while not stack.failed_services():
+            time.sleep(0.5)
+        fail(f"{', '.join(stack.failed_services())} stopped unexpectedly; see {stack.log_dir}")
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    except RuntimeError as exc:
+        fail(str(exc))
+    finally:
+        stack.stop()
+
+
+@app.command("schemas")
+def export_schemas(
+    out: Annotated[
+        Path, typer.Option(help="Folder for the JSON Schema and AsyncAPI files.")
+    ] = Path("schemas/generated"),
+) -> None:
+    """Export JSON Schema for every event, and the AsyncAPI documents of the consumers."""
+    from schemas import EVENT_MODELS
+    from services.core.asyncapi import asyncapi_documents
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, model in EVENT_MODELS.items():
+        (out / f"{name}.schema.json").write_bytes(
+            orjson.dumps(model.model_json_schema(), option=orjson.OPT_INDENT_2)
+        )
+    for service, document in asyncapi_documents().items():
+        (out / f"asyncapi.{service}.json").write_bytes(
+            orjson.dumps(document, option=orjson.OPT_INDENT_2)
+        )
+    console.print(f"wrote {len(EVENT_MODELS)} JSON Schemas and the AsyncAPI documents to {out}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,205 @@
+"""Runs the whole pipeline locally: embedded infrastructure when none is configured, then the four
+services as separate processes, each watched through its /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+
+from services.core.db import migrate
+from services.core.embedded import EmbeddedKafka, EmbeddedPostgres, die_with_parent, stop_process
+from services.core.kafka import ensure_topics
+from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_APPS = {
+    "ingest": "services.ingest.app:app",
+    "scorer": "services.scorer.app:app",
+    "forecaster": "services.forecaster.app:app",
+    "api": "services.api.app:app",
+}
+RUNTIME_FILE = "runtime.json"
+
+
+def service_port(settings: Settings, name: str) -> int:
+    return int(getattr(settings, f"{name}_port"))
+
+
+def service_url(settings: Settings, name: str) -> str:
+    return f"http://{settings.host}:{service_port(settings, name)}"
+
+
+def load_runtime(settings: Settings) -> Settings:
+    """Settings completed with the broker and database a running ``spendstream up`` started."""
+    if settings.database_url and settings.kafka_bootstrap:
+        return settings
+    path = settings.data_dir / RUNTIME_FILE
+    if not path.exists():
+        return settings
+    runtime = orjson.loads(path.read_bytes())
+    return settings.model_copy(
+        update={
+            "database_url": settings.database_url or runtime.get("database_url"),
+            "kafka_bootstrap": settings.kafka_bootstrap or runtime.get("kafka_bootstrap"),
+        }
+    )
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    services: tuple[str, ...] = tuple(SERVICE_APPS)
+    durable: bool = True
+    kafka: EmbeddedKafka | None = None
+    postgres: EmbeddedPostgres | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.settings.data_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        s = self.settings
+        env.update(
+            SPENDSTREAM_KAFKA_BOOTSTRAP=s.kafka_bootstrap_or_default,
+            SPENDSTREAM_DATABASE_URL=s.require_database_url(),
+            SPENDSTREAM_KAFKA_IDEMPOTENT_PRODUCER=str(s.kafka_idempotent_producer).lower(),
+            SPENDSTREAM_DATA_DIR=str(s.data_dir),
+        )
+        for name in SERVICE_APPS:
+            env[f"SPENDSTREAM_{name.upper()}_PORT"] = str(service_port(s, name))
+        return env
+
+    def start_infrastructure(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        updates: dict[str, object] = {}
+        if not s.kafka_bootstrap:
+            self.kafka = EmbeddedKafka(s.embedded_kafka_port, self.log_dir / "kafka.log")
+            updates["kafka_bootstrap"] = self.kafka.start()
+            # tansu has no idempotent producer; asking for one would fail every send.
+            updates["kafka_idempotent_producer"] = False
+        if not s.database_url:
+            self.postgres = EmbeddedPostgres(
+                s.data_dir / "pg", s.embedded_postgres_port, durable=self.durable
+            )
+            updates["database_url"] = self.postgres.start()
+        self.settings = s.model_copy(update=updates)
+        asyncio.run(self._prepare())
+        (s.data_dir / RUNTIME_FILE).write_bytes(
+            orjson.dumps(
+                {
+                    "pid": os.getpid(),
+                    "kafka_bootstrap": self.settings.kafka_bootstrap,
+                    "database_url": self.settings.database_url,
+                }
+            )
+        )
+
+    async def _prepare(self) -> None:
+        await migrate(self.settings.require_database_url())
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await ensure_topics(self.settings)
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cannot create topics: {exc!r}") from exc
+                await asyncio.sleep(0.5)
+
+    def start_service(self, name: str) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            SERVICE_APPS[name],
+            "--host",
+            self.settings.host,
+            "--port",
+            str(service_port(self.settings, name)),
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--timeout-graceful-shutdown",
+            "10",
+        ]
+        with (self.log_dir / f"{name}.log").open("ab") as out:
+            self.processes[name] = subprocess.Popen(
+                command,
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
+            )
+
+    def stop_service(self, name: str, sig: int = signal.SIGTERM) -> None:
+        stop_process(self.processes.pop(name, None), sig)
+
+    def wait_healthy(self, names: tuple[str, ...] | None = None, timeout: float = 120.0) -> None:
+        pending = set(names or self.services)
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while pending:
+                for name in sorted(pending):
+                    proc = self.processes.get(name)
+                    if proc is not None and proc.poll() is not None:
+                        log_file = self.log_dir / f"{name}.log"
+                        raise RuntimeError(
+                            f"{name} exited with code {proc.returncode}; see {log_file}"
+                        )
+                    try:
+                        ok = (
+                            client.get(f"{service_url(self.settings, name)}/healthz").status_code
+                            == 200
+                        )
+                    except httpx.HTTPError:
+                        ok = False
+                    if ok:
+                        pending.discard(name)
+                if pending and time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"not healthy after {timeout:.0f}s: {', '.join(sorted(pending))}"
+                    )
+                if pending:
+                    time.sleep(0.3)
+
+    def start(self) -> None:
+        self.start_infrastructure()
+        for name in self.services:
+            self.start_service(name)
+        self.wait_healthy()
+
+    def failed_services(self) -> list[str]:
+        return [name for name, proc in self.processes.items() if proc.poll() is not None]
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            proc = self.processes[name]
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name in list(self.processes):
+            self.stop_service(name)
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self.kafka is not None:
+            self.kafka.stop()
+        runtime = self.settings.data_dir / RUNTIME_FILE
+        if runtime.exists():
+            runtime.unlink()

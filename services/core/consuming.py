@@ -1,0 +1,174 @@
+"""What every consumer of ``transactions.v1`` shares: decoding, dead letters and retrying writes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+from pydantic import ValidationError
+
+from schemas import DeadLetter, TransactionEvent
+from services.core.logging import ctx
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Failures worth waiting out: the database restarting or unreachable. Anything else is a bug in
+# the data or the code, and retrying it forever would stall the partition.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "message"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def dead_letter(record: Any, error: str, group: str) -> DeadLetter:
+    return DeadLetter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
+        value_b64=base64.b64encode(record.value or b"").decode(),
+        error=error[:2000],
+        consumer_group=group,
+        failed_at=datetime.now(UTC),
+    )
+
+
+def decode_records(records: Sequence[Any], *, group: str) -> list[TransactionEvent | DeadLetter]:
+    """Each raw Kafka record as a valid event, or as a dead letter naming what was wrong."""
+    decoded: list[TransactionEvent | DeadLetter] = []
+    for record in records:
+        try:
+            decoded.append(TransactionEvent.model_validate_json(record.value or b""))
+        except ValidationError as exc:
+            decoded.append(dead_letter(record, f"invalid event: {_describe(exc)}", group))
+            log.warning(
+                "dead-lettering an invalid message",
+                extra=ctx(topic=record.topic, partition=record.partition, offset=record.offset),
+            )
+    return decoded
+
+
+def make_batch_decoder(
+    group: str,
+) -> Callable[[Any], Awaitable[list[TransactionEvent | DeadLetter]]]:
+    """A FastStream decoder that never raises, so one bad message cannot stall its partition."""
+
+    async def decode(message: Any) -> list[TransactionEvent | DeadLetter]:
+        records = message.raw_message
+        return decode_records(records if isinstance(records, tuple) else (records,), group=group)
+
+    return decode
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A valid event together with the Kafka record it came in, for logs and dead letters."""
+
+    record: Any
+    event: TransactionEvent
+
+
+def split_batch(
+    records: Sequence[Any], decoded: Sequence[TransactionEvent | DeadLetter]
+) -> tuple[list[Delivery], list[DeadLetter]]:
+    """Pair decoded items with their records, dropping repeats of a (user, transaction_id)."""
+    deliveries: list[Delivery] = []
+    dead: list[DeadLetter] = []
+    seen: set[tuple[str, str]] = set()
+    for record, item in zip(records, decoded, strict=True):
+        if isinstance(item, DeadLetter):
+            dead.append(item)
+            continue
+        key = (item.user_id, item.transaction_id)
+        if key not in seen:
+            seen.add(key)
+            deliveries.append(Delivery(record, item))
+    return deliveries, dead
+
+
+async def process_isolating_poison(
+    deliveries: Sequence[Delivery],
+    process: Callable[[list[TransactionEvent]], Awaitable[None]],
+    *,
+    group: str,
+) -> list[DeadLetter]:
+    """Process the batch; if it fails for a non-transient reason, find the culprits by bisection
+    and return them as dead letters, so one bad transaction never stalls its partition.
+
+    Transient database errors propagate: the batch is retried, not dead-lettered.
+    """
+    try:
+        await process([d.event for d in deliveries])
+        return []
+    except TRANSIENT_DB_ERRORS:
+        raise
+    except Exception as exc:
+        if len(deliveries) == 1:
+            record = deliveries[0].record
+            log.exception(
+                "dead-lettering a transaction whose processing failed",
+                extra=ctx(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    transaction_id=deliveries[0].event.transaction_id,
+                ),
+            )
+            return [dead_letter(record, f"processing failed: {exc!r}", group)]
+    middle = len(deliveries) // 2
+    return [
+        *await process_isolating_poison(deliveries[:middle], process, group=group),
+        *await process_isolating_poison(deliveries[middle:], process, group=group),
+    ]
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    max_delay_s: float,
+    give_up_after_s: float = 120.0,
+) -> T:
+    """Run ``operation``, waiting out transient database failures with capped exponential backoff.
+
+    After ``give_up_after_s`` the error propagates; the consumer then rewinds and the batch is
+    delivered again, so nothing is lost either way.
+    """
+    delay, waited = 0.2, 0.0
+    while True:
+        try:
+            return await operation()
+        except TRANSIENT_DB_ERRORS as exc:
+            if waited >= give_up_after_s:
+                raise
+            pause = min(delay, max_delay_s) * (0.5 + random.random())
+            log.warning("%s failed (%r); retrying in %.1fs", what, exc, pause)
+            await asyncio.sleep(pause)
+            waited += pause
+            delay *= 2

@@ -1,0 +1,80 @@
+"""PostgreSQL plumbing shared by every service: the pool and the migration runner."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_PACKAGE = "services.core.migrations"
+# Any constant works; it only has to be the same for every process that migrates.
+MIGRATION_LOCK_ID = 0x5E7D_0001
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, size: int = 8, **kwargs: Any) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=60, **kwargs
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The ordered SQL files shipped in ``services/core/migrations``, named ``NNNN_name.sql``."""
+    migrations = []
+    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        number, _, rest = entry.name.partition("_")
+        migrations.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
+    migrations.sort(key=lambda m: m.version)
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration numbers in {versions}")
+    return migrations
+
+
+async def migrate(dsn: str) -> list[Migration]:
+    """Apply every migration not yet applied, each in its own transaction; return those applied."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        # Several processes may start at once; the lock makes them take turns.
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version    integer PRIMARY KEY,
+                   name       text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        done = []
+        for migration in load_migrations():
+            if migration.version in applied:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+            log.info("applied migration %04d_%s", migration.version, migration.name)
+            done.append(migration)
+        return done
+    finally:
+        await conn.close()

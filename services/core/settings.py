@@ -1,0 +1,79 @@
+"""The one settings module: every knob is an environment variable prefixed ``SPENDSTREAM_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPENDSTREAM_", env_file=".env", extra="ignore")
+
+    # Infrastructure. Unset bootstrap or database URL: `spendstream up` starts embedded ones.
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers, host:port[,...]"
+    )
+    kafka_idempotent_producer: bool = Field(
+        False, description="Enable the idempotent producer (the embedded tansu broker lacks it)"
+    )
+    kafka_request_timeout_ms: int = Field(5_000, ge=500)
+    database_url: str | None = Field(None, description="PostgreSQL URL, postgresql://...")
+    database_pool_size: int = Field(8, ge=1, le=100)
+    data_dir: Path = Field(Path(".spendstream"), description="Where embedded services keep data")
+    embedded_kafka_port: int = 9092
+    embedded_postgres_port: int = 5433
+
+    # Secrets.
+    webhook_secret: SecretStr | None = Field(None, description="Installation-wide webhook HMAC key")
+
+    # HTTP services.
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    ingest_port: int = 8001
+    scorer_port: int = 8002
+    forecaster_port: int = 8003
+    max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest accepted request body")
+    max_batch_items: int = Field(10_000, ge=1)
+    api_key_cache_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long a verified key is trusted before the database is asked again",
+    )
+
+    # Topics.
+    transactions_topic: str = "transactions.v1"
+    transactions_partitions: int = Field(6, ge=1)
+    alerts_topic: str = "alerts.anomalies.v1"
+    drift_topic: str = "drift.events.v1"
+    forecasts_topic: str = "forecasts.updated.v1"
+    dlq_topic: str = "transactions.dlq.v1"
+
+    # Consumers.
+    scorer_batch_size: int = Field(500, ge=1)
+    forecaster_batch_size: int = Field(1_000, ge=1)
+    consumer_retry_max_seconds: float = Field(
+        30.0, gt=0, description="Longest backoff between retries of a failed database write"
+    )
+    anomaly_threshold: float = Field(0.8, ge=0, le=1)
+
+    log_level: str = "INFO"
+
+    @property
+    def kafka_bootstrap_or_default(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.embedded_kafka_port}"
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "SPENDSTREAM_DATABASE_URL is not set. Run the stack with `spendstream up`, "
+                "or point it at PostgreSQL: export SPENDSTREAM_DATABASE_URL=postgresql://..."
+            )
+        return self.database_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,90 @@
+"""Forecaster: keeps daily spend per series from ``transactions.v1``, idempotently."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import asyncpg
+from faststream import AckPolicy, Context, ContextRepo
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Counter
+
+from schemas import DeadLetter, TransactionEvent
+from services.core.consuming import (
+    make_batch_decoder,
+    process_isolating_poison,
+    retry_transient,
+    split_batch,
+)
+from services.core.db import create_pool
+from services.core.kafka import make_broker
+from services.core.service import consumer_asgi_app
+from services.core.settings import get_settings
+from services.forecaster.store import add_to_daily_spend
+
+GROUP_ID = "forecaster"
+log = logging.getLogger(__name__)
+settings = get_settings()
+
+AGGREGATED = Counter(
+    "spendstream_forecaster_transactions_aggregated_total",
+    "Transactions folded into daily spend (re-deliveries included, counted once in the table).",
+)
+
+broker = make_broker(settings, client_id="spendstream-forecaster")
+dlq_publisher = broker.publisher(
+    settings.dlq_topic,
+    title="transactions-dlq",
+    description="Transactions the forecaster could not process, with the reason.",
+    schema=DeadLetter,
+)
+
+
+@asynccontextmanager
+async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+    pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
+    context.set_global("pool", pool)
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+@broker.subscriber(
+    settings.transactions_topic,
+    group_id=GROUP_ID,
+    batch=True,
+    max_records=settings.forecaster_batch_size,
+    batch_timeout_ms=250,
+    auto_offset_reset="earliest",
+    ack_policy=AckPolicy.NACK_ON_ERROR,
+    decoder=make_batch_decoder(GROUP_ID),
+    title="aggregate-daily-spend",
+    description="Folds each transaction once into daily spend per user, account and category.",
+)
+async def aggregate_daily_spend(
+    batch: list[TransactionEvent | DeadLetter],
+    msg: KafkaMessage,
+    pool: Annotated[asyncpg.Pool, Context("pool")],
+) -> None:
+    # Undecodable messages are the scorer's to dead-letter; a second copy would only add noise.
+    deliveries, _ = split_batch(msg.raw_message, batch)
+
+    async def aggregate(events: list[TransactionEvent]) -> None:
+        await retry_transient(
+            lambda: add_to_daily_spend(pool, events),
+            what="adding to daily spend",
+            max_delay_s=settings.consumer_retry_max_seconds,
+        )
+
+    if deliveries:
+        dead = await process_isolating_poison(deliveries, aggregate, group=GROUP_ID)
+        for letter in dead:
+            await dlq_publisher.publish(letter, key=letter.key.encode() if letter.key else None)
+    AGGREGATED.inc(len(deliveries))
+
+
+app = consumer_asgi_app(broker, lifespan=lifespan)

@@ -1,0 +1,114 @@
+"""Turns a request body into validated transactions, or into per-item errors that name the field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas import Transaction
+
+
+@dataclass(frozen=True)
+class FieldError:
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str
+    index: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+        if self.index is not None:
+            out["index"] = self.index
+        field = next((p for p in reversed(self.loc) if isinstance(p, str)), None)
+        if field is not None:
+            out["field"] = field
+        return out
+
+
+class InvalidBody(Exception):
+    def __init__(self, errors: list[FieldError]):
+        super().__init__(f"{len(errors)} invalid field(s)")
+        self.errors = errors
+
+
+def _errors_of(
+    exc: ValidationError, prefix: tuple[str | int, ...], index: int | None
+) -> list[FieldError]:
+    return [
+        FieldError(loc=prefix + tuple(e["loc"]), msg=e["msg"], type=e["type"], index=index)
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def parse_transactions(raw: bytes, *, max_items: int) -> list[Transaction]:
+    """One transaction object or ``{"transactions": [...]}``: all valid, or ``InvalidBody``."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidBody([FieldError(("body",), f"invalid JSON: {exc}", "json_invalid")]) from None
+
+    if isinstance(body, dict) and "transactions" in body:
+        extra = sorted(set(body) - {"transactions"})
+        if extra:
+            raise InvalidBody(
+                [
+                    FieldError(
+                        ("body", extra[0]), "Extra inputs are not permitted", "extra_forbidden"
+                    )
+                ]
+            )
+        items = body["transactions"]
+        if not isinstance(items, list):
+            raise InvalidBody(
+                [FieldError(("body", "transactions"), "Input should be a valid list", "list_type")]
+            )
+        if not items:
+            raise InvalidBody(
+                [
+                    FieldError(
+                        ("body", "transactions"),
+                        "at least one transaction is required",
+                        "too_short",
+                    )
+                ]
+            )
+        if len(items) > max_items:
+            raise InvalidBody(
+                [
+                    FieldError(
+                        ("body", "transactions"),
+                        f"at most {max_items} transactions per request, got {len(items)}",
+                        "too_long",
+                    )
+                ]
+            )
+        prefix: tuple[str | int, ...] = ("body", "transactions")
+    elif isinstance(body, dict):
+        items, prefix = [body], ("body",)
+    else:
+        raise InvalidBody(
+            [
+                FieldError(
+                    ("body",),
+                    'expected a transaction object or {"transactions": [...]}',
+                    "model_type",
+                )
+            ]
+        )
+
+    batch = prefix != ("body",)
+    valid: list[Transaction] = []
+    errors: list[FieldError] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append(Transaction.model_validate(item))
+        except ValidationError as exc:
+            errors.extend(
+                _errors_of(exc, (*prefix, index) if batch else prefix, index if batch else None)
+            )
+    if errors:
+        raise InvalidBody(errors)
+    return valid

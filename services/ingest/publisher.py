@@ -1,0 +1,89 @@
+"""Publishes transaction events; success means the broker acknowledged every one of them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from prometheus_client import Histogram
+
+from schemas import TransactionEvent
+from services.core.kafka import make_producer
+from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PRODUCE_LATENCY = Histogram(
+    "spendstream_ingest_produce_duration_seconds",
+    "Time from the first send to the broker's acknowledgement of a whole request.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge; the client should retry the whole request later."""
+
+
+class TransactionPublisher:
+    """Owns the producer, started lazily so ingest comes up (answering 503) without a broker."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self._timeout_s = settings.kafka_request_timeout_ms / 1000 * 2
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = make_producer(self._settings)
+                try:
+                    await asyncio.wait_for(producer.start(), self._timeout_s)
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    await producer.stop()
+                    raise BrokerUnavailable(f"cannot reach the broker: {exc!r}") from None
+                self._producer = producer
+            return self._producer
+
+    async def try_connect(self) -> bool:
+        try:
+            await self._started()
+        except BrokerUnavailable:
+            return False
+        return True
+
+    async def publish(self, events: Sequence[TransactionEvent]) -> None:
+        producer = await self._started()
+        topic = self._settings.transactions_topic
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                futures = [
+                    await producer.send(
+                        topic,
+                        value=event.model_dump_json().encode(),
+                        key=event.account_id.encode(),
+                        headers=[("content-type", b"application/json")],
+                    )
+                    for event in events
+                ]
+                await asyncio.gather(*futures)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("broker did not acknowledge %d events: %r", len(events), exc)
+            raise BrokerUnavailable("the broker did not acknowledge the transactions") from None
+        PRODUCE_LATENCY.observe(time.perf_counter() - started)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
