@@ -18,7 +18,7 @@ from services.api.pagination import InvalidCursor, decode_cursor, encode_cursor
 from services.core.auth import KeyVerifier
 from services.core.db import create_pool
 from services.core.http import CurrentUser, install_error_handlers
-from services.core.metrics import http_metrics_middleware, metrics_app
+from services.core.metrics import install_metrics
 from services.core.settings import Settings, get_settings
 
 
@@ -79,8 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.middleware("http")(http_metrics_middleware("api"))
-    app.mount("/metrics", metrics_app)
+    install_metrics(app, "api")
 
     @app.get("/v1/transactions", response_model=TransactionPage, summary="List transactions")
     async def list_transactions(

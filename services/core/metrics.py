@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import Counter, Histogram, make_asgi_app
+from fastapi import FastAPI
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Histogram,
+    generate_latest,
+    make_asgi_app,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -33,6 +40,16 @@ def _route_template(request: Request) -> str:
         if match == Match.FULL:
             return str(getattr(route, "path", "other"))
     return "unmatched"
+
+
+def install_metrics(app: FastAPI, service: str) -> None:
+    """Serve /metrics and record every request's route, status and latency."""
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.middleware("http")(http_metrics_middleware(service))
 
 
 def http_metrics_middleware(

@@ -216,7 +216,7 @@ class _UserStream:
             tx = self.add(
                 self.at(day, rng.uniform(9, 22)), store, self.amount(store, p.scale * holiday)
             )
-            if store.name == "Amazon" and rng.random() < 0.12:
+            if rng.random() < 0.1:  # returned within a fortnight
                 back = day + timedelta(days=int(rng.integers(3, 12)))
                 self.add(
                     self.at(back, rng.uniform(9, 18)),

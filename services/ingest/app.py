@@ -21,7 +21,7 @@ from services.core.http import (
     read_capped_body,
     validation_error_body,
 )
-from services.core.metrics import http_metrics_middleware, metrics_app
+from services.core.metrics import install_metrics
 from services.core.settings import Settings, get_settings
 from services.ingest.parsing import InvalidBody, parse_transactions
 from services.ingest.publisher import BrokerUnavailable, TransactionPublisher
@@ -81,8 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.middleware("http")(http_metrics_middleware("ingest"))
-    app.mount("/metrics", metrics_app)
+    install_metrics(app, "ingest")
 
     async def accept(
         request: Request, user_id: str, transactions: list[Transaction], source: TransactionSource

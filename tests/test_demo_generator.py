@@ -1,0 +1,52 @@
+from collections import Counter
+from datetime import date, datetime
+
+from schemas import Transaction
+from services.demo.generator import ANOMALY_KINDS, generate
+from services.demo.merchants import RENT
+
+END = date(2026, 10, 1)
+
+
+def test_same_seed_same_data_and_another_seed_differs() -> None:
+    assert generate(2, 3, seed=11, end=END) == generate(2, 3, seed=11, end=END)
+    assert generate(2, 3, seed=11, end=END) != generate(2, 3, seed=12, end=END)
+
+
+def test_every_record_is_a_valid_transaction_with_a_unique_id() -> None:
+    records = generate(3, 4, seed=5, end=END)
+    for r in records:
+        Transaction.model_validate(r.transaction)
+    ids = [(r.user_id, r.transaction["transaction_id"]) for r in records]
+    assert len(ids) == len(set(ids))
+
+
+def test_histories_look_like_personal_finance() -> None:
+    records = generate(2, 6, seed=3, end=END)
+    user = [r.transaction for r in records if r.user_id == "demo-0001"]
+    by_category = Counter(t.get("category") for t in user)
+    # salary twice a month, rent monthly, subscriptions, daily spending, and some uncategorized
+    assert by_category["Income"] == 12
+    rent_lines = {raw for merchant in RENT for raw in merchant.raw}
+    assert sum(t["merchant"] in rent_lines for t in user) == 6  # categorized or not
+    assert by_category["Subscriptions"] >= 12
+    assert by_category["Groceries"] > 30 and by_category["Dining"] > 60
+    assert 0.03 < by_category[None] / len(user) < 0.15
+    refunds = [t for t in user if t["direction"] == "credit" and t.get("category") != "Income"]
+    assert refunds, "some purchases are refunded"
+    weekend_groceries = sum(
+        datetime.fromisoformat(t["timestamp"]).weekday() >= 5
+        for t in user
+        if t.get("category") == "Groceries"
+    )
+    assert weekend_groceries / by_category["Groceries"] > 2 / 7, "groceries peak at weekends"
+
+
+def test_labelled_anomalies_of_every_kind() -> None:
+    records = generate(3, 6, seed=9, end=END)
+    kinds = Counter(r.anomaly for r in records if r.anomaly)
+    assert set(kinds) == set(ANOMALY_KINDS)
+    foreign = [r.transaction for r in records if r.anomaly == "foreign_country"]
+    assert all(t["country"] != "US" for t in foreign)
+    odd = [r.transaction for r in records if r.anomaly == "new_merchant_odd_hour"]
+    assert all(1 <= datetime.fromisoformat(t["timestamp"]).hour <= 4 for t in odd)

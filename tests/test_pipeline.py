@@ -1,0 +1,231 @@
+"""End to end over the real broker and PostgreSQL: ingest → Kafka → scorer/forecaster → API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.cli.stack import Stack, service_url
+
+pytestmark = pytest.mark.integration
+
+NewUser = Callable[[str], Awaitable[tuple[str, str]]]
+
+
+def transaction(i: int, **overrides: Any) -> dict[str, Any]:
+    ts = datetime(2026, 9, 1, 8, tzinfo=UTC) + timedelta(hours=7 * i)
+    return {
+        "transaction_id": f"e2e-{i:05d}",
+        "account_id": f"acct-{i % 3}",
+        "timestamp": ts.isoformat(),
+        "amount": f"{10 + (i * 7) % 90}.{i % 100:02d}",
+        "merchant": f"Shop {i % 17}",
+        "category": ["Groceries", "Dining", "Transport"][i % 3],
+        "channel": "card",
+        **overrides,
+    }
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def all_transactions(client: httpx.AsyncClient, api: str, key: str) -> list[dict[str, Any]]:
+    items, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        page = await client.get(f"{api}/v1/transactions", params=params, headers=auth(key))
+        assert page.status_code == 200, page.text
+        body = page.json()
+        items.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.5)
+
+
+async def test_thousand_transactions_end_to_end(stack: Stack, new_user: NewUser) -> None:
+    ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
+    _, key_a = await new_user("alice")
+    _, key_b = await new_user("bob")
+    distinct = [transaction(i) for i in range(990)]
+    repeated = distinct[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(
+            f"{ingest}/v1/transactions", json={"transactions": distinct[:500]}, headers=auth(key_a)
+        )
+        second = await client.post(
+            f"{ingest}/v1/transactions",
+            json={"transactions": distinct[500:] + repeated},
+            headers=auth(key_a),
+        )
+        assert (first.status_code, first.json()) == (202, {"accepted": 500})
+        assert (second.status_code, second.json()) == (202, {"accepted": 500})
+
+        invalid = [transaction(5000 + i) for i in range(10)]
+        invalid[2]["amount"] = "-5"
+        invalid[5]["timestamp"] = "2026-09-01T10:00:00"
+        invalid[7]["currency"] = "EURO"
+        rejected = await client.post(
+            f"{ingest}/v1/transactions", json={"transactions": invalid}, headers=auth(key_a)
+        )
+        assert rejected.status_code == 422
+        named = {(e["index"], e["field"]) for e in rejected.json()["detail"]}
+        assert named == {(2, "amount"), (5, "timestamp"), (7, "currency")}
+
+        async def all_scored() -> bool:
+            items = await all_transactions(client, api, key_a)
+            return len(items) >= 990 and all(t["score"] is not None for t in items)
+
+        await wait_until(all_scored)
+        items = await all_transactions(client, api, key_a)
+        ids = [t["transaction_id"] for t in items]
+        assert len(ids) == 990 and len(set(ids)) == 990
+        assert not any(i.startswith("e2e-05") for i in ids), "the invalid batch left nothing"
+        assert all(0 <= t["score"]["score"] <= 1 for t in items)
+        stamps = [t["timestamp"] for t in items]
+        assert stamps == sorted(stamps, reverse=True), "newest first"
+
+        detail = await client.get(f"{api}/v1/transactions/e2e-00042", headers=auth(key_a))
+        assert detail.status_code == 200
+        assert detail.json()["amount"] == transaction(42)["amount"]
+        assert set(detail.json()["score"]["detectors"])
+
+        assert await all_transactions(client, api, key_b) == []
+        hidden = await client.get(f"{api}/v1/transactions/e2e-00042", headers=auth(key_b))
+        assert hidden.status_code == 404
+
+        account = await client.get(
+            f"{api}/v1/transactions",
+            params={"account_id": "acct-1", "category": "Dining", "limit": 500},
+            headers=auth(key_a),
+        )
+        assert {(t["account_id"], t["category"]) for t in account.json()["items"]} == {
+            ("acct-1", "Dining")
+        }
+        assert len(account.json()["items"]) == 330
+
+
+async def test_forecaster_aggregates_equal_a_recomputation(
+    stack: Stack, new_user: NewUser, migrated_dsn: str
+) -> None:
+    ingest = service_url(stack.settings, "ingest")
+    user, key = await new_user("carol")
+    txs = [transaction(i, transaction_id=f"agg-{i}") for i in range(300)]
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(2):  # the same batch twice: re-delivery must not double-count
+            response = await client.post(
+                f"{ingest}/v1/transactions", json={"transactions": txs}, headers=auth(key)
+            )
+            assert response.status_code == 202
+    conn = await asyncpg.connect(migrated_dsn)
+    try:
+
+        async def counted() -> bool:
+            n = await conn.fetchval("SELECT sum(n) FROM daily_spend WHERE user_id = $1", user)
+            return n == 300
+
+        await wait_until(counted)
+        await asyncio.sleep(1.5)  # give a double count the chance to show up
+        mismatches = await conn.fetch(
+            """SELECT * FROM daily_spend d FULL JOIN (
+                   SELECT user_id, account_id, coalesce(category, 'Uncategorized') AS category,
+                          (ts AT TIME ZONE 'UTC')::date AS day, sum(amount) AS spent,
+                          count(*) AS n
+                   FROM transactions WHERE user_id = $1 GROUP BY 1, 2, 3, 4) r
+               USING (user_id, account_id, category, day)
+               WHERE (d.user_id = $1 OR r.user_id = $1)
+                 AND (d.spent IS DISTINCT FROM r.spent OR d.n IS DISTINCT FROM r.n)""",
+            user,
+        )
+        assert mismatches == []
+    finally:
+        await conn.close()
+
+
+async def test_authentication_is_required(stack: Stack) -> None:
+    ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
+    async with httpx.AsyncClient(timeout=10) as client:
+        for url in (f"{api}/v1/transactions", f"{api}/v1/transactions/x"):
+            assert (await client.get(url)).status_code == 401
+            assert (await client.get(url, headers=auth("ss_nope"))).status_code == 401
+        posted = await client.post(f"{ingest}/v1/transactions", json=transaction(1))
+        assert posted.status_code == 401
+        for base in (ingest, api):
+            assert (await client.get(f"{base}/healthz")).status_code == 200
+            metrics = await client.get(f"{base}/metrics")
+            assert "spendstream_http_requests_total" in metrics.text
+
+
+async def test_poison_messages_go_to_the_dlq_and_the_partition_keeps_flowing(
+    stack: Stack, new_user: NewUser
+) -> None:
+    settings = stack.settings
+    user, key = await new_user("poison")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_or_default)
+    consumer = AIOKafkaConsumer(
+        settings.dlq_topic,
+        bootstrap_servers=settings.kafka_bootstrap_or_default,
+        auto_offset_reset="earliest",
+        group_id=f"dlq-test-{user}",
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        garbage = b"\x00\x01 definitely not json " + user.encode()
+        wrong_schema = orjson.dumps({"transaction_id": user, "amount": "lots"})
+        for value in (garbage, wrong_schema):
+            await producer.send_and_wait(settings.transactions_topic, value, key=b"same-account")
+        good = transaction(1, transaction_id=f"after-poison-{user}", account_id="same-account")
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(
+                f"{service_url(settings, 'ingest')}/v1/transactions", json=good, headers=auth(key)
+            )
+            assert response.status_code == 202
+            api = service_url(settings, "api")
+
+            async def flowed() -> bool:
+                r = await client.get(
+                    f"{api}/v1/transactions/{good['transaction_id']}", headers=auth(key)
+                )
+                return r.status_code == 200
+
+            await wait_until(flowed)
+
+        letters: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(letters) < 2:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    letter = orjson.loads(record.value)
+                    if base64.b64decode(letter["value_b64"]) in (garbage, wrong_schema):
+                        letters.append(letter)
+        assert len(letters) == 2
+        by_value = {base64.b64decode(x["value_b64"]): x for x in letters}
+        assert by_value[garbage]["topic"] == settings.transactions_topic
+        assert by_value[garbage]["offset"] >= 0
+        assert "invalid event" in by_value[garbage]["error"]
+        assert "amount" in by_value[wrong_schema]["error"]
+    finally:
+        await consumer.stop()
+        await producer.stop()
