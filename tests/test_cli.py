@@ -129,5 +129,5 @@ def test_up_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path: Path) 
         up.send_signal(signal.SIGTERM)
         up.wait(60)
     assert up.returncode is not None
-    gone, alive = psutil.wait_procs(children, timeout=20)
+    _, alive = psutil.wait_procs(children, timeout=20)
     assert alive == [], f"left behind: {alive}"

@@ -55,11 +55,11 @@ async def all_transactions(client: httpx.AsyncClient, api: str, key: str) -> lis
             return items
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: Callable[[], Awaitable[bool]], within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
     while not await predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within_s}s")
         await asyncio.sleep(0.5)
 
 
