@@ -1,0 +1,128 @@
+"""The ensemble: batch detectors trained together, each calibrated, combined by weighted Fisher.
+
+How the scores combine, and why:
+- every detector's raw score becomes a p-value against a held-out calibration split (the last
+  20% of the training rows, in time order), so scores on different scales become comparable;
+- p-values combine by Fisher's method, ``sum_i w_i * -log p_i``: one detector with strong
+  evidence can carry an anomaly that the others miss, which a plain mean would dilute;
+- the weights come without labels, from how well each detector agrees with the consensus of the
+  others on the calibration split (squared Spearman correlation, floored at zero). A detector that
+  is noise on some data (LOF on Shuttle, for example) stops dragging the ensemble down;
+- the combined statistic is calibrated once more, so the ensemble score reads like the detectors':
+  0.99 means "more unusual than 99% of the calibration rows".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from services.scorer.calibration import Calibrator
+from services.scorer.detectors import BATCH_DETECTORS, Detector, HalfSpaceTreesDetector
+
+CALIBRATION_FRACTION = 0.2
+MIN_TRAINING_ROWS = 200
+WEIGHT_POWER = 2
+
+
+def fisher_statistic(p_values: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Weighted Fisher combination over the detectors present, with weights renormalized."""
+    present = [name for name in p_values if weights.get(name, 0.0) > 0]
+    if not present:
+        present = list(p_values)
+        weights = dict.fromkeys(present, 1.0)
+    total = sum(weights[name] for name in present)
+    return np.asarray(
+        sum(weights[name] / total * -np.log(np.maximum(p_values[name], 1e-300)) for name in present)
+    )
+
+
+def agreement_weights(p_values: dict[str, np.ndarray]) -> dict[str, float]:
+    names = list(p_values)
+    evidence = {name: -np.log(p_values[name]) for name in names}
+    weights = {}
+    for name in names:
+        others = [evidence[o] for o in names if o != name]
+        if not others:
+            weights[name] = 1.0
+            continue
+        rho = spearmanr(evidence[name], np.mean(others, axis=0)).statistic
+        weights[name] = float(max(0.0, 0.0 if np.isnan(rho) else rho) ** WEIGHT_POWER)
+    if sum(weights.values()) == 0:
+        weights = dict.fromkeys(names, 1.0)
+    return weights
+
+
+@dataclass
+class EnsembleModel:
+    """A versioned, trained set of batch detectors with their calibration and weights."""
+
+    version: str
+    feature_names: tuple[str, ...]
+    detectors: dict[str, Detector]
+    calibrators: dict[str, Calibrator]
+    weights: dict[str, float]  # includes the online detector, "hst"
+    ensemble_calibrator: Calibrator
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def p_values(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            name: self.calibrators[name].p_value(detector.score(X))
+            for name, detector in self.detectors.items()
+        }
+
+    def combine(self, p_values: dict[str, np.ndarray]) -> np.ndarray:
+        """Ensemble score in [0, 1] from per-detector p-values (batch detectors and online ones)."""
+        return self.ensemble_calibrator.calibrate(fisher_statistic(p_values, self.weights))
+
+
+def train_ensemble(
+    X: np.ndarray,
+    *,
+    version: str,
+    feature_names: tuple[str, ...],
+    seed: int = 0,
+    hst: Detector | None = None,
+) -> EnsembleModel:
+    """Fit every batch detector on the first 80% of ``X`` (rows in time order) and calibrate on
+    the rest. ``hst``, an online detector trained on the same rows, takes part in the weights."""
+    X = np.asarray(X, dtype=np.float64)
+    if len(X) < MIN_TRAINING_ROWS:
+        raise ValueError(f"need at least {MIN_TRAINING_ROWS} rows to train, got {len(X)}")
+    split = int(len(X) * (1 - CALIBRATION_FRACTION))
+    fit_rows, calibration_rows = X[:split], X[split:]
+    detectors: dict[str, Detector] = {}
+    calibrators: dict[str, Calibrator] = {}
+    p_values: dict[str, np.ndarray] = {}
+    timings: dict[str, float] = {}
+    for name, cls in BATCH_DETECTORS.items():
+        started = time.perf_counter()
+        detector = cls(seed=seed).fit(fit_rows)
+        scores = detector.score(calibration_rows)
+        timings[name] = round(time.perf_counter() - started, 3)
+        detectors[name] = detector
+        calibrators[name] = Calibrator.fit(scores)
+        p_values[name] = calibrators[name].p_value(scores)
+    online = hst or HalfSpaceTreesDetector(seed=seed).fit(fit_rows)
+    online_scores = online.score(calibration_rows)
+    p_values["hst"] = Calibrator.fit(online_scores).p_value(online_scores)
+    weights = agreement_weights(p_values)
+    statistic = fisher_statistic(p_values, weights)
+    return EnsembleModel(
+        version=version,
+        feature_names=feature_names,
+        detectors=detectors,
+        calibrators=calibrators,
+        weights=weights,
+        ensemble_calibrator=Calibrator.fit(statistic),
+        metrics={
+            "training_rows": len(fit_rows),
+            "calibration_rows": len(calibration_rows),
+            "fit_seconds": timings,
+            "weights": {k: round(v, 4) for k, v in weights.items()},
+        },
+    )
