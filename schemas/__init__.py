@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel
 
-from schemas.events import DeadLetter
+from schemas.events import AnomalyAlert, DeadLetter
 from schemas.transaction import (
     SCHEMA_VERSION,
     Accepted,
@@ -19,12 +19,14 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "TransactionBatch": TransactionBatch,
     "TransactionEvent": TransactionEvent,
     "DeadLetter": DeadLetter,
+    "AnomalyAlert": AnomalyAlert,
 }
 
 __all__ = [
     "EVENT_MODELS",
     "SCHEMA_VERSION",
     "Accepted",
+    "AnomalyAlert",
     "Channel",
     "DeadLetter",
     "Direction",

@@ -57,7 +57,20 @@ class Settings(BaseSettings):
     consumer_retry_max_seconds: float = Field(
         30.0, gt=0, description="Longest backoff between retries of a failed database write"
     )
-    anomaly_threshold: float = Field(0.8, ge=0, le=1)
+    anomaly_threshold: float = Field(
+        0.995, ge=0, le=1, description="Ensemble score from which a transaction is an anomaly"
+    )
+    scorer_seed: int = 0
+    history_per_account: int = Field(512, ge=16, description="Transactions replayed per account")
+    max_accounts_in_memory: int = Field(100_000, ge=100)
+    retrain_interval_s: float = Field(3600, gt=0, description="Retrain at least this often")
+    retrain_after_transactions: int = Field(5_000, ge=1, description="...or after this many new")
+    min_training_rows: int = Field(1_000, ge=200)
+    training_max_rows: int = Field(50_000, ge=200)
+    legit_feedback_weight: int = Field(10, ge=1, description="Weight of rows labelled legit")
+    model_check_interval_s: float = Field(
+        5.0, gt=0, description="How often scorers look for a new model"
+    )
 
     log_level: str = "INFO"
 

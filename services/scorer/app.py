@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
+import torch
 from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
 
-from schemas import DeadLetter, TransactionEvent
+from schemas import AnomalyAlert, DeadLetter, TransactionEvent
 from services.core.consuming import (
     make_batch_decoder,
     process_isolating_poison,
@@ -22,16 +26,21 @@ from services.core.consuming import (
 )
 from services.core.db import create_pool
 from services.core.kafka import make_broker
+from services.core.logging import configure_logging
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
-from services.scorer.scoring import BaselineScorer
-from services.scorer.store import persist_scored
+from services.scorer import store
+from services.scorer.registry import ModelKeeper
+from services.scorer.scoring import AnomalyScorer, ScoredTransaction
 
 GROUP_ID = "scorer"
 log = logging.getLogger(__name__)
 settings = get_settings()
 
 SCORED = Counter("spendstream_scorer_transactions_scored_total", "Transactions scored and stored.")
+ANOMALIES = Counter(
+    "spendstream_scorer_anomalies_total", "Anomalies found, by severity.", ["severity"]
+)
 DEAD_LETTERS = Counter(
     "spendstream_dlq_messages_total", "Messages sent to the dead-letter topic.", ["consumer_group"]
 )
@@ -45,6 +54,11 @@ BATCH_LATENCY = Histogram(
     "Time to score and persist one batch.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+END_TO_END = Histogram(
+    "spendstream_scorer_end_to_end_seconds",
+    "From ingest accepting a transaction to its score being committed.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 broker = make_broker(settings, client_id="spendstream-scorer")
 dlq_publisher = broker.publisher(
@@ -53,17 +67,68 @@ dlq_publisher = broker.publisher(
     description="Poison messages with the reason.",
     schema=DeadLetter,
 )
+alerts_publisher = broker.publisher(
+    settings.alerts_topic,
+    title="anomaly-alerts",
+    description="One event per anomalous transaction, at least once, keyed by account.",
+    schema=AnomalyAlert,
+)
 
 
 @asynccontextmanager
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+    configure_logging(settings.log_level, service="scorer")
+    torch.set_num_threads(1)  # batches are small; threads would only fight the event loop
     pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
+    scorer = AnomalyScorer(
+        settings.anomaly_threshold,
+        seed=settings.scorer_seed,
+        max_accounts=settings.max_accounts_in_memory,
+    )
+    keeper = ModelKeeper(pool, scorer, settings)
+    await keeper.refresh()
+    registry_loop = asyncio.create_task(keeper.run())
     context.set_global("pool", pool)
-    context.set_global("scorer", BaselineScorer(settings.anomaly_threshold))
+    context.set_global("scorer", scorer)
     try:
         yield
     finally:
+        registry_loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await registry_loop
         await pool.close()
+
+
+def alert_for(event: TransactionEvent, scored: ScoredTransaction) -> AnomalyAlert:
+    return AnomalyAlert(
+        alert_id=f"{event.user_id}:{event.transaction_id}",
+        user_id=event.user_id,
+        transaction_id=event.transaction_id,
+        account_id=event.account_id,
+        timestamp=event.timestamp,
+        amount=event.amount,
+        currency=event.currency,
+        merchant=event.merchant,
+        category=event.category,
+        score=scored.score,
+        severity=scored.severity or "low",
+        detector_scores=scored.detector_scores,
+        explanation=scored.explanation,
+        model_version=scored.model_version,
+        scored_at=datetime.now(UTC),
+    )
+
+
+async def load_missing_histories(
+    pool: asyncpg.Pool, scorer: AnomalyScorer, events: Sequence[TransactionEvent]
+) -> None:
+    """Rebuild the state of accounts this instance has not seen (restart, rebalance, eviction)."""
+    missing = sorted({(e.user_id, e.account_id) for e in events} - set(scorer.features.known()))
+    if not missing:
+        return
+    history = await store.account_histories(pool, missing, settings.history_per_account)
+    for event in history:
+        scorer.features.learn(event)
 
 
 @broker.subscriber(
@@ -83,26 +148,73 @@ async def score_transactions(
     batch: list[TransactionEvent | DeadLetter],
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
-    scorer: Annotated[BaselineScorer, Context("scorer")],
+    scorer: Annotated[AnomalyScorer, Context("scorer")],
 ) -> None:
     BATCH_SIZE.observe(len(batch))
     with BATCH_LATENCY.time():
         deliveries, dead = split_batch(msg.raw_message, batch)
+        stored = await retry_transient(
+            lambda: store.already_stored(pool, [d.event for d in deliveries]),
+            what="looking up stored transactions",
+            max_delay_s=settings.consumer_retry_max_seconds,
+        )
+        fresh = [d for d in deliveries if (d.event.user_id, d.event.transaction_id) not in stored]
+        results: dict[tuple[str, str], tuple[TransactionEvent, ScoredTransaction]] = {}
 
         async def score_and_persist(events: list[TransactionEvent]) -> None:
-            scores = await asyncio.to_thread(scorer.score_batch, events)
             await retry_transient(
-                lambda: persist_scored(pool, events, scores),
-                what="persisting scored transactions",
+                lambda: load_missing_histories(pool, scorer, events),
+                what="rebuilding account histories",
                 max_delay_s=settings.consumer_retry_max_seconds,
             )
+            scores = await asyncio.to_thread(scorer.score_batch, events)
+            try:
+                await retry_transient(
+                    lambda: store.persist_scored(pool, events, scores),
+                    what="persisting scored transactions",
+                    max_delay_s=settings.consumer_retry_max_seconds,
+                )
+            except BaseException:
+                # The in-memory histories now hold transactions that were not stored; drop
+                # them, so they are rebuilt from the database when the batch comes back.
+                for event in events:
+                    scorer.features.forget((event.user_id, event.account_id))
+                raise
+            for event, scored in zip(events, scores, strict=True):
+                results[(event.user_id, event.transaction_id)] = (event, scored)
 
-        if deliveries:
-            dead += await process_isolating_poison(deliveries, score_and_persist, group=GROUP_ID)
+        if fresh:
+            dead += await process_isolating_poison(fresh, score_and_persist, group=GROUP_ID)
+        now = time.time()
+        for event, scored in results.values():
+            END_TO_END.observe(max(0.0, now - event.ingested_at.timestamp()))
+            if scored.is_anomaly:
+                ANOMALIES.labels(scored.severity).inc()
+                await alerts_publisher.publish(
+                    alert_for(event, scored), key=event.account_id.encode()
+                )
+        for delivery in deliveries:  # re-delivered anomalies: the alert may not have gone out
+            row = stored.get((delivery.event.user_id, delivery.event.transaction_id))
+            if row is not None and row["is_anomaly"]:
+                await alerts_publisher.publish(
+                    alert_for(
+                        delivery.event,
+                        ScoredTransaction(
+                            score=row["score"],
+                            is_anomaly=True,
+                            severity=row["severity"],
+                            model_version=row["model_version"],
+                            detector_scores=row["detector_scores"],
+                            explanation=row["explanation"],
+                            features=[],
+                        ),
+                    ),
+                    key=delivery.event.account_id.encode(),
+                )
         for letter in dead:
             await dlq_publisher.publish(letter, key=letter.key.encode() if letter.key else None)
         DEAD_LETTERS.labels(GROUP_ID).inc(len(dead))
-        SCORED.inc(len(deliveries))
+        SCORED.inc(len(results))
 
 
 app = consumer_asgi_app(broker, lifespan=lifespan)

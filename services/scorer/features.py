@@ -107,6 +107,9 @@ class FeatureExtractor:
     def __len__(self) -> int:
         return len(self._accounts)
 
+    def known(self) -> list[tuple[str, str]]:
+        return list(self._accounts)
+
     def forget(self, account: tuple[str, str]) -> None:
         self._accounts.pop(account, None)
 

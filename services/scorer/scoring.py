@@ -1,61 +1,97 @@
-"""Scoring, free of Kafka, HTTP and SQL so that eval and the benchmarks can call it directly."""
+"""Live scoring: features, the online detector, the current batch ensemble, explanations.
+
+Pure (no Kafka, HTTP or SQL), so eval and the benchmarks drive exactly what the service runs.
+"""
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from schemas import TransactionEvent
-from services.scorer.store import ScoreRow
+from services.scorer.calibration import RollingCalibrator
+from services.scorer.detectors import HalfSpaceTreesDetector
+from services.scorer.ensemble import EnsembleModel
+from services.scorer.explain import explain
+from services.scorer.features import FeatureExtractor
 
-MODEL_VERSION = "baseline-1"
-HISTORY_PER_SERIES = 200
-MIN_HISTORY = 5
+COLD_START_VERSION = "hst-online"
 
 
-class BaselineScorer:
-    """Robust z-score of the log amount against the account's own history in that category.
+def severity(score: float, threshold: float) -> str | None:
+    """How far past the threshold, in tail probability: each step is a tenfold rarer score."""
+    if score < threshold:
+        return None
+    tail = max(1.0 - score, 1e-12) / max(1.0 - threshold, 1e-12)
+    if tail <= 0.01:
+        return "critical"
+    if tail <= 0.1:
+        return "high"
+    if tail <= 0.5:
+        return "medium"
+    return "low"
 
-    A bounded history per (user, account, category) keeps memory flat however long it runs.
+
+@dataclass(frozen=True)
+class ScoredTransaction:
+    score: float
+    is_anomaly: bool
+    severity: str | None
+    model_version: str
+    detector_scores: dict[str, float]
+    explanation: list[dict[str, Any]]
+    features: list[float] = field(repr=False)
+
+
+class AnomalyScorer:
+    """Scores a batch in order. Half-Space Trees learns every transaction and serves alone until a
+    batch ensemble is installed with ``use_model``; swapping models between batches drops nothing.
     """
 
-    def __init__(self, threshold: float):
+    def __init__(self, threshold: float, *, seed: int = 0, max_accounts: int = 100_000):
         self.threshold = threshold
-        self._history: dict[tuple[str, str, str], deque[float]] = defaultdict(
-            lambda: deque(maxlen=HISTORY_PER_SERIES)
-        )
+        self.features = FeatureExtractor(max_accounts=max_accounts)
+        self.hst = HalfSpaceTreesDetector(seed=seed)
+        self.hst_calibrator = RollingCalibrator(seed=seed)
+        self.model: EnsembleModel | None = None
 
-    def score_batch(self, events: Sequence[TransactionEvent]) -> list[ScoreRow]:
-        return [self._score_one(e) for e in events]
+    @property
+    def version(self) -> str:
+        return self.model.version if self.model is not None else COLD_START_VERSION
 
-    def _score_one(self, event: TransactionEvent) -> ScoreRow:
-        category = event.category or "Uncategorized"
-        history = self._history[(event.user_id, event.account_id, category)]
-        log_amount = math.log1p(float(event.amount))
-        score, reasons = 0.0, []
-        if len(history) >= MIN_HISTORY:
-            values = np.fromiter(history, dtype=float)
-            median = float(np.median(values))
-            mad = float(np.median(np.abs(values - median))) * 1.4826 or 0.1
-            z = (log_amount - median) / mad
-            score = 1.0 / (1.0 + math.exp(-(z - 4.0)))
-            ratio = math.expm1(log_amount) / max(math.expm1(median), 0.01)
-            if score >= self.threshold:
-                reasons.append(
-                    {
-                        "feature": "amount_robust_z",
-                        "value": round(z, 2),
-                        "text": f"amount {ratio:.1f}x your usual {category} spend",
-                    }
+    def use_model(self, model: EnsembleModel) -> None:
+        self.model = model
+
+    def score_batch(self, events: Sequence[TransactionEvent]) -> list[ScoredTransaction]:
+        if not events:
+            return []
+        rows = [self.features.transform(event) for event in events]
+        X = np.vstack([features for features, _ in rows])
+        hst_raw = self.hst.score_then_learn(X)
+        p_values = {"hst": self.hst_calibrator.p_value(hst_raw)}
+        self.hst_calibrator.observe(hst_raw)
+        model = self.model  # one model for the whole batch, even if a swap lands meanwhile
+        if model is not None:
+            p_values.update(model.p_values(X))
+            ensemble = model.combine(p_values)
+        else:
+            ensemble = 1.0 - p_values["hst"]
+        scored = []
+        for i, (features, context) in enumerate(rows):
+            detectors = {name: round(float(1.0 - p[i]), 6) for name, p in p_values.items()}
+            score = float(np.clip(ensemble[i], 0.0, 1.0))
+            scored.append(
+                ScoredTransaction(
+                    score=round(score, 6),
+                    is_anomaly=score >= self.threshold,
+                    severity=severity(score, self.threshold),
+                    model_version=model.version if model is not None else COLD_START_VERSION,
+                    detector_scores=detectors,
+                    explanation=explain(context, detectors),
+                    features=[round(float(v), 6) for v in features],
                 )
-        history.append(log_amount)
-        return ScoreRow(
-            score=round(score, 4),
-            is_anomaly=score >= self.threshold,
-            model_version=MODEL_VERSION,
-            detector_scores={"baseline": round(score, 4)},
-            explanation=reasons,
-        )
+            )
+        return scored

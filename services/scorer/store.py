@@ -1,46 +1,42 @@
-"""The scorer's SQL: transactions and their scores, written together and idempotently."""
+"""The scorer's SQL: transactions with their scores, history replay, training data, the registry."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
+import numpy as np
 import orjson
 
-from schemas import TransactionEvent
+from schemas import Direction, TransactionEvent
+from services.scorer.scoring import ScoredTransaction
 
-
-@dataclass(frozen=True)
-class ScoreRow:
-    score: float
-    is_anomaly: bool
-    model_version: str
-    detector_scores: dict[str, float] = field(default_factory=dict)
-    explanation: list[dict[str, Any]] = field(default_factory=list)
-
+Key = tuple[str, str]
 
 _INSERT_TRANSACTIONS = """
 INSERT INTO transactions (
-    user_id, transaction_id, account_id, ts, amount, direction, currency, merchant, description,
-    category, category_source, channel, country, metadata, source, ingested_at)
-SELECT u, t, a, ts, amt, dir, cur, mer, descr, cat, cs, ch, co, meta::jsonb, src, ing
+    user_id, transaction_id, account_id, ts, utc_offset_minutes, amount, direction, currency,
+    merchant, description, category, category_source, channel, country, metadata, source,
+    ingested_at)
+SELECT u, t, a, ts, off, amt, dir, cur, mer, descr, cat, cs, ch, co, meta::jsonb, src, ing
 FROM unnest(
-    $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::numeric[], $6::text[], $7::text[],
-    $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-    $15::text[], $16::timestamptz[])
-    AS x(u, t, a, ts, amt, dir, cur, mer, descr, cat, cs, ch, co, meta, src, ing)
+    $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::smallint[], $6::numeric[],
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+    $14::text[], $15::text[], $16::text[], $17::timestamptz[])
+    AS x(u, t, a, ts, off, amt, dir, cur, mer, descr, cat, cs, ch, co, meta, src, ing)
 ON CONFLICT (user_id, transaction_id) DO NOTHING
-RETURNING user_id, transaction_id
 """
 
 _INSERT_SCORES = """
 INSERT INTO scores (
-    user_id, transaction_id, score, is_anomaly, detector_scores, explanation, model_version)
-SELECT u, t, s, a, d::jsonb, e::jsonb, v
-FROM unnest($1::text[], $2::text[], $3::real[], $4::boolean[], $5::text[], $6::text[], $7::text[])
-    AS x(u, t, s, a, d, e, v)
+    user_id, transaction_id, score, is_anomaly, severity, detector_scores, explanation,
+    model_version, features)
+SELECT u, t, s, a, sev, d::jsonb, e::jsonb, v, f::real[]
+FROM unnest($1::text[], $2::text[], $3::real[], $4::boolean[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::text[])
+    AS x(u, t, s, a, sev, d, e, v, f)
 ON CONFLICT (user_id, transaction_id) DO NOTHING
 """
 
@@ -49,41 +45,150 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _columns(events: Sequence[TransactionEvent]) -> list[list[Any]]:
-    return [
-        [e.user_id for e in events],
-        [e.transaction_id for e in events],
-        [e.account_id for e in events],
-        [e.timestamp for e in events],
-        [e.amount for e in events],
-        [e.direction.value for e in events],
-        [e.currency for e in events],
-        [e.merchant for e in events],
-        [e.description for e in events],
-        [e.category for e in events],
-        ["provided" if e.category else "none" for e in events],
-        [e.channel.value for e in events],
-        [e.country for e in events],
-        [_json(e.metadata) if e.metadata is not None else None for e in events],
-        [e.source.value for e in events],
-        [e.ingested_at for e in events],
-    ]
+def _offset_minutes(event: TransactionEvent) -> int:
+    offset = event.timestamp.utcoffset()
+    return int(offset.total_seconds() // 60) if offset is not None else 0
 
 
 async def persist_scored(
-    pool: asyncpg.Pool, events: Sequence[TransactionEvent], scores: Sequence[ScoreRow]
-) -> set[tuple[str, str]]:
-    """Write transactions and scores in one database transaction; return the keys that were new."""
+    pool: asyncpg.Pool, events: Sequence[TransactionEvent], scores: Sequence[ScoredTransaction]
+) -> None:
+    """Write transactions and their scores in one database transaction, idempotently."""
     async with pool.acquire() as conn, conn.transaction():
-        inserted = await conn.fetch(_INSERT_TRANSACTIONS, *_columns(events))
+        await conn.execute(
+            _INSERT_TRANSACTIONS,
+            [e.user_id for e in events],
+            [e.transaction_id for e in events],
+            [e.account_id for e in events],
+            [e.timestamp for e in events],
+            [_offset_minutes(e) for e in events],
+            [e.amount for e in events],
+            [e.direction.value for e in events],
+            [e.currency for e in events],
+            [e.merchant for e in events],
+            [e.description for e in events],
+            [e.category for e in events],
+            ["provided" if e.category else "none" for e in events],
+            [e.channel.value for e in events],
+            [e.country for e in events],
+            [_json(e.metadata) if e.metadata is not None else None for e in events],
+            [e.source.value for e in events],
+            [e.ingested_at for e in events],
+        )
         await conn.execute(
             _INSERT_SCORES,
             [e.user_id for e in events],
             [e.transaction_id for e in events],
             [s.score for s in scores],
             [s.is_anomaly for s in scores],
+            [s.severity for s in scores],
             [_json(s.detector_scores) for s in scores],
             [_json(s.explanation) for s in scores],
             [s.model_version for s in scores],
+            ["{" + ",".join(map(str, s.features)) + "}" for s in scores],
         )
-    return {(r["user_id"], r["transaction_id"]) for r in inserted}
+
+
+async def already_stored(
+    pool: asyncpg.Pool, events: Sequence[TransactionEvent]
+) -> dict[Key, asyncpg.Record]:
+    """Stored scores of the events that were processed before (re-delivered or re-sent)."""
+    rows = await pool.fetch(
+        """SELECT s.user_id, s.transaction_id, s.score, s.is_anomaly, s.severity,
+                  s.detector_scores, s.explanation, s.model_version
+           FROM unnest($1::text[], $2::text[]) AS k(user_id, transaction_id)
+           JOIN scores s USING (user_id, transaction_id)""",
+        [e.user_id for e in events],
+        [e.transaction_id for e in events],
+    )
+    return {(r["user_id"], r["transaction_id"]): r for r in rows}
+
+
+async def account_histories(
+    pool: asyncpg.Pool, accounts: Sequence[Key], per_account: int
+) -> list[TransactionEvent]:
+    """The latest ``per_account`` stored transactions of each account, oldest first per account,
+    in the order the scorer processed them."""
+    rows = await pool.fetch(
+        """SELECT t.* FROM unnest($1::text[], $2::text[]) AS a(user_id, account_id)
+           CROSS JOIN LATERAL (
+               SELECT * FROM transactions x
+               WHERE x.user_id = a.user_id AND x.account_id = a.account_id
+               ORDER BY x.seq DESC LIMIT $3) t
+           ORDER BY t.user_id, t.account_id, t.seq""",
+        [a[0] for a in accounts],
+        [a[1] for a in accounts],
+        per_account,
+    )
+    return [
+        TransactionEvent.model_construct(
+            transaction_id=r["transaction_id"],
+            account_id=r["account_id"],
+            user_id=r["user_id"],
+            timestamp=r["ts"].astimezone(timezone(timedelta(minutes=r["utc_offset_minutes"]))),
+            amount=r["amount"],
+            direction=Direction(r["direction"]),
+            currency=r["currency"],
+            merchant=r["merchant"],
+            description=r["description"],
+            category=r["category"],
+            country=r["country"],
+            ingested_at=r["ingested_at"],
+        )
+        for r in rows
+    ]
+
+
+async def training_matrix(pool: asyncpg.Pool, limit: int, legit_weight: int) -> np.ndarray:
+    """Feature rows of the latest ``limit`` scored transactions, oldest first. Transactions
+    labelled fraud are left out; those labelled legit count ``legit_weight`` times."""
+    rows = await pool.fetch(
+        """SELECT s.features, f.label FROM (
+               SELECT user_id, transaction_id, features, scored_at FROM scores
+               WHERE features IS NOT NULL ORDER BY scored_at DESC LIMIT $1) s
+           LEFT JOIN feedback f USING (user_id, transaction_id)
+           WHERE f.label IS DISTINCT FROM 'fraud'
+           ORDER BY s.scored_at""",
+        limit,
+    )
+    vectors = []
+    for row in rows:
+        vectors.extend([row["features"]] * (legit_weight if row["label"] == "legit" else 1))
+    return np.asarray(vectors, dtype=np.float64)
+
+
+async def scored_since(pool: asyncpg.Pool, since: datetime | None) -> int:
+    if since is None:
+        return int(await pool.fetchval("SELECT count(*) FROM scores"))
+    return int(await pool.fetchval("SELECT count(*) FROM scores WHERE scored_at > $1", since))
+
+
+async def latest_model(pool: asyncpg.Pool) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT version, created_at FROM anomaly_models ORDER BY created_at DESC LIMIT 1"
+    )
+
+
+async def model_artifact(pool: asyncpg.Pool, version: str) -> bytes:
+    return bytes(
+        await pool.fetchval("SELECT artifact FROM anomaly_models WHERE version = $1", version)
+    )
+
+
+async def save_model(
+    conn: asyncpg.Connection,
+    version: str,
+    training_rows: int,
+    metrics: dict[str, Any],
+    artifact: bytes,
+    trained_by: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO anomaly_models (version, training_rows, metrics, artifact, trained_by)
+           VALUES ($1, $2, $3::jsonb, $4, $5)""",
+        version,
+        training_rows,
+        _json(metrics),
+        artifact,
+        trained_by,
+    )

@@ -105,7 +105,7 @@ class AutoencoderDetector:
         with torch.no_grad():
             tensor = torch.from_numpy(Xs)
             errors = ((self._network(tensor) - tensor) ** 2).mean(dim=1)
-        return errors.numpy().astype(np.float64)
+        return np.asarray(errors.numpy(), dtype=np.float64)
 
     def learn_one(self, x: np.ndarray) -> None:
         """Batch model: learns only in ``fit``."""

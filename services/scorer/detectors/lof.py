@@ -37,7 +37,7 @@ class LOFDetector:
     def score(self, X: np.ndarray) -> np.ndarray:
         if self._model is None:
             raise RuntimeError("fit the detector first")
-        return -self._model.score_samples(self._scaler.transform(as_2d(X)))
+        return np.asarray(-self._model.score_samples(self._scaler.transform(as_2d(X))))
 
     def learn_one(self, x: np.ndarray) -> None:
         """Batch model: learns only in ``fit``."""

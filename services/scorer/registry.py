@@ -1,0 +1,116 @@
+"""The model registry loop: one scorer trains (under a PostgreSQL advisory lock), all hot-swap."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import socket
+from datetime import UTC, datetime
+
+import asyncpg
+from prometheus_client import Gauge
+
+from services.core.settings import Settings
+from services.scorer import store
+from services.scorer.ensemble import EnsembleModel, train_ensemble
+from services.scorer.features import FEATURE_NAMES
+from services.scorer.scoring import AnomalyScorer
+
+log = logging.getLogger(__name__)
+
+TRAINING_LOCK_ID = 0x5E7D_0002
+MODEL_INFO = Gauge(
+    "spendstream_scorer_model_info",
+    "The model version each detector currently serves (value is always 1).",
+    ["detector", "version"],
+)
+
+
+def serialize(model: EnsembleModel) -> bytes:
+    return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def deserialize(artifact: bytes) -> EnsembleModel:
+    # Artifacts come only from this installation's own database, written by its scorers.
+    model = pickle.loads(artifact)  # noqa: S301
+    if not isinstance(model, EnsembleModel):
+        raise TypeError(f"registry artifact is a {type(model).__name__}, not an EnsembleModel")
+    return model
+
+
+class ModelKeeper:
+    def __init__(self, pool: asyncpg.Pool, scorer: AnomalyScorer, settings: Settings):
+        self.pool = pool
+        self.scorer = scorer
+        self.settings = settings
+        self.instance = f"{socket.gethostname()}:{id(self):x}"
+        self._publish_info()
+
+    def _publish_info(self) -> None:
+        MODEL_INFO.clear()
+        MODEL_INFO.labels("hst", "online").set(1)
+        if self.scorer.model is not None:
+            for name in self.scorer.model.detectors:
+                MODEL_INFO.labels(name, self.scorer.model.version).set(1)
+
+    async def refresh(self) -> bool:
+        """Swap to the newest registered model if it is not the one being served."""
+        latest = await store.latest_model(self.pool)
+        if latest is None or latest["version"] == self.scorer.version:
+            return False
+        artifact = await store.model_artifact(self.pool, latest["version"])
+        model = await asyncio.to_thread(deserialize, artifact)
+        self.scorer.use_model(model)
+        self._publish_info()
+        log.info("now serving anomaly model %s", model.version)
+        return True
+
+    async def training_due(self) -> bool:
+        latest = await store.latest_model(self.pool)
+        if latest is None:
+            return await store.scored_since(self.pool, None) >= self.settings.min_training_rows
+        since: datetime = latest["created_at"]
+        new_rows = await store.scored_since(self.pool, since)
+        age = (datetime.now(UTC) - since).total_seconds()
+        return new_rows >= self.settings.retrain_after_transactions or (
+            new_rows > 0 and age >= self.settings.retrain_interval_s
+        )
+
+    async def train_if_due(self) -> str | None:
+        """Train and register a model if one is due and no other scorer is training right now."""
+        if not await self.training_due():
+            return None
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", TRAINING_LOCK_ID):
+                return None
+            try:
+                if not await self.training_due():  # another scorer may have just finished
+                    return None
+                return await self._train(conn)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", TRAINING_LOCK_ID)
+
+    async def _train(self, conn: asyncpg.Connection) -> str:
+        s = self.settings
+        X = await store.training_matrix(self.pool, s.training_max_rows, s.legit_feedback_weight)
+        version = f"ens-{datetime.now(UTC):%Y%m%dT%H%M%S}-{len(X)}"
+        model = await asyncio.to_thread(
+            train_ensemble, X, version=version, feature_names=FEATURE_NAMES, seed=s.scorer_seed
+        )
+        artifact = await asyncio.to_thread(serialize, model)
+        await store.save_model(conn, version, len(X), model.metrics, artifact, self.instance)
+        log.info("trained anomaly model %s on %d rows", version, len(X))
+        return version
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+                if await self.train_if_due():
+                    await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("model registry loop failed; retrying")
+            await asyncio.sleep(self.settings.model_check_interval_s)
