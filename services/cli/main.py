@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from services.cli.evaluate import eval_app
 from services.cli.stack import Stack, load_runtime, service_url
 from services.core import auth
 from services.core.db import migrate as apply_migrations
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(eval_app, name="eval")
 console = Console()
 err = Console(stderr=True)
 

@@ -31,7 +31,7 @@ def explain(context: FeatureContext, detector_scores: dict[str, float]) -> list[
                 context.amount_ratio,
                 {
                     "text": (
-                        f"amount {context.amount_ratio:.1f}x your usual {context.category} spend"
+                        f"amount {context.amount_ratio:.1f}x your usual {context.amount_basis} spend"
                     ),
                     "feature": "amount_robust_z",
                     "value": round(context.amount_ratio, 2),
@@ -62,6 +62,17 @@ def explain(context: FeatureContext, detector_scores: dict[str, float]) -> list[
                     "text": f"{context.velocity_1h + 1} transactions within an hour",
                     "feature": "velocity_1h",
                     "value": float(context.velocity_1h + 1),
+                },
+            )
+        )
+    if context.duplicate_of_recent:
+        reasons.append(
+            (
+                5.0,
+                {
+                    "text": "same amount at the same merchant within 24 hours: possible duplicate",
+                    "feature": "duplicate_within_24h",
+                    "value": 1.0,
                 },
             )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,13 +36,20 @@ FEATURE_NAMES: tuple[str, ...] = (
     "foreign_currency",
     "is_credit",
     "log_history_size",
+    "duplicate_within_24h",
+    "log_seconds_since_same_merchant",
+    "amount_z_account",
+    "amount_z_merchant",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
 MAX_TIMES = 512  # enough for any sane 24 h velocity
+MAX_RECENT = 64  # (time, merchant, amount) of the latest transactions, for duplicates
 MAX_AMOUNTS_PER_CATEGORY = 128
 MAX_CATEGORIES = 64
 MAX_MERCHANTS = 512
+MAX_MERCHANT_AMOUNT_SERIES = 32  # merchants whose amounts are remembered...
+MAX_AMOUNTS_PER_MERCHANT = 12  # ...and how many of each
 MIN_CATEGORY_HISTORY = 5
 MIN_HOME_HISTORY = 10
 NO_PREVIOUS_SECONDS = 30 * 86400.0
@@ -60,6 +68,14 @@ class AccountState:
     """What the scorer remembers about one account: a few hundred numbers at most."""
 
     times: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_TIMES))
+    recent: deque[tuple[float, str, float]] = field(
+        default_factory=lambda: deque(maxlen=MAX_RECENT)
+    )
+    all_amounts: deque[float] = field(
+        default_factory=lambda: deque(maxlen=MAX_AMOUNTS_PER_CATEGORY)
+    )
+    merchant_last_seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    merchant_amounts: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
     amounts: dict[str, deque[float]] = field(default_factory=dict)
     merchants: OrderedDict[str, int] = field(default_factory=OrderedDict)
     categories: OrderedDict[str, int] = field(default_factory=OrderedDict)
@@ -79,6 +95,7 @@ class FeatureContext:
     """The facts behind the features, in the words an explanation needs."""
 
     category: str
+    amount_basis: str  # what the usual amount is of: the merchant, or else the category
     usual_amount: float | None
     amount_ratio: float | None
     merchant: str
@@ -87,6 +104,7 @@ class FeatureContext:
     hour_share: float
     velocity_1h: int
     velocity_24h: int
+    duplicate_of_recent: bool
     country: str | None
     home_country: str | None
     currency: str
@@ -135,6 +153,18 @@ class FeatureExtractor:
         update_state(self.state((event.user_id, event.account_id)), event)
 
 
+def _robust_z(
+    log_amount: float, history: Iterable[float], min_history: int = MIN_CATEGORY_HISTORY
+) -> tuple[float, float | None]:
+    """Robust z-score (median/MAD) of a log amount against a history, and the usual amount."""
+    values = np.fromiter(history, dtype=float)
+    if len(values) < min_history:
+        return 0.0, None
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median))) * 1.4826
+    return float(np.clip((log_amount - median) / max(mad, 0.1), -20.0, 20.0)), math.expm1(median)
+
+
 def compute_features(
     state: AccountState, event: TransactionEvent
 ) -> tuple[np.ndarray, FeatureContext]:
@@ -144,15 +174,8 @@ def compute_features(
     now = local.timestamp()
     log_amount = math.log1p(float(event.amount))
 
-    robust_z, usual, ratio = 0.0, None, None
-    history = state.amounts.get(category)
-    if history is not None and len(history) >= MIN_CATEGORY_HISTORY:
-        values = np.fromiter(history, dtype=float)
-        median = float(np.median(values))
-        mad = float(np.median(np.abs(values - median))) * 1.4826
-        robust_z = float(np.clip((log_amount - median) / max(mad, 0.1), -20.0, 20.0))
-        usual = math.expm1(median)
-        ratio = float(event.amount) / max(usual, 0.01)
+    robust_z, usual = _robust_z(log_amount, state.amounts.get(category, ()))
+    ratio = float(event.amount) / max(usual, 0.01) if usual is not None else None
 
     previous = state.times[-1] if state.times else None
     gap = max(0.0, now - previous) if previous is not None else NO_PREVIOUS_SECONDS
@@ -170,6 +193,17 @@ def compute_features(
     n = state.n
     hour_share = sum(state.hours[(bucket + d) % 24] for d in (-1, 0, 1)) / n if n else 1.0
     seen = state.merchants.get(merchant, 0)
+    amount = float(event.amount)
+    duplicate = any(
+        0 <= now - t <= 86400 and m == merchant and abs(a - amount) < 0.005
+        for t, m, a in state.recent
+    )
+    last_here = state.merchant_last_seen.get(merchant)
+    since_here = max(0.0, now - last_here) if last_here is not None else NO_PREVIOUS_SECONDS
+    account_z, _ = _robust_z(log_amount, state.all_amounts)
+    merchant_z, merchant_usual = _robust_z(log_amount, state.merchant_amounts.get(merchant, ()), 3)
+    if merchant_usual is not None:  # the merchant's own habit says more than the category's
+        usual, ratio = merchant_usual, amount / max(merchant_usual, 0.01)
     home_country = state.home(state.countries)
     home_currency = state.home(state.currencies)
     foreign_country = bool(event.country and home_country and event.country != home_country)
@@ -194,11 +228,16 @@ def compute_features(
             float(foreign_currency),
             float(event.direction is Direction.credit),
             math.log1p(n),
+            float(duplicate),
+            math.log1p(since_here),
+            account_z,
+            merchant_z,
         ],
         dtype=np.float64,
     )
     context = FeatureContext(
         category=category,
+        amount_basis=(event.merchant or merchant) if merchant_usual is not None else category,
         usual_amount=usual,
         amount_ratio=ratio,
         merchant=merchant,
@@ -207,6 +246,7 @@ def compute_features(
         hour_share=hour_share,
         velocity_1h=velocity_1h,
         velocity_24h=velocity_24h,
+        duplicate_of_recent=duplicate,
         country=event.country,
         home_country=home_country,
         currency=event.currency,
@@ -225,11 +265,22 @@ def update_state(state: AccountState, event: TransactionEvent) -> None:
             state.amounts.pop(next(iter(state.amounts)))
         amounts = state.amounts[category] = deque(maxlen=MAX_AMOUNTS_PER_CATEGORY)
     amounts.append(math.log1p(float(event.amount)))
-    _bounded_increment(
-        state.merchants,
-        normalize_text(event.merchant or event.description) or "unknown",
-        MAX_MERCHANTS,
-    )
+    state.all_amounts.append(math.log1p(float(event.amount)))
+    merchant = normalize_text(event.merchant or event.description) or "unknown"
+    now = event.timestamp.timestamp()
+    state.recent.append((now, merchant, float(event.amount)))
+    state.merchant_last_seen[merchant] = now
+    series = state.merchant_amounts.get(merchant)
+    if series is None:
+        series = state.merchant_amounts[merchant] = deque(maxlen=MAX_AMOUNTS_PER_MERCHANT)
+    series.append(math.log1p(float(event.amount)))
+    state.merchant_amounts.move_to_end(merchant)
+    while len(state.merchant_amounts) > MAX_MERCHANT_AMOUNT_SERIES:
+        state.merchant_amounts.popitem(last=False)
+    state.merchant_last_seen.move_to_end(merchant)
+    while len(state.merchant_last_seen) > MAX_MERCHANTS:
+        state.merchant_last_seen.popitem(last=False)
+    _bounded_increment(state.merchants, merchant, MAX_MERCHANTS)
     _bounded_increment(state.categories, category, MAX_CATEGORIES)
     state.hours[event.timestamp.hour] += 1
     if event.country:
