@@ -13,8 +13,22 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from services.api import store
-from services.api.models import Score, TransactionOut, TransactionPage
-from services.api.pagination import InvalidCursor, decode_cursor, encode_cursor
+from services.api.models import (
+    Anomaly,
+    AnomalyPage,
+    FeedbackIn,
+    FeedbackOut,
+    Score,
+    TransactionOut,
+    TransactionPage,
+)
+from services.api.pagination import (
+    InvalidCursor,
+    decode_cursor,
+    decode_score_cursor,
+    encode_cursor,
+    encode_score_cursor,
+)
 from services.core.auth import KeyVerifier
 from services.core.db import create_pool
 from services.core.http import CurrentUser, install_error_handlers
@@ -22,35 +36,40 @@ from services.core.metrics import install_metrics
 from services.core.settings import Settings, get_settings
 
 
-def transaction_out(row: asyncpg.Record) -> TransactionOut:
+def transaction_fields(row: asyncpg.Record) -> dict[str, Any]:
     score = None
     if row["score"] is not None:
         score = Score(
             score=row["score"],
             is_anomaly=row["is_anomaly"],
+            severity=row["severity"],
             detectors=row["detector_scores"],
             explanation=row["explanation"],
             model_version=row["model_version"],
             scored_at=row["scored_at"],
         )
-    return TransactionOut(
-        transaction_id=row["transaction_id"],
-        account_id=row["account_id"],
-        timestamp=row["ts"],
-        amount=row["amount"],
-        direction=row["direction"],
-        currency=row["currency"],
-        merchant=row["merchant"],
-        description=row["description"],
-        category=row["category"],
-        category_source=row["category_source"],
-        category_confidence=row["category_confidence"],
-        channel=row["channel"],
-        country=row["country"],
-        metadata=row["metadata"],
-        ingested_at=row["ingested_at"],
-        score=score,
-    )
+    return {
+        "transaction_id": row["transaction_id"],
+        "account_id": row["account_id"],
+        "timestamp": row["ts"],
+        "amount": row["amount"],
+        "direction": row["direction"],
+        "currency": row["currency"],
+        "merchant": row["merchant"],
+        "description": row["description"],
+        "category": row["category"],
+        "category_source": row["category_source"],
+        "category_confidence": row["category_confidence"],
+        "channel": row["channel"],
+        "country": row["country"],
+        "metadata": row["metadata"],
+        "ingested_at": row["ingested_at"],
+        "score": score,
+    }
+
+
+def transaction_out(row: asyncpg.Record) -> TransactionOut:
+    return TransactionOut(**transaction_fields(row))
 
 
 def _parameter_error(name: str, message: str) -> RequestValidationError:
@@ -123,6 +142,56 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if row is None:
             raise HTTPException(404, f"no transaction {transaction_id!r}")
         return transaction_out(row)
+
+    @app.get(
+        "/v1/anomalies",
+        response_model=AnomalyPage,
+        summary="Anomalous transactions, highest score first",
+    )
+    async def list_anomalies(
+        request: Request,
+        user_id: CurrentUser,
+        account_id: Annotated[str | None, Query(max_length=64)] = None,
+        category: Annotated[str | None, Query(max_length=64)] = None,
+        since: Annotated[AwareDatetime | None, Query(description="Inclusive, ISO 8601")] = None,
+        until: Annotated[AwareDatetime | None, Query(description="Exclusive, ISO 8601")] = None,
+        min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+    ) -> AnomalyPage:
+        try:
+            after = decode_score_cursor(cursor) if cursor else None
+        except InvalidCursor as exc:
+            raise _parameter_error("cursor", str(exc)) from None
+        if since and until and since >= until:
+            raise _parameter_error("until", "until must be later than since")
+        filters = store.AnomalyFilter(account_id, category, since, until, min_score, after)
+        rows = await store.list_anomalies(request.app.state.pool, user_id, filters, limit + 1)
+        items = [Anomaly(**transaction_fields(r), feedback=r["feedback"]) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_score_cursor(last["score"], last["transaction_id"])
+        return AnomalyPage(items=items, next_cursor=next_cursor)
+
+    @app.post(
+        "/v1/anomalies/{transaction_id}/feedback",
+        response_model=FeedbackOut,
+        summary="Label a transaction fraud or legit; the next training run uses it",
+        responses={404: {"description": "No such transaction for this user"}},
+    )
+    async def post_feedback(
+        request: Request,
+        user_id: CurrentUser,
+        transaction_id: Annotated[str, Path(min_length=1, max_length=64)],
+        feedback: FeedbackIn,
+    ) -> FeedbackOut:
+        row = await store.set_feedback(
+            request.app.state.pool, user_id, transaction_id, feedback.label
+        )
+        if row is None:
+            raise HTTPException(404, f"no transaction {transaction_id!r}")
+        return FeedbackOut(**dict(row))
 
     @app.get("/healthz", summary="Readiness: database reachable")
     async def healthz(request: Request) -> JSONResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +20,7 @@ class Reason(BaseModel):
 class Score(BaseModel):
     score: float = Field(description="Ensemble anomaly score in [0, 1].")
     is_anomaly: bool = Field(description="Whether the score crossed the alert threshold.")
+    severity: str | None = Field(description="low, medium, high or critical; null if normal.")
     detectors: dict[str, float] = Field(description="Calibrated score of each detector.")
     explanation: list[Reason] = Field(description="Why the score is what it is.")
     model_version: str
@@ -43,6 +44,29 @@ class TransactionOut(BaseModel):
     metadata: dict[str, Any] | None
     ingested_at: datetime
     score: Score | None = Field(description="Absent until the scorer has stored it.")
+
+
+class Anomaly(TransactionOut):
+    feedback: Literal["fraud", "legit"] | None = Field(description="The user's verdict, if any.")
+
+
+class AnomalyPage(BaseModel):
+    items: list[Anomaly]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "fraud"}]})
+
+    label: Literal["fraud", "legit"] = Field(
+        description="`fraud` keeps it out of training; `legit` teaches the models it is fine."
+    )
+
+
+class FeedbackOut(BaseModel):
+    transaction_id: str
+    label: Literal["fraud", "legit"]
+    updated_at: datetime
 
 
 class TransactionPage(BaseModel):

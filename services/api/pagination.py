@@ -1,28 +1,55 @@
-"""Opaque keyset cursors: the (timestamp, id) of the last row of a page."""
+"""Opaque keyset cursors: the sort key of the last row of a page."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 from datetime import datetime
 
 import orjson
 
 
 class InvalidCursor(ValueError):
-    pass
+    def __init__(self) -> None:
+        super().__init__("cursor is not one this API returned")
+
+
+def _encode(parts: list[object]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> list[object]:
+    try:
+        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidCursor() from None
+    if not isinstance(parts, list) or len(parts) != 2 or not isinstance(parts[1], str):
+        raise InvalidCursor()
+    return parts
 
 
 def encode_cursor(ts: datetime, key: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([ts.isoformat(), key])).decode().rstrip("=")
+    return _encode([ts.isoformat(), key])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    first, key = _decode(cursor)
     try:
-        ts, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        parsed = datetime.fromisoformat(ts)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidCursor("cursor is not one this API returned") from None
-    if parsed.tzinfo is None or not isinstance(key, str):
-        raise InvalidCursor("cursor is not one this API returned")
-    return parsed, key
+        ts = datetime.fromisoformat(str(first))
+    except ValueError:
+        raise InvalidCursor() from None
+    if not isinstance(first, str) or ts.tzinfo is None:
+        raise InvalidCursor()
+    return ts, str(key)
+
+
+def encode_score_cursor(score: float, key: str) -> str:
+    return _encode([score, key])
+
+
+def decode_score_cursor(cursor: str) -> tuple[float, str]:
+    score, key = _decode(cursor)
+    if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
+        raise InvalidCursor()
+    return float(score), str(key)

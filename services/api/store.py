@@ -12,7 +12,8 @@ _TRANSACTION_COLUMNS = """
     t.transaction_id, t.account_id, t.ts, t.amount, t.direction, t.currency, t.merchant,
     t.description, t.category, t.category_source, t.category_confidence, t.channel, t.country,
     t.metadata, t.ingested_at,
-    s.score, s.is_anomaly, s.detector_scores, s.explanation, s.model_version, s.scored_at
+    s.score, s.is_anomaly, s.severity, s.detector_scores, s.explanation, s.model_version,
+    s.scored_at
 """
 
 
@@ -57,6 +58,68 @@ async def list_transactions(
         ORDER BY t.ts DESC, t.transaction_id DESC
         LIMIT {bind(limit)}"""  # noqa: S608 -- only fixed clause templates; values are bound
     return list(await pool.fetch(sql, *params))
+
+
+@dataclass(frozen=True)
+class AnomalyFilter:
+    account_id: str | None = None
+    category: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_score: float | None = None
+    after: tuple[float, str] | None = None  # keyset position: (score, transaction_id)
+
+
+async def list_anomalies(
+    pool: asyncpg.Pool, user_id: str, filters: AnomalyFilter, limit: int
+) -> list[asyncpg.Record]:
+    """Highest score first, through the partial index on anomalies."""
+    clauses, params = ["s.user_id = $1", "s.is_anomaly"], [user_id]
+
+    def bind(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if filters.account_id is not None:
+        clauses.append(f"t.account_id = {bind(filters.account_id)}")
+    if filters.category is not None:
+        clauses.append(f"t.category = {bind(filters.category)}")
+    if filters.since is not None:
+        clauses.append(f"t.ts >= {bind(filters.since)}")
+    if filters.until is not None:
+        clauses.append(f"t.ts < {bind(filters.until)}")
+    if filters.min_score is not None:
+        clauses.append(f"s.score >= {bind(filters.min_score)}")
+    if filters.after is not None:
+        score, transaction_id = filters.after
+        clauses.append(
+            f"(s.score, s.transaction_id) < ({bind(score)}::real, {bind(transaction_id)})"
+        )
+    sql = f"""
+        SELECT {_TRANSACTION_COLUMNS}, f.label AS feedback
+        FROM scores s JOIN transactions t USING (user_id, transaction_id)
+        LEFT JOIN feedback f USING (user_id, transaction_id)
+        WHERE {" AND ".join(clauses)}
+        ORDER BY s.score DESC, s.transaction_id DESC
+        LIMIT {bind(limit)}"""  # noqa: S608 -- only fixed clause templates; values are bound
+    return list(await pool.fetch(sql, *params))
+
+
+async def set_feedback(
+    pool: asyncpg.Pool, user_id: str, transaction_id: str, label: str
+) -> asyncpg.Record | None:
+    """Store (or change) the user's verdict; None if the transaction is not theirs."""
+    return await pool.fetchrow(
+        """INSERT INTO feedback (user_id, transaction_id, label)
+           SELECT user_id, transaction_id, $3 FROM transactions
+           WHERE user_id = $1 AND transaction_id = $2
+           ON CONFLICT (user_id, transaction_id)
+           DO UPDATE SET label = excluded.label, updated_at = now()
+           RETURNING transaction_id, label, updated_at""",
+        user_id,
+        transaction_id,
+        label,
+    )
 
 
 async def get_transaction(

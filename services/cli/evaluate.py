@@ -75,7 +75,11 @@ def eval_anomalies(
         "score s",
         title=f"{csv.name}: train {result.n_train:,}, test {result.n_test:,} "
         f"({int(table.y[split:].sum()):,} anomalies), "
-        f"{'Spendstream features' if table.derived else f'{len(table.feature_names)} numeric columns'}",
+        + (
+            "Spendstream features"
+            if table.derived
+            else f"{len(table.feature_names)} numeric columns"
+        ),
     )
     for name, m in result.detectors.items():
         grid.add_row(

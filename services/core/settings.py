@@ -61,8 +61,10 @@ class Settings(BaseSettings):
         0.995, ge=0, le=1, description="Ensemble score from which a transaction is an anomaly"
     )
     scorer_seed: int = 0
-    history_per_account: int = Field(512, ge=16, description="Transactions replayed per account")
-    max_accounts_in_memory: int = Field(100_000, ge=100)
+    history_per_account: int = Field(
+        256, ge=16, description="Window of past transactions the features of an account look at"
+    )
+    max_accounts_in_memory: int = Field(20_000, ge=100)
     retrain_interval_s: float = Field(3600, gt=0, description="Retrain at least this often")
     retrain_after_transactions: int = Field(5_000, ge=1, description="...or after this many new")
     min_training_rows: int = Field(1_000, ge=200)

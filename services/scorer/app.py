@@ -84,6 +84,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         settings.anomaly_threshold,
         seed=settings.scorer_seed,
         max_accounts=settings.max_accounts_in_memory,
+        window=settings.history_per_account,
     )
     keeper = ModelKeeper(pool, scorer, settings)
     await keeper.refresh()

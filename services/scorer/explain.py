@@ -31,7 +31,8 @@ def explain(context: FeatureContext, detector_scores: dict[str, float]) -> list[
                 context.amount_ratio,
                 {
                     "text": (
-                        f"amount {context.amount_ratio:.1f}x your usual {context.amount_basis} spend"
+                        f"amount {context.amount_ratio:.1f}x "
+                        f"your usual {context.amount_basis} spend"
                     ),
                     "feature": "amount_robust_z",
                     "value": round(context.amount_ratio, 2),

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 import numpy as np
 
@@ -43,51 +44,105 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 
-MAX_TIMES = 512  # enough for any sane 24 h velocity
-MAX_RECENT = 64  # (time, merchant, amount) of the latest transactions, for duplicates
+DEFAULT_WINDOW = 256  # transactions per account the features look back on
+MAX_RECENT = 64  # latest transactions searched for duplicates
 MAX_AMOUNTS_PER_CATEGORY = 128
-MAX_CATEGORIES = 64
-MAX_MERCHANTS = 512
-MAX_MERCHANT_AMOUNT_SERIES = 32  # merchants whose amounts are remembered...
-MAX_AMOUNTS_PER_MERCHANT = 12  # ...and how many of each
+MAX_AMOUNTS_PER_MERCHANT = 12
+MAX_AMOUNTS_PER_ACCOUNT = 128
 MIN_CATEGORY_HISTORY = 5
+MIN_MERCHANT_HISTORY = 3
 MIN_HOME_HISTORY = 10
 NO_PREVIOUS_SECONDS = 30 * 86400.0
 UNCATEGORIZED = "Uncategorized"
 
 
-def _bounded_increment(counts: OrderedDict[str, int], key: str, limit: int) -> None:
-    counts[key] = counts.get(key, 0) + 1
-    counts.move_to_end(key)
-    while len(counts) > limit:
-        counts.popitem(last=False)
+def merchant_key(event: TransactionEvent) -> str:
+    return normalize_text(event.merchant or event.description) or "unknown"
 
 
-@dataclass
+class _Entry:
+    """One transaction's contribution to its account's window."""
+
+    __slots__ = ("category", "country", "currency", "hour", "log_amount", "merchant", "time")
+
+    def __init__(self, event: TransactionEvent):
+        self.time = event.timestamp.timestamp()
+        self.log_amount = math.log1p(float(event.amount))
+        self.merchant = merchant_key(event)
+        self.category = event.category or UNCATEGORIZED
+        self.hour = event.timestamp.hour
+        self.country = event.country
+        self.currency = event.currency
+
+
+def _decrement(counts: Counter[str], key: str | None) -> None:
+    if key is None:
+        return
+    counts[key] -= 1
+    if counts[key] <= 0:
+        del counts[key]
+
+
 class AccountState:
-    """What the scorer remembers about one account: a few hundred numbers at most."""
+    """The account's last ``window`` transactions, with running aggregates over exactly them.
 
-    times: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_TIMES))
-    recent: deque[tuple[float, str, float]] = field(
-        default_factory=lambda: deque(maxlen=MAX_RECENT)
-    )
-    all_amounts: deque[float] = field(
-        default_factory=lambda: deque(maxlen=MAX_AMOUNTS_PER_CATEGORY)
-    )
-    merchant_last_seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
-    merchant_amounts: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
-    amounts: dict[str, deque[float]] = field(default_factory=dict)
-    merchants: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    categories: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    hours: list[int] = field(default_factory=lambda: [0] * 24)
-    countries: Counter[str] = field(default_factory=Counter)
-    currencies: Counter[str] = field(default_factory=Counter)
-    n: int = 0
+    Everything is a function of that window alone, in processing order, so replaying the same
+    stored transactions rebuilds the same state; memory per account is bounded by the window.
+    """
+
+    def __init__(self, window: int = DEFAULT_WINDOW):
+        self.window_size = window
+        self.window: deque[_Entry] = deque()
+        self.by_category: dict[str, deque[_Entry]] = {}
+        self.by_merchant: dict[str, deque[_Entry]] = {}
+        self.merchants: Counter[str] = Counter()
+        self.merchant_last_seen: dict[str, float] = {}
+        self.categories: Counter[str] = Counter()
+        self.hours = [0] * 24
+        self.countries: Counter[str] = Counter()
+        self.currencies: Counter[str] = Counter()
+
+    @property
+    def n(self) -> int:
+        return len(self.window)
 
     def home(self, counts: Counter[str]) -> str | None:
         if self.n < MIN_HOME_HISTORY or not counts:
             return None
         return counts.most_common(1)[0][0]
+
+    def add(self, event: TransactionEvent) -> None:
+        entry = _Entry(event)
+        self.window.append(entry)
+        for index, key, cap in (
+            (self.by_category, entry.category, MAX_AMOUNTS_PER_CATEGORY),
+            (self.by_merchant, entry.merchant, MAX_AMOUNTS_PER_MERCHANT),
+        ):
+            index.setdefault(key, deque(maxlen=cap)).append(entry)
+        self.merchants[entry.merchant] += 1
+        self.merchant_last_seen[entry.merchant] = entry.time
+        self.categories[entry.category] += 1
+        self.hours[entry.hour] += 1
+        if entry.country:
+            self.countries[entry.country] += 1
+        self.currencies[entry.currency] += 1
+        if len(self.window) > self.window_size:
+            self._evict(self.window.popleft())
+
+    def _evict(self, old: _Entry) -> None:
+        for index, key in ((self.by_category, old.category), (self.by_merchant, old.merchant)):
+            series = index.get(key)
+            if series and series[0] is old:
+                series.popleft()
+            if series is not None and not series:
+                del index[key]
+        _decrement(self.merchants, old.merchant)
+        if old.merchant not in self.merchants:
+            del self.merchant_last_seen[old.merchant]
+        _decrement(self.categories, old.category)
+        self.hours[old.hour] -= 1
+        _decrement(self.countries, old.country)
+        _decrement(self.currencies, old.currency)
 
 
 @dataclass(frozen=True)
@@ -113,11 +168,12 @@ class FeatureContext:
 
 
 class FeatureExtractor:
-    """Computes features for a transaction, then folds it into its account's history."""
+    """Computes features for a transaction, then folds it into its account's window."""
 
-    def __init__(self, max_accounts: int = 100_000):
+    def __init__(self, max_accounts: int = 20_000, window: int = DEFAULT_WINDOW):
         self._accounts: OrderedDict[tuple[str, str], AccountState] = OrderedDict()
         self._max_accounts = max_accounts
+        self.window = window
 
     def __contains__(self, account: tuple[str, str]) -> bool:
         return account in self._accounts
@@ -134,7 +190,7 @@ class FeatureExtractor:
     def state(self, account: tuple[str, str]) -> AccountState:
         state = self._accounts.get(account)
         if state is None:
-            state = self._accounts[account] = AccountState()
+            state = self._accounts[account] = AccountState(self.window)
             while len(self._accounts) > self._max_accounts:
                 self._accounts.popitem(last=False)  # least recently seen; rebuilt if it returns
         else:
@@ -142,22 +198,22 @@ class FeatureExtractor:
         return state
 
     def transform(self, event: TransactionEvent) -> tuple[np.ndarray, FeatureContext]:
-        """Features of ``event`` against history so far; the history is then updated."""
+        """Features of ``event`` against the window so far; the event then joins the window."""
         state = self.state((event.user_id, event.account_id))
         features, context = compute_features(state, event)
-        update_state(state, event)
+        state.add(event)
         return features, context
 
     def learn(self, event: TransactionEvent) -> None:
-        """Fold ``event`` into history without computing features (replaying stored history)."""
-        update_state(self.state((event.user_id, event.account_id)), event)
+        """Fold ``event`` into its window without computing features (replaying history)."""
+        self.state((event.user_id, event.account_id)).add(event)
 
 
 def _robust_z(
-    log_amount: float, history: Iterable[float], min_history: int = MIN_CATEGORY_HISTORY
+    log_amount: float, history: Iterable[_Entry], min_history: int = MIN_CATEGORY_HISTORY
 ) -> tuple[float, float | None]:
     """Robust z-score (median/MAD) of a log amount against a history, and the usual amount."""
-    values = np.fromiter(history, dtype=float)
+    values = np.fromiter((entry.log_amount for entry in history), dtype=float)
     if len(values) < min_history:
         return 0.0, None
     median = float(np.median(values))
@@ -169,41 +225,41 @@ def compute_features(
     state: AccountState, event: TransactionEvent
 ) -> tuple[np.ndarray, FeatureContext]:
     category = event.category or UNCATEGORIZED
-    merchant = normalize_text(event.merchant or event.description) or "unknown"
+    merchant = merchant_key(event)
     local = event.timestamp
     now = local.timestamp()
-    log_amount = math.log1p(float(event.amount))
+    amount = float(event.amount)
+    log_amount = math.log1p(amount)
+    window = state.window
 
-    robust_z, usual = _robust_z(log_amount, state.amounts.get(category, ()))
-    ratio = float(event.amount) / max(usual, 0.01) if usual is not None else None
+    robust_z, usual = _robust_z(log_amount, state.by_category.get(category, ()))
+    ratio = amount / max(usual, 0.01) if usual is not None else None
+    merchant_z, merchant_usual = _robust_z(
+        log_amount, state.by_merchant.get(merchant, ()), MIN_MERCHANT_HISTORY
+    )
+    if merchant_usual is not None:  # the merchant's own habit says more than the category's
+        usual, ratio = merchant_usual, amount / max(merchant_usual, 0.01)
+    account_z, _ = _robust_z(log_amount, islice(reversed(window), MAX_AMOUNTS_PER_ACCOUNT))
 
-    previous = state.times[-1] if state.times else None
-    gap = max(0.0, now - previous) if previous is not None else NO_PREVIOUS_SECONDS
+    gap = max(0.0, now - window[-1].time) if window else NO_PREVIOUS_SECONDS
     velocity_1h = velocity_24h = 0
-    for t in reversed(state.times):
-        age = now - t
+    duplicate = False
+    for depth, entry in enumerate(reversed(window)):
+        age = now - entry.time
         if age > 86400:
             break
         if age >= 0:
             velocity_24h += 1
             velocity_1h += age <= 3600
-
-    hour = local.hour + local.minute / 60
-    bucket = local.hour
-    n = state.n
-    hour_share = sum(state.hours[(bucket + d) % 24] for d in (-1, 0, 1)) / n if n else 1.0
-    seen = state.merchants.get(merchant, 0)
-    amount = float(event.amount)
-    duplicate = any(
-        0 <= now - t <= 86400 and m == merchant and abs(a - amount) < 0.005
-        for t, m, a in state.recent
-    )
+            if depth < MAX_RECENT and entry.merchant == merchant:
+                duplicate = duplicate or abs(math.expm1(entry.log_amount) - amount) < 0.005
     last_here = state.merchant_last_seen.get(merchant)
     since_here = max(0.0, now - last_here) if last_here is not None else NO_PREVIOUS_SECONDS
-    account_z, _ = _robust_z(log_amount, state.all_amounts)
-    merchant_z, merchant_usual = _robust_z(log_amount, state.merchant_amounts.get(merchant, ()), 3)
-    if merchant_usual is not None:  # the merchant's own habit says more than the category's
-        usual, ratio = merchant_usual, amount / max(merchant_usual, 0.01)
+
+    hour = local.hour + local.minute / 60
+    n = state.n
+    hour_share = sum(state.hours[(local.hour + d) % 24] for d in (-1, 0, 1)) / n if n else 1.0
+    seen = state.merchants.get(merchant, 0)
     home_country = state.home(state.countries)
     home_currency = state.home(state.currencies)
     foreign_country = bool(event.country and home_country and event.country != home_country)
@@ -254,36 +310,3 @@ def compute_features(
         history_size=n,
     )
     return features, context
-
-
-def update_state(state: AccountState, event: TransactionEvent) -> None:
-    category = event.category or UNCATEGORIZED
-    state.times.append(event.timestamp.timestamp())
-    amounts = state.amounts.get(category)
-    if amounts is None:
-        if len(state.amounts) >= MAX_CATEGORIES:
-            state.amounts.pop(next(iter(state.amounts)))
-        amounts = state.amounts[category] = deque(maxlen=MAX_AMOUNTS_PER_CATEGORY)
-    amounts.append(math.log1p(float(event.amount)))
-    state.all_amounts.append(math.log1p(float(event.amount)))
-    merchant = normalize_text(event.merchant or event.description) or "unknown"
-    now = event.timestamp.timestamp()
-    state.recent.append((now, merchant, float(event.amount)))
-    state.merchant_last_seen[merchant] = now
-    series = state.merchant_amounts.get(merchant)
-    if series is None:
-        series = state.merchant_amounts[merchant] = deque(maxlen=MAX_AMOUNTS_PER_MERCHANT)
-    series.append(math.log1p(float(event.amount)))
-    state.merchant_amounts.move_to_end(merchant)
-    while len(state.merchant_amounts) > MAX_MERCHANT_AMOUNT_SERIES:
-        state.merchant_amounts.popitem(last=False)
-    state.merchant_last_seen.move_to_end(merchant)
-    while len(state.merchant_last_seen) > MAX_MERCHANTS:
-        state.merchant_last_seen.popitem(last=False)
-    _bounded_increment(state.merchants, merchant, MAX_MERCHANTS)
-    _bounded_increment(state.categories, category, MAX_CATEGORIES)
-    state.hours[event.timestamp.hour] += 1
-    if event.country:
-        state.countries[event.country] += 1
-    state.currencies[event.currency] += 1
-    state.n += 1

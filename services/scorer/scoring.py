@@ -51,9 +51,11 @@ class AnomalyScorer:
     batch ensemble is installed with ``use_model``; swapping models between batches drops nothing.
     """
 
-    def __init__(self, threshold: float, *, seed: int = 0, max_accounts: int = 100_000):
+    def __init__(
+        self, threshold: float, *, seed: int = 0, max_accounts: int = 20_000, window: int = 256
+    ):
         self.threshold = threshold
-        self.features = FeatureExtractor(max_accounts=max_accounts)
+        self.features = FeatureExtractor(max_accounts=max_accounts, window=window)
         self.hst = HalfSpaceTreesDetector(seed=seed)
         self.hst_calibrator = RollingCalibrator(seed=seed)
         self.model: EnsembleModel | None = None

@@ -27,8 +27,8 @@ class LabelledTable:
 
 def labels_of(column: pd.Series) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(column):
-        return (column.fillna(0).to_numpy() != 0).astype(int)
-    return column.astype(str).str.strip().str.lower().isin(TRUE_LABELS).to_numpy().astype(int)
+        return np.asarray(column.fillna(0).to_numpy() != 0, dtype=int)
+    return np.asarray(column.astype(str).str.strip().str.lower().isin(TRUE_LABELS), dtype=int)
 
 
 def transaction_features(frame: pd.DataFrame) -> np.ndarray:
@@ -79,7 +79,7 @@ def load_labelled_table(
             frame.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
         )
     y = labels_of(frame[label])
-    if TRANSACTION_COLUMNS <= set(frame.columns) and not set(drop) & TRANSACTION_COLUMNS:
+    if set(frame.columns) >= TRANSACTION_COLUMNS and not set(drop) & TRANSACTION_COLUMNS:
         return LabelledTable(transaction_features(frame), y, FEATURE_NAMES, derived=True)
     excluded = {label, *drop} | ({time} if time else set())
     numeric = [

@@ -1,0 +1,100 @@
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from schemas import TransactionEvent
+from services.scorer.features import FEATURE_NAMES, FeatureExtractor
+
+EST = timezone(timedelta(hours=-5))
+START = datetime(2026, 3, 2, 12, 0, tzinfo=EST)
+
+
+def event(
+    i: int, *, minutes: float | None = None, amount: str = "20.00", **extra: object
+) -> TransactionEvent:
+    fields: dict[str, object] = {
+        "transaction_id": f"t{i}",
+        "account_id": "acct",
+        "user_id": "u",
+        "timestamp": START + timedelta(minutes=minutes if minutes is not None else i * 600),
+        "amount": Decimal(amount),
+        "merchant": "Corner Grocer",
+        "category": "Groceries",
+        "country": "US",
+        "ingested_at": datetime.now(UTC),
+    }
+    fields.update(extra)
+    return TransactionEvent.model_validate(fields)
+
+
+def feature(vector: np.ndarray, name: str) -> float:
+    return float(vector[FEATURE_NAMES.index(name)])
+
+
+def test_amount_spike_against_own_category_history() -> None:
+    extractor = FeatureExtractor()
+    for i in range(30):
+        extractor.transform(event(i, amount=f"{20 + i % 5}.00"))
+    features, context = extractor.transform(event(99, minutes=99 * 600, amount="180.00"))
+    assert feature(features, "amount_robust_z") > 5
+    assert context.amount_ratio is not None and context.amount_ratio == pytest.approx(
+        180 / 22, rel=0.1
+    )
+
+
+def test_velocity_novelty_and_foreign_country() -> None:
+    extractor = FeatureExtractor()
+    for i in range(20):
+        extractor.transform(event(i))
+    base = 20 * 600
+    for k in range(4):
+        features, context = extractor.transform(
+            event(
+                100 + k,
+                minutes=base + k,
+                merchant="Gift Cards Online",
+                country="RO",
+                currency="RON",
+            )
+        )
+    assert feature(features, "velocity_1h") == 3
+    assert context.velocity_1h == 3
+    assert feature(features, "foreign_country") == 1 and feature(features, "foreign_currency") == 1
+    assert feature(features, "merchant_new") == 0  # the fourth time is no longer new
+    first, first_context = FeatureExtractor().transform(event(1))
+    assert feature(first, "merchant_new") == 0 and first_context.history_size == 0
+
+
+def test_local_hour_comes_from_the_timestamp_offset() -> None:
+    features, context = FeatureExtractor().transform(
+        event(0, minutes=15 * 60)
+    )  # 03:00 EST next day
+    assert context.local_time.hour == 3
+    assert feature(features, "hour_sin") == pytest.approx(np.sin(2 * np.pi * 3 / 24))
+
+
+def test_duplicates_are_recognised() -> None:
+    extractor = FeatureExtractor()
+    extractor.transform(event(0, amount="54.10"))
+    features, context = extractor.transform(event(1, minutes=3, amount="54.10"))
+    assert feature(features, "duplicate_within_24h") == 1 and context.duplicate_of_recent
+
+
+def test_history_is_bounded() -> None:
+    extractor = FeatureExtractor(max_accounts=10)
+    for i in range(5000):
+        extractor.transform(
+            event(i, merchant=f"m{i}", category=f"c{i % 300}", account_id=f"a{i % 20}")
+        )
+    assert len(extractor) == 10
+    # 20 accounts in turn through room for 10: each is evicted before it comes back
+    assert extractor.state(("u", "a19")).n == 1
+    small = FeatureExtractor(window=32)
+    for i in range(1000):
+        small.transform(event(i, merchant=f"m{i % 50}", category=f"c{i % 7}"))
+    state = small.state(("u", "acct"))
+    assert state.n == 32 and sum(state.merchants.values()) == 32
+    assert sum(len(s) for s in state.by_merchant.values()) <= 32
+    assert sum(state.hours) == 32 and sum(state.categories.values()) == 32

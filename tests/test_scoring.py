@@ -1,0 +1,89 @@
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from schemas import TransactionEvent
+from services.demo.generator import generate
+from services.scorer.calibration import Calibrator, RollingCalibrator
+from services.scorer.ensemble import train_ensemble
+from services.scorer.features import FEATURE_NAMES
+from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer, severity
+
+
+def demo_events(users: int = 4, months: int = 6) -> tuple[list[TransactionEvent], list[str | None]]:
+    records = generate(users, months, seed=21, end=datetime(2026, 9, 1).date())
+    records.sort(key=lambda r: r.transaction["timestamp"])
+    now = datetime.now(UTC)
+    events = [
+        TransactionEvent.model_validate({**r.transaction, "user_id": r.user_id, "ingested_at": now})
+        for r in records
+    ]
+    return events, [r.anomaly for r in records]
+
+
+def test_calibration_is_monotone_and_bounded() -> None:
+    calibrator = Calibrator.fit(np.random.default_rng(0).normal(size=1000))
+    grid = np.linspace(-10, 20, 500)
+    calibrated = calibrator.calibrate(grid)
+    assert np.all(np.diff(calibrated) >= 0)
+    assert calibrated.min() >= 0 and calibrated.max() < 1
+    assert calibrator.calibrate(np.array([15.0]))[0] > calibrator.calibrate(np.array([8.0]))[0]
+    assert abs(calibrator.calibrate(np.array([0.0]))[0] - 0.5) < 0.05
+
+
+def test_rolling_calibrator_waits_for_a_reference() -> None:
+    rolling = RollingCalibrator(capacity=300, min_reference=100)
+    assert rolling.p_value(np.array([1.0]))[0] == 1.0
+    rolling.observe(np.random.default_rng(0).uniform(size=500))
+    assert rolling.ready
+    assert rolling.p_value(np.array([0.999]))[0] < 0.05
+
+
+def test_severity_grows_with_rarity() -> None:
+    assert severity(0.5, 0.99) is None
+    assert [severity(s, 0.99) for s in (0.992, 0.996, 0.9995, 0.99999)] == [
+        "low",
+        "medium",
+        "high",
+        "critical",
+    ]
+
+
+def test_cold_start_then_ensemble_find_the_planted_anomalies() -> None:
+    events, labels = demo_events()
+    half = len(events) // 2
+    scorer = AnomalyScorer(threshold=0.995, seed=0)
+    warm = scorer.score_batch(events[:half])
+    assert {s.model_version for s in warm} == {COLD_START_VERSION}
+    assert set(warm[-1].detector_scores) == {"hst"}
+
+    X = np.array([s.features for s in warm])
+    scorer.use_model(train_ensemble(X, version="test-1", feature_names=FEATURE_NAMES, seed=0))
+    scored = scorer.score_batch(events[half:])
+    assert {s.model_version for s in scored} == {"test-1"}
+    assert set(scored[0].detector_scores) == {"lof", "ocsvm", "autoencoder", "hst"}
+
+    from sklearn.metrics import roc_auc_score
+
+    truth = np.array([label is not None for label in labels[half:]])
+    scores = np.array([s.score for s in scored])
+    assert roc_auc_score(truth, scores) > 0.9
+    flagged = [s for s in scored if s.is_anomaly]
+    assert flagged and all(s.explanation for s in flagged)
+    assert all(0.0 <= s.score <= 1.0 for s in scored)
+
+
+def test_explanations_read_like_a_person_wrote_them() -> None:
+    events, _ = demo_events(users=1, months=3)
+    scorer = AnomalyScorer(threshold=0.99)
+    scorer.score_batch(events)
+    last = events[-1]
+    spike = last.model_copy(
+        update={
+            "transaction_id": "spike",
+            "amount": last.amount * 12,
+            "timestamp": last.timestamp + timedelta(hours=1),
+        }
+    )
+    texts = [r["text"] for r in scorer.score_batch([spike])[0].explanation]
+    assert any("x your usual" in t for t in texts), texts
