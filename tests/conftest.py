@@ -94,3 +94,17 @@ def new_user(migrated_dsn: str):  # type: ignore[no-untyped-def]
             await conn.close()
 
     return make
+
+
+@pytest.fixture
+async def fresh_dsn(postgres_dsn: str) -> str:
+    """A database of its own, migrated, for tests that need an empty registry or tables."""
+    name = f"t_{os.urandom(5).hex()}"
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    dsn = postgres_dsn.rsplit("/", 1)[0] + f"/{name}"
+    await migrate(dsn)
+    return dsn

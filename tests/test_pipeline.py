@@ -229,3 +229,112 @@ async def test_poison_messages_go_to_the_dlq_and_the_partition_keeps_flowing(
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def test_anomalies_raise_alerts_and_take_feedback(stack: Stack, new_user: NewUser) -> None:
+    settings = stack.settings
+    ingest, api = service_url(settings, "ingest"), service_url(settings, "api")
+    user, key = await new_user("dave")
+    _, other_key = await new_user("erin")
+    start = datetime(2026, 3, 1, 18, tzinfo=UTC)
+    normal = [
+        {
+            "transaction_id": f"n-{i}",
+            "account_id": "card",
+            "timestamp": (start + timedelta(hours=11 * i)).isoformat(),
+            "amount": f"{38 + (i * 7) % 11}.{i % 90:02d}",
+            "merchant": ["Corner Grocer", "Daily Bread", "Metro Transit"][i % 3],
+            "category": ["Groceries", "Groceries", "Transport"][i % 3],
+            "country": "US",
+            "channel": "card",
+        }
+        for i in range(400)
+    ]
+    odd_hour = start + timedelta(hours=11 * 400 + 9)
+    strange = [
+        {
+            "transaction_id": f"odd-{k}",
+            "account_id": "card",
+            "timestamp": (odd_hour + timedelta(minutes=k)).isoformat(),
+            "amount": "4890.00",
+            "currency": "RON",
+            "merchant": "LUXWATCH OUTLET",
+            "category": "Shopping",
+            "country": "RO",
+            "channel": "online",
+        }
+        for k in range(3)
+    ]
+    consumer = AIOKafkaConsumer(
+        settings.alerts_topic,
+        bootstrap_servers=settings.kafka_bootstrap_or_default,
+        auto_offset_reset="earliest",
+        group_id=f"alerts-test-{user}",
+    )
+    await consumer.start()
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            for body in (normal, strange):
+                response = await client.post(
+                    f"{ingest}/v1/transactions", json={"transactions": body}, headers=auth(key)
+                )
+                assert response.status_code == 202
+
+            async def odd_ones_scored() -> bool:
+                r = await client.get(f"{api}/v1/transactions/odd-2", headers=auth(key))
+                return r.status_code == 200 and r.json()["score"] is not None
+
+            await wait_until(odd_ones_scored)
+            page = await client.get(f"{api}/v1/anomalies", params={"limit": 10}, headers=auth(key))
+            assert page.status_code == 200
+            items = page.json()["items"]
+            assert {"odd-0", "odd-1", "odd-2"} <= {a["transaction_id"] for a in items}
+            scores = [a["score"]["score"] for a in items]
+            assert scores == sorted(scores, reverse=True)
+            odd = next(a for a in items if a["transaction_id"] == "odd-0")
+            assert odd["score"]["is_anomaly"] and odd["score"]["severity"]
+            texts = " | ".join(r["text"] for r in odd["score"]["explanation"])
+            assert "RO" in texts and "first time at this merchant" in texts, texts
+
+            verdict = await client.post(
+                f"{api}/v1/anomalies/odd-0/feedback", json={"label": "fraud"}, headers=auth(key)
+            )
+            assert verdict.status_code == 200 and verdict.json()["label"] == "fraud"
+            relabel = await client.post(
+                f"{api}/v1/anomalies/odd-0/feedback", json={"label": "legit"}, headers=auth(key)
+            )
+            assert relabel.json()["label"] == "legit"
+            listed = await client.get(f"{api}/v1/anomalies", headers=auth(key))
+            assert (
+                next(a for a in listed.json()["items"] if a["transaction_id"] == "odd-0")[
+                    "feedback"
+                ]
+                == "legit"
+            )
+            foreign = await client.post(
+                f"{api}/v1/anomalies/odd-0/feedback",
+                json={"label": "fraud"},
+                headers=auth(other_key),
+            )
+            assert foreign.status_code == 404
+            invalid = await client.post(
+                f"{api}/v1/anomalies/odd-0/feedback", json={"label": "maybe"}, headers=auth(key)
+            )
+            assert invalid.status_code == 422 and invalid.json()["detail"][0]["field"] == "label"
+            assert (await client.get(f"{api}/v1/anomalies", headers=auth(other_key))).json()[
+                "items"
+            ] == []
+
+        alerted: set[str] = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not {"odd-0", "odd-1", "odd-2"} <= alerted:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    alert = orjson.loads(record.value)
+                    if alert["user_id"] == user:
+                        assert alert["alert_id"] == f"{user}:{alert['transaction_id']}"
+                        assert alert["explanation"] and alert["severity"]
+                        alerted.add(alert["transaction_id"])
+        assert {"odd-0", "odd-1", "odd-2"} <= alerted
+    finally:
+        await consumer.stop()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
@@ -32,6 +32,7 @@ from services.core.settings import get_settings
 from services.scorer import store
 from services.scorer.registry import ModelKeeper
 from services.scorer.scoring import AnomalyScorer, ScoredTransaction
+from services.scorer.state import rebuild_missing_histories
 
 GROUP_ID = "scorer"
 log = logging.getLogger(__name__)
@@ -120,18 +121,6 @@ def alert_for(event: TransactionEvent, scored: ScoredTransaction) -> AnomalyAler
     )
 
 
-async def load_missing_histories(
-    pool: asyncpg.Pool, scorer: AnomalyScorer, events: Sequence[TransactionEvent]
-) -> None:
-    """Rebuild the state of accounts this instance has not seen (restart, rebalance, eviction)."""
-    missing = sorted({(e.user_id, e.account_id) for e in events} - set(scorer.features.known()))
-    if not missing:
-        return
-    history = await store.account_histories(pool, missing, settings.history_per_account)
-    for event in history:
-        scorer.features.learn(event)
-
-
 @broker.subscriber(
     settings.transactions_topic,
     group_id=GROUP_ID,
@@ -164,7 +153,9 @@ async def score_transactions(
 
         async def score_and_persist(events: list[TransactionEvent]) -> None:
             await retry_transient(
-                lambda: load_missing_histories(pool, scorer, events),
+                lambda: rebuild_missing_histories(
+                    pool, scorer.features, events, settings.history_per_account
+                ),
                 what="rebuilding account histories",
                 max_delay_s=settings.consumer_retry_max_seconds,
             )

@@ -185,10 +185,10 @@ async def save_model(
 ) -> None:
     await conn.execute(
         """INSERT INTO anomaly_models (version, training_rows, metrics, artifact, trained_by)
-           VALUES ($1, $2, $3::jsonb, $4, $5)""",
+           VALUES ($1, $2, $3, $4, $5)""",
         version,
         training_rows,
-        _json(metrics),
+        metrics,
         artifact,
         trained_by,
     )

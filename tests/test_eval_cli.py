@@ -1,0 +1,80 @@
+"""`spendstream eval anomalies` on data nobody here wrote, and on the demo generator's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pandas as pd
+from river import datasets
+
+SPENDSTREAM = [sys.executable, "-m", "services.cli.main"]
+DETECTORS = {"lof", "ocsvm", "autoencoder", "hst", "ensemble"}
+
+
+def run_json(*args: str) -> dict:
+    done = subprocess.run(
+        [*SPENDSTREAM, *args, "--json"], capture_output=True, text=True, check=True
+    )
+    return orjson.loads(done.stdout)  # exactly one JSON object on stdout
+
+
+def test_river_shuttle_ensemble_roc_auc(tmp_path: Path) -> None:
+    shuttle = pd.read_csv(datasets.Shuttle().path)
+    path = tmp_path / "shuttle.csv"
+    shuttle.to_csv(path, index=False)
+    result = run_json("eval", "anomalies", "--csv", str(path), "--label", "anomaly")
+    assert set(result) >= {"n_train", "n_test", "detectors"}
+    assert set(result["detectors"]) == DETECTORS
+    for metrics in result["detectors"].values():
+        assert set(metrics) >= {"roc_auc", "pr_auc", "precision_at_k", "fit_s", "score_s"}
+    assert result["n_train"] + result["n_test"] == len(shuttle)
+    assert result["detectors"]["ensemble"]["roc_auc"] >= 0.98
+
+
+def test_demo_anomalies_with_spendstream_features(tmp_path: Path) -> None:
+    path = tmp_path / "demo.csv"
+    subprocess.run(
+        [
+            *SPENDSTREAM,
+            "demo",
+            "--users",
+            "12",
+            "--months",
+            "8",
+            "--seed",
+            "2",
+            "--end",
+            "2026-09-01",
+            "--out",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    result = run_json(
+        "eval",
+        "anomalies",
+        "--csv",
+        str(path),
+        "--label",
+        "is_anomaly",
+        "--time",
+        "timestamp",
+        "--drop",
+        "anomaly_kind",
+    )
+    assert result["detectors"]["ensemble"]["roc_auc"] >= 0.95
+
+
+def test_clear_errors(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,0\n2,1\n")
+    done = subprocess.run(
+        [*SPENDSTREAM, "eval", "anomalies", "--csv", str(path), "--label", "missing"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "missing" in done.stderr

@@ -1,0 +1,108 @@
+"""The scorer's state and models, over a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+
+import asyncpg
+import numpy as np
+import pytest
+
+from schemas import TransactionEvent
+from services.core.db import create_pool
+from services.core.settings import Settings
+from services.demo.generator import generate
+from services.scorer import store
+from services.scorer.features import compute_features
+from services.scorer.registry import ModelKeeper
+from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer
+from services.scorer.state import rebuild_missing_histories
+
+pytestmark = pytest.mark.integration
+WINDOW = 64
+
+
+def demo_events(users: int, months: int, seed: int) -> list[TransactionEvent]:
+    records = generate(users, months, seed=seed, end=date(2026, 8, 1))
+    records.sort(key=lambda r: r.transaction["timestamp"])
+    now = datetime.now(UTC)
+    return [
+        TransactionEvent.model_validate({**r.transaction, "user_id": r.user_id, "ingested_at": now})
+        for r in records
+    ]
+
+
+async def score_and_store(
+    pool: asyncpg.Pool, scorer: AnomalyScorer, events: list[TransactionEvent]
+) -> None:
+    for i in range(0, len(events), 200):
+        batch = events[i : i + 200]
+        await store.persist_scored(pool, batch, scorer.score_batch(batch))
+
+
+async def test_features_are_identical_after_a_restart(fresh_dsn: str) -> None:
+    events = demo_events(users=2, months=3, seed=31)
+    history, upcoming = events[:-40], events[-40:]
+    pool = await create_pool(fresh_dsn, size=2)
+    try:
+        before = AnomalyScorer(threshold=0.99, window=WINDOW)
+        await score_and_store(pool, before, history)
+
+        after = AnomalyScorer(threshold=0.99, window=WINDOW)  # a new process: empty memory
+        replayed = await rebuild_missing_histories(pool, after.features, upcoming, WINDOW)
+        assert replayed > 0
+        for event in upcoming:
+            account = (event.user_id, event.account_id)
+            expected, _ = compute_features(before.features.state(account), event)
+            actual, _ = compute_features(after.features.state(account), event)
+            np.testing.assert_array_equal(actual, expected)
+            before.features.learn(event)
+            after.features.learn(event)
+    finally:
+        await pool.close()
+
+
+async def test_one_scorer_trains_and_every_scorer_hot_swaps(fresh_dsn: str) -> None:
+    settings = Settings(
+        database_url=fresh_dsn, min_training_rows=300, retrain_after_transactions=10_000
+    )
+    events = demo_events(users=3, months=3, seed=5)
+    pools = [await create_pool(fresh_dsn, size=3) for _ in range(2)]
+    try:
+        scorers = [AnomalyScorer(threshold=0.995) for _ in pools]
+        await score_and_store(pools[0], scorers[0], events)
+        fraud = events[10]
+        legit = events[11]
+        async with pools[0].acquire() as conn:
+            await conn.execute(
+                "INSERT INTO feedback (user_id, transaction_id, label) VALUES ($1, $2, 'fraud'), ($3, $4, 'legit')",
+                fraud.user_id,
+                fraud.transaction_id,
+                legit.user_id,
+                legit.transaction_id,
+            )
+        matrix = await store.training_matrix(pools[0], 100_000, legit_weight=10)
+        assert len(matrix) == len(events) - 1 + 9  # fraud left out, legit counted ten times
+
+        keepers = [
+            ModelKeeper(pool, scorer, settings) for pool, scorer in zip(pools, scorers, strict=True)
+        ]
+        assert all(s.version == COLD_START_VERSION for s in scorers)
+        trained = await asyncio.gather(*(k.train_if_due() for k in keepers))
+        assert sum(v is not None for v in trained) == 1, "the advisory lock lets one scorer train"
+        async with pools[0].acquire() as conn:
+            rows = await conn.fetch("SELECT version, training_rows, metrics FROM anomaly_models")
+        assert len(rows) == 1 and rows[0]["training_rows"] == len(matrix)
+        assert set(rows[0]["metrics"]["weights"]) == {"lof", "ocsvm", "autoencoder", "hst"}
+        assert await keepers[0].train_if_due() is None, "nothing new to learn from yet"
+
+        for keeper in keepers:
+            assert await keeper.refresh()
+        assert {s.version for s in scorers} == {rows[0]["version"]}
+        scored = scorers[1].score_batch(events[-50:])
+        assert {s.model_version for s in scored} == {rows[0]["version"]}
+        assert set(scored[0].detector_scores) == {"lof", "ocsvm", "autoencoder", "hst"}
+    finally:
+        for pool in pools:
+            await pool.close()
