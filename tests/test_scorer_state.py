@@ -76,7 +76,8 @@ async def test_one_scorer_trains_and_every_scorer_hot_swaps(fresh_dsn: str) -> N
         legit = events[11]
         async with pools[0].acquire() as conn:
             await conn.execute(
-                "INSERT INTO feedback (user_id, transaction_id, label) VALUES ($1, $2, 'fraud'), ($3, $4, 'legit')",
+                """INSERT INTO feedback (user_id, transaction_id, label)
+                   VALUES ($1, $2, 'fraud'), ($3, $4, 'legit')""",
                 fraud.user_id,
                 fraud.transaction_id,
                 legit.user_id,
