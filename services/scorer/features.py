@@ -8,11 +8,10 @@ the order they were processed. Every structure here is bounded.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 
 import numpy as np
 
@@ -63,16 +62,55 @@ def merchant_key(event: TransactionEvent) -> str:
 class _Entry:
     """One transaction's contribution to its account's window."""
 
-    __slots__ = ("category", "country", "currency", "hour", "log_amount", "merchant", "time")
+    __slots__ = (
+        "amount",
+        "category",
+        "country",
+        "currency",
+        "hour",
+        "log_amount",
+        "merchant",
+        "time",
+    )
 
     def __init__(self, event: TransactionEvent):
         self.time = event.timestamp.timestamp()
-        self.log_amount = math.log1p(float(event.amount))
+        self.amount = float(event.amount)
+        self.log_amount = math.log1p(self.amount)
         self.merchant = merchant_key(event)
         self.category = event.category or UNCATEGORIZED
         self.hour = event.timestamp.hour
         self.country = event.country
         self.currency = event.currency
+
+
+class _Series:
+    """The latest ``cap`` entries of one kind, with their log amounts kept sorted, so the median
+    and MAD cost a walk over half the series instead of two sorts."""
+
+    __slots__ = ("cap", "entries", "sorted")
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.entries: deque[_Entry] = deque()
+        self.sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def append(self, entry: _Entry) -> None:
+        if len(self.entries) == self.cap:
+            self._drop_oldest()
+        self.entries.append(entry)
+        insort(self.sorted, entry.log_amount)
+
+    def drop_if_oldest(self, entry: _Entry) -> None:
+        if self.entries and self.entries[0] is entry:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        oldest = self.entries.popleft()
+        del self.sorted[bisect_left(self.sorted, oldest.log_amount)]
 
 
 def _decrement(counts: Counter[str], key: str | None) -> None:
@@ -93,8 +131,9 @@ class AccountState:
     def __init__(self, window: int = DEFAULT_WINDOW):
         self.window_size = window
         self.window: deque[_Entry] = deque()
-        self.by_category: dict[str, deque[_Entry]] = {}
-        self.by_merchant: dict[str, deque[_Entry]] = {}
+        self.recent_amounts = _Series(MAX_AMOUNTS_PER_ACCOUNT)
+        self.by_category: dict[str, _Series] = {}
+        self.by_merchant: dict[str, _Series] = {}
         self.merchants: Counter[str] = Counter()
         self.merchant_last_seen: dict[str, float] = {}
         self.categories: Counter[str] = Counter()
@@ -114,11 +153,15 @@ class AccountState:
     def add(self, event: TransactionEvent) -> None:
         entry = _Entry(event)
         self.window.append(entry)
+        self.recent_amounts.append(entry)
         for index, key, cap in (
             (self.by_category, entry.category, MAX_AMOUNTS_PER_CATEGORY),
             (self.by_merchant, entry.merchant, MAX_AMOUNTS_PER_MERCHANT),
         ):
-            index.setdefault(key, deque(maxlen=cap)).append(entry)
+            series = index.get(key)
+            if series is None:
+                series = index[key] = _Series(cap)
+            series.append(entry)
         self.merchants[entry.merchant] += 1
         self.merchant_last_seen[entry.merchant] = entry.time
         self.categories[entry.category] += 1
@@ -130,12 +173,13 @@ class AccountState:
             self._evict(self.window.popleft())
 
     def _evict(self, old: _Entry) -> None:
+        self.recent_amounts.drop_if_oldest(old)
         for index, key in ((self.by_category, old.category), (self.by_merchant, old.merchant)):
             series = index.get(key)
-            if series and series[0] is old:
-                series.popleft()
-            if series is not None and not series:
-                del index[key]
+            if series is not None:
+                series.drop_if_oldest(old)
+                if not series:
+                    del index[key]
         _decrement(self.merchants, old.merchant)
         if old.merchant not in self.merchants:
             del self.merchant_last_seen[old.merchant]
@@ -209,16 +253,40 @@ class FeatureExtractor:
         self.state((event.user_id, event.account_id)).add(event)
 
 
+def _median(values: list[float]) -> float:
+    n = len(values)
+    middle = n // 2
+    return values[middle] if n % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def _median_absolute_deviation(values: list[float], median: float) -> float:
+    """MAD of sorted ``values``: the deviations on either side of the median are each sorted, so
+    merging them from the middle outwards reaches the middle deviation in n/2 steps."""
+    n = len(values)
+    right = bisect_left(values, median)
+    left = right - 1
+    previous = current = 0.0
+    for _ in range(n // 2 + 1):
+        below = median - values[left] if left >= 0 else math.inf
+        above = values[right] - median if right < n else math.inf
+        previous = current
+        if below <= above:
+            current, left = below, left - 1
+        else:
+            current, right = above, right + 1
+    return current if n % 2 else (previous + current) / 2
+
+
 def _robust_z(
-    log_amount: float, history: Iterable[_Entry], min_history: int = MIN_CATEGORY_HISTORY
+    log_amount: float, series: _Series | None, min_history: int = MIN_CATEGORY_HISTORY
 ) -> tuple[float, float | None]:
-    """Robust z-score (median/MAD) of a log amount against a history, and the usual amount."""
-    values = np.fromiter((entry.log_amount for entry in history), dtype=float)
-    if len(values) < min_history:
+    """Robust z-score (median/MAD) of a log amount against a series, and the usual amount."""
+    if series is None or len(series) < min_history:
         return 0.0, None
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median))) * 1.4826
-    return float(np.clip((log_amount - median) / max(mad, 0.1), -20.0, 20.0)), math.expm1(median)
+    median = _median(series.sorted)
+    mad = _median_absolute_deviation(series.sorted, median) * 1.4826
+    z = (log_amount - median) / max(mad, 0.1)
+    return min(max(z, -20.0), 20.0), math.expm1(median)
 
 
 def compute_features(
@@ -232,14 +300,14 @@ def compute_features(
     log_amount = math.log1p(amount)
     window = state.window
 
-    robust_z, usual = _robust_z(log_amount, state.by_category.get(category, ()))
+    robust_z, usual = _robust_z(log_amount, state.by_category.get(category))
     ratio = amount / max(usual, 0.01) if usual is not None else None
     merchant_z, merchant_usual = _robust_z(
-        log_amount, state.by_merchant.get(merchant, ()), MIN_MERCHANT_HISTORY
+        log_amount, state.by_merchant.get(merchant), MIN_MERCHANT_HISTORY
     )
     if merchant_usual is not None:  # the merchant's own habit says more than the category's
         usual, ratio = merchant_usual, amount / max(merchant_usual, 0.01)
-    account_z, _ = _robust_z(log_amount, islice(reversed(window), MAX_AMOUNTS_PER_ACCOUNT))
+    account_z, _ = _robust_z(log_amount, state.recent_amounts)
 
     gap = max(0.0, now - window[-1].time) if window else NO_PREVIOUS_SECONDS
     velocity_1h = velocity_24h = 0
@@ -252,7 +320,7 @@ def compute_features(
             velocity_24h += 1
             velocity_1h += age <= 3600
             if depth < MAX_RECENT and entry.merchant == merchant:
-                duplicate = duplicate or abs(math.expm1(entry.log_amount) - amount) < 0.005
+                duplicate = duplicate or abs(entry.amount - amount) < 0.005
     last_here = state.merchant_last_seen.get(merchant)
     since_here = max(0.0, now - last_here) if last_here is not None else NO_PREVIOUS_SECONDS
 
