@@ -28,7 +28,7 @@ lint: install ## ruff
 	$(BIN)/ruff format --check .
 
 typecheck: install ## mypy (strict)
-	$(BIN)/mypy services schemas
+	$(BIN)/mypy services schemas bench
 
 unit: install ## Only the fast tests (no broker, no database)
 	$(BIN)/pytest -q -m "not integration"

@@ -34,8 +34,10 @@ def _fmt(value: float) -> str:
 
 @eval_app.command("anomalies")
 def eval_anomalies(
-    csv: Annotated[Path, typer.Option(help="Labelled CSV file.")],
-    label: Annotated[str, typer.Option(help="Column with the anomaly label (1/0, true/false).")],
+    csv: Annotated[Path | None, typer.Option(help="Labelled CSV file.")] = None,
+    label: Annotated[
+        str, typer.Option(help="Column with the anomaly label (1/0, true/false).")
+    ] = "is_anomaly",
     time: Annotated[
         str | None, typer.Option(help="Order rows by this column (else file order).")
     ] = None,
@@ -45,14 +47,31 @@ def eval_anomalies(
     ] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of every detector.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    pipeline: Annotated[
+        bool,
+        typer.Option(
+            "--pipeline",
+            help="Instead of a file: stream demo data through a local ingest, Kafka and scorer.",
+        ),
+    ] = False,
+    users: Annotated[int, typer.Option(min=1, help="Demo users, with --pipeline.")] = 20,
+    months: Annotated[int, typer.Option(min=2, help="Demo months, with --pipeline.")] = 12,
 ) -> None:
     """Train every detector on the first part of the file, score the rest, compare with labels.
 
     Transaction tables (account_id, timestamp, amount, ...) get Spendstream's own features;
-    any other table uses its numeric columns.
+    any other table uses its numeric columns. With --pipeline, the demo generator's labelled
+    anomalies go through the real services instead, and the stored scores are compared.
     """
     from services.scorer.evaluation import evaluate
     from services.scorer.tabular import load_labelled_table
+
+    if pipeline:
+        _eval_pipeline(users, months, seed, train_fraction, as_json)
+        return
+    if csv is None:
+        status.print("[bold red]error:[/] give --csv FILE --label COLUMN, or --pipeline")
+        raise typer.Exit(2)
 
     with status.status("reading and preparing features..."):
         try:
@@ -93,3 +112,27 @@ def eval_anomalies(
     console.print(grid)
     weights = ", ".join(f"{k} {v:.2f}" for k, v in result.weights.items())
     console.print(f"ensemble weights (agreement with the others, no labels used): {weights}")
+
+
+def _eval_pipeline(
+    users: int, months: int, seed: int, train_fraction: float, as_json: bool
+) -> None:
+    from services.cli.pipeline_eval import evaluate_through_pipeline
+
+    with status.status("streaming demo data through ingest, Kafka and the scorer..."):
+        quality = evaluate_through_pipeline(
+            users=users, months=months, seed=seed, train_fraction=train_fraction
+        )
+    if as_json:
+        print(orjson.dumps(quality.as_dict()).decode())
+        return
+    grid = Table("metric", "value", title=f"through the pipeline: model {quality.model_version}")
+    for name, value in quality.metrics.items():
+        grid.add_row(name, _fmt(value))
+    grid.add_row(f"precision at {quality.threshold}", _fmt(quality.precision_at_threshold))
+    grid.add_row(f"recall at {quality.threshold}", _fmt(quality.recall_at_threshold))
+    for threshold, (precision, recall) in quality.precision_recall_at.items():
+        grid.add_row(f"  precision / recall at {threshold}", f"{precision:.3f} / {recall:.3f}")
+    grid.add_row("streamed to train / scored", f"{quality.n_train:,} / {quality.n_test:,}")
+    grid.add_row("labelled anomalies scored", f"{quality.anomalies_in_test:,}")
+    console.print(grid)

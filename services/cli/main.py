@@ -233,6 +233,21 @@ def up(
         stack.stop()
 
 
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller data, fewer repeats.")] = False,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these benchmarks.")] = None,
+    compare: Annotated[Path | None, typer.Option(help="A saved result to compare with.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the JSON results.")] = None,
+) -> None:
+    """Run the benchmarks; print a table and write bench/results/latest.json."""
+    from bench.run import run
+
+    if compare is not None and not compare.exists():
+        fail(f"no such file: {compare}")
+    run(quick=quick, only=only, compare=compare, out=out)
+
+
 @app.command("schemas")
 def export_schemas(
     out: Annotated[

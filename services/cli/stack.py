@@ -19,7 +19,7 @@ import orjson
 from services.core.db import migrate
 from services.core.embedded import EmbeddedKafka, EmbeddedPostgres, die_with_parent, stop_process
 from services.core.kafka import ensure_topics
-from services.core.settings import Settings
+from services.core.settings import Settings, settings_env
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +70,8 @@ class Stack:
         return self.settings.data_dir / "logs"
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        s = self.settings
-        env.update(
-            SPENDSTREAM_KAFKA_BOOTSTRAP=s.kafka_bootstrap_or_default,
-            SPENDSTREAM_DATABASE_URL=s.require_database_url(),
-            SPENDSTREAM_KAFKA_IDEMPOTENT_PRODUCER=str(s.kafka_idempotent_producer).lower(),
-            SPENDSTREAM_DATA_DIR=str(s.data_dir),
-        )
-        for name in SERVICE_APPS:
-            env[f"SPENDSTREAM_{name.upper()}_PORT"] = str(service_port(s, name))
-        return env
+        self.settings.require_database_url()
+        return {**os.environ, **settings_env(self.settings)}
 
     def start_infrastructure(self) -> None:
         s = self.settings

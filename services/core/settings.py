@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Longest backoff between retries of a failed database write"
     )
     anomaly_threshold: float = Field(
-        0.995, ge=0, le=1, description="Ensemble score from which a transaction is an anomaly"
+        0.97, ge=0, le=1, description="Ensemble score from which a transaction is an anomaly"
     )
     scorer_seed: int = 0
     history_per_account: int = Field(
@@ -87,6 +87,20 @@ class Settings(BaseSettings):
                 "or point it at PostgreSQL: export SPENDSTREAM_DATABASE_URL=postgresql://..."
             )
         return self.database_url
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as the environment variables that reproduce them in a child process."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        env[f"SPENDSTREAM_{name.upper()}"] = str(value)
+    return env
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Card processors and point-of-sale prefixes banks put in front of the merchant.
 _PREFIX = re.compile(
@@ -20,6 +21,7 @@ _NON_WORD = re.compile(r"[^a-z&' ]+")
 _SPACES = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=65_536)  # merchants repeat endlessly; the regexes need not
 def normalize_text(text: str | None) -> str:
     """'SQ *BLUE BOTTLE COFFEE #12 OAKLAND CA' -> 'blue bottle coffee'."""
     if not text:

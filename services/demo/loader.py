@@ -73,36 +73,35 @@ async def post_records(
     by_user: dict[str, list[dict[str, object]]] = defaultdict(list)
     for r in records:
         by_user[r.user_id].append(r.transaction)
-    jobs = [
-        (user, txs[i : i + batch_size])
-        for user, txs in by_user.items()
-        for i in range(0, len(txs), batch_size)
-    ]
     limit = asyncio.Semaphore(concurrency)
     accepted = 0
 
-    async def send(client: httpx.AsyncClient, user: str, batch: list[dict[str, object]]) -> None:
+    async def send_user(client: httpx.AsyncClient, user: str, txs: list[dict[str, object]]) -> None:
+        # One user's batches go in order, so each account's transactions arrive in time order.
         nonlocal accepted
         async with limit:
-            for attempt in range(5):
-                response = await client.post(
-                    f"{ingest_url}/v1/transactions",
-                    content=orjson.dumps({"transactions": batch}),
-                    headers={
-                        "Authorization": f"Bearer {keys[user]}",
-                        "Content-Type": "application/json",
-                    },
-                )
-                if response.status_code != 503:
-                    break
-                await asyncio.sleep(
-                    float(response.headers.get("Retry-After", "1")) * (attempt + 1) / 5
-                )
-            if response.status_code != 202:
-                raise IngestError(f"ingest answered {response.status_code}: {response.text[:500]}")
-            accepted += int(response.json()["accepted"])
-            on_progress(len(batch))
+            for start in range(0, len(txs), batch_size):
+                batch = txs[start : start + batch_size]
+                accepted += await _post_batch(client, ingest_url, keys[user], batch)
+                on_progress(len(batch))
 
     async with httpx.AsyncClient(timeout=60) as client:
-        await asyncio.gather(*(send(client, user, batch) for user, batch in jobs))
+        await asyncio.gather(*(send_user(client, user, txs) for user, txs in by_user.items()))
     return accepted
+
+
+async def _post_batch(
+    client: httpx.AsyncClient, ingest_url: str, key: str, batch: list[dict[str, object]]
+) -> int:
+    for attempt in range(5):
+        response = await client.post(
+            f"{ingest_url}/v1/transactions",
+            content=orjson.dumps({"transactions": batch}),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        if response.status_code != 503:
+            break
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")) * (attempt + 1) / 5)
+    if response.status_code != 202:
+        raise IngestError(f"ingest answered {response.status_code}: {response.text[:500]}")
+    return int(response.json()["accepted"])

@@ -93,7 +93,7 @@ class AnomalyScorer:
                     model_version=model.version if model is not None else COLD_START_VERSION,
                     detector_scores=detectors,
                     explanation=explain(context, detectors),
-                    features=[round(float(v), 6) for v in features],
+                    features=features.tolist(),
                 )
             )
         return scored

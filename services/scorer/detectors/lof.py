@@ -8,7 +8,7 @@ from sklearn.preprocessing import RobustScaler
 
 from services.scorer.detectors.base import as_2d
 
-MAX_TRAINING_ROWS = 20_000  # LOF's neighbour queries grow with the training set
+MAX_TRAINING_ROWS = 4_000  # every score is a neighbour query against these rows
 
 
 class LOFDetector:

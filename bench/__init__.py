@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a table and writes JSON; none of them is a timed test."""
