@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -27,7 +28,7 @@ def _fmt(value: float | None) -> str:
 
 
 def print_table(
-    console: Console, results: list[BenchResult], baseline: dict[str, dict] | None
+    console: Console, results: list[BenchResult], baseline: dict[str, dict[str, Any]] | None
 ) -> None:
     table = Table(
         "benchmark", "median", "p50", "p95", "p99", "unit", "target", title="Spendstream benchmarks"
