@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel
 
-from schemas.events import AnomalyAlert, DeadLetter
+from schemas.events import AnomalyAlert, DeadLetter, DriftEvent
 from schemas.transaction import (
     SCHEMA_VERSION,
     Accepted,
@@ -20,6 +20,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "TransactionEvent": TransactionEvent,
     "DeadLetter": DeadLetter,
     "AnomalyAlert": AnomalyAlert,
+    "DriftEvent": DriftEvent,
 }
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Channel",
     "DeadLetter",
     "Direction",
+    "DriftEvent",
     "Transaction",
     "TransactionBatch",
     "TransactionEvent",

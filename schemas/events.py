@@ -51,3 +51,24 @@ class AnomalyAlert(BaseModel):
     explanation: list[dict[str, Any]] = Field(description="Readable reasons, strongest first.")
     model_version: str = Field(description="Ensemble version that scored it.")
     scored_at: datetime = Field(description="When it was scored (UTC).")
+
+
+class DriftEvent(BaseModel):
+    """Spending in a scope moved past the drift threshold, on ``drift.events.v1``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(1, description="Version of this event schema.")
+    scope: Literal["global", "account"] = Field(description="What was compared.")
+    user_id: str | None = Field(None, description="Owner of the account; null for global.")
+    account_id: str | None = Field(None, description="The account; null for global.")
+    metric: str = Field(description="The metric that crossed the threshold, e.g. category_jsd.")
+    value: float = Field(description="Its value.")
+    threshold: float = Field(description="The threshold it crossed.")
+    metrics: dict[str, float] = Field(description="Every drift metric of this comparison.")
+    current_window: tuple[datetime, datetime] = Field(description="Current window [start, end).")
+    reference_window: tuple[datetime, datetime] = Field(description="Reference window.")
+    top_contributors: list[dict[str, Any]] = Field(
+        description="Categories whose share moved most (by PSI contribution)."
+    )
+    computed_at: datetime = Field(description="When it was computed (UTC).")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -107,3 +107,64 @@ async def test_one_scorer_trains_and_every_scorer_hot_swaps(fresh_dsn: str) -> N
     finally:
         for pool in pools:
             await pool.close()
+
+
+async def test_drift_watcher_stores_and_publishes_once_per_window(fresh_dsn: str) -> None:
+    from services.scorer.drift_watcher import DriftWatcher
+
+    rng = np.random.default_rng(4)
+    start = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    now = datetime.now(UTC)
+
+    def tx(i: int, day: int, category: str, amount: float) -> TransactionEvent:
+        return TransactionEvent.model_validate(
+            {
+                "transaction_id": f"d{i}",
+                "account_id": "main",
+                "user_id": "drifter",
+                "timestamp": start + timedelta(days=day, minutes=i % 600),
+                "amount": f"{amount:.2f}",
+                "category": category,
+                "ingested_at": now,
+            }
+        )
+
+    events = []
+    for day in range(42):
+        for _ in range(10):
+            shifted = day >= 35
+            category = (
+                "Travel" if shifted and rng.random() < 0.6 else rng.choice(["Groceries", "Dining"])
+            )
+            events.append(tx(len(events), day, str(category), float(rng.lognormal(3, 0.5))))
+    published = []
+
+    async def publish(event) -> None:  # type: ignore[no-untyped-def]
+        published.append(event)
+
+    pool = await create_pool(fresh_dsn, size=3)
+    try:
+        scorer = AnomalyScorer(threshold=0.99)
+        await score_and_store(pool, scorer, events)
+        watcher = DriftWatcher(pool, Settings(database_url=fresh_dsn), publish)
+        assert await watcher.check() == 2  # the global scope and the account
+        rows = await pool.fetch("SELECT * FROM drift_metrics ORDER BY scope")
+        assert [r["scope"] for r in rows] == ["account", "global"]
+        account = rows[0]
+        assert account["status"] == "drift" and "category_jsd" in account["breached"]
+        assert account["category_jsd"] >= 0.1
+        assert account["top_contributors"][0]["category"] == "Travel"
+        assert {e.scope for e in published} == {"account", "global"}
+        event = next(e for e in published if e.scope == "account")
+        assert (event.user_id, event.account_id, event.metric) == (
+            "drifter",
+            "main",
+            "category_jsd",
+        )
+
+        assert await watcher.check() == 0, "nothing new"
+        late = tx(10_000, 41, "Dining", 12.0)  # same day, same window
+        await store.persist_scored(pool, [late], scorer.score_batch([late]))
+        assert await watcher.check() == 0, "at most once per interval per scope"
+    finally:
+        await pool.close()

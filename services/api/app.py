@@ -16,6 +16,9 @@ from services.api import store
 from services.api.models import (
     Anomaly,
     AnomalyPage,
+    DriftPoint,
+    DriftResponse,
+    DriftSeries,
     FeedbackIn,
     FeedbackOut,
     Score,
@@ -192,6 +195,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if row is None:
             raise HTTPException(404, f"no transaction {transaction_id!r}")
         return FeedbackOut(**dict(row))
+
+    @app.get(
+        "/v1/drift",
+        response_model=DriftResponse,
+        summary="Drift of spending per account over time: category mix and amounts",
+    )
+    async def get_drift(
+        request: Request,
+        user_id: CurrentUser,
+        account_id: Annotated[str | None, Query(max_length=64)] = None,
+        since: Annotated[AwareDatetime | None, Query(description="Inclusive, ISO 8601")] = None,
+        until: Annotated[AwareDatetime | None, Query(description="Exclusive, ISO 8601")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="Points per account")] = 90,
+    ) -> DriftResponse:
+        rows = await store.drift_series(
+            request.app.state.pool, user_id, account_id, since, until, limit
+        )
+        series: dict[str, DriftSeries] = {}
+        for row in rows:
+            entry = series.setdefault(
+                row["account_id"],
+                DriftSeries(scope="account", account_id=row["account_id"], points=[]),
+            )
+            entry.points.append(DriftPoint.model_validate(dict(row)))
+        return DriftResponse(series=list(series.values()))
 
     @app.get("/healthz", summary="Readiness: database reachable")
     async def healthz(request: Request) -> JSONResponse:

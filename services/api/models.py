@@ -74,3 +74,38 @@ class TransactionPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
     )
+
+
+class DriftPoint(BaseModel):
+    window_end: datetime = Field(description="End of the current window (event time).")
+    current_start: datetime | None = Field(description="Start of the current window.")
+    reference_start: datetime | None
+    reference_end: datetime | None
+    status: Literal["ok", "drift", "insufficient"]
+    n_current: int
+    n_reference: int
+    category_jsd: float | None = Field(
+        description="Jensen-Shannon divergence of the category mix, base 2, in [0, 1]."
+    )
+    category_psi: float | None = Field(
+        description="Population stability index of the category mix."
+    )
+    amount_jsd: float | None = Field(description="JSD of amounts over fixed log-spaced bins.")
+    amount_ks: float | None = Field(
+        description="Two-sample Kolmogorov-Smirnov statistic of amounts."
+    )
+    amount_ks_pvalue: float | None
+    amount_wasserstein: float | None = Field(description="Wasserstein distance between amounts.")
+    top_contributors: list[dict[str, Any]]
+    breached: list[str] = Field(description="Metrics at or above the threshold.")
+    threshold: float
+
+
+class DriftSeries(BaseModel):
+    scope: Literal["account"]
+    account_id: str
+    points: list[DriftPoint] = Field(description="Oldest first.")
+
+
+class DriftResponse(BaseModel):
+    series: list[DriftSeries]

@@ -132,3 +132,33 @@ async def get_transaction(
         user_id,
         transaction_id,
     )
+
+
+async def drift_series(
+    pool: asyncpg.Pool,
+    user_id: str,
+    account_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    per_scope: int,
+) -> list[asyncpg.Record]:
+    """The caller's account scopes, the latest ``per_scope`` points of each, oldest first."""
+    return list(
+        await pool.fetch(
+            """SELECT * FROM (
+                   SELECT d.*, row_number() OVER (
+                       PARTITION BY account_id ORDER BY window_end DESC) AS recency
+                   FROM drift_metrics d
+                   WHERE scope = 'account' AND user_id = $1
+                     AND ($2::text IS NULL OR account_id = $2)
+                     AND ($3::timestamptz IS NULL OR window_end >= $3)
+                     AND ($4::timestamptz IS NULL OR window_end < $4)) ranked
+               WHERE recency <= $5
+               ORDER BY account_id, window_end""",
+            user_id,
+            account_id,
+            since,
+            until,
+            per_scope,
+        )
+    )

@@ -74,6 +74,19 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How often scorers look for a new model"
     )
 
+    # Drift.
+    drift_window_mode: str = Field("time", pattern="^(time|count)$", description="time or count")
+    drift_current_days: float = Field(7, gt=0)
+    drift_reference_days: float = Field(28, gt=0)
+    drift_current_events: int = Field(200, ge=10, description="Current window, count mode")
+    drift_reference_events: int = Field(800, ge=10, description="Reference window, count mode")
+    drift_interval_hours: float = Field(
+        24, gt=0, description="At most one computation per scope per this much event time"
+    )
+    drift_threshold: float = Field(0.1, gt=0, le=1, description="JSD at which drift is reported")
+    drift_min_events: int = Field(30, ge=1, description="Smaller windows are insufficient")
+    drift_check_interval_s: float = Field(10.0, gt=0, description="How often to look for new data")
+
     log_level: str = "INFO"
 
     @property

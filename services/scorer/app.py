@@ -17,7 +17,7 @@ from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
 
-from schemas import AnomalyAlert, DeadLetter, TransactionEvent
+from schemas import AnomalyAlert, DeadLetter, DriftEvent, TransactionEvent
 from services.core.consuming import (
     make_batch_decoder,
     process_isolating_poison,
@@ -30,6 +30,7 @@ from services.core.logging import configure_logging
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
 from services.scorer import store
+from services.scorer.drift_watcher import DriftWatcher
 from services.scorer.registry import ModelKeeper
 from services.scorer.scoring import AnomalyScorer, ScoredTransaction
 from services.scorer.state import rebuild_missing_histories
@@ -68,6 +69,12 @@ dlq_publisher = broker.publisher(
     description="Poison messages with the reason.",
     schema=DeadLetter,
 )
+drift_publisher = broker.publisher(
+    settings.drift_topic,
+    title="drift-events",
+    description="A scope's spending crossed the drift threshold.",
+    schema=DriftEvent,
+)
 alerts_publisher = broker.publisher(
     settings.alerts_topic,
     title="anomaly-alerts",
@@ -89,15 +96,17 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     )
     keeper = ModelKeeper(pool, scorer, settings)
     await keeper.refresh()
-    registry_loop = asyncio.create_task(keeper.run())
+    watcher = DriftWatcher(pool, settings, lambda event: drift_publisher.publish(event))
+    background = [asyncio.create_task(keeper.run()), asyncio.create_task(watcher.run())]
     context.set_global("pool", pool)
     context.set_global("scorer", scorer)
     try:
         yield
     finally:
-        registry_loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await registry_loop
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await pool.close()
 
 

@@ -192,3 +192,118 @@ async def save_model(
         artifact,
         trained_by,
     )
+
+
+# Drift ------------------------------------------------------------------------------------------
+
+_WINDOW_SCOPE = (
+    "($1::text IS NULL OR (user_id = $1 AND account_id = $2::text)) AND direction = 'debit'"
+)
+
+
+async def drift_progress(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT last_seq FROM drift_progress WHERE id = 1"))
+
+
+async def set_drift_progress(pool: asyncpg.Pool, last_seq: int) -> None:
+    await pool.execute("UPDATE drift_progress SET last_seq = $1 WHERE id = 1", last_seq)
+
+
+async def accounts_with_new_data(
+    pool: asyncpg.Pool, after_seq: int
+) -> tuple[list[asyncpg.Record], int]:
+    """Accounts with transactions stored after ``after_seq``, with their latest event time."""
+    rows = await pool.fetch(
+        """SELECT user_id, account_id, max(ts) AS watermark, max(seq) AS last_seq
+           FROM transactions WHERE seq > $1 GROUP BY user_id, account_id""",
+        after_seq,
+    )
+    return list(rows), max((r["last_seq"] for r in rows), default=after_seq)
+
+
+async def drift_window_rows(
+    pool: asyncpg.Pool,
+    user_id: str | None,
+    account_id: str | None,
+    start: datetime | None,
+    end: datetime,
+    *,
+    skip: int = 0,
+    limit: int | None = None,
+    sample: int = 20_000,
+) -> list[tuple[str, float]]:
+    """(category, amount) of the debits in (start, end], or of the ``limit`` latest before ``end``
+    after skipping ``skip``. Large windows are sampled deterministically (by hashed id)."""
+    if limit is not None:
+        rows = await pool.fetch(
+            f"""SELECT coalesce(category, 'Uncategorized') AS category, amount::float8 AS amount
+                FROM transactions WHERE {_WINDOW_SCOPE} AND ts <= $3
+                ORDER BY ts DESC, transaction_id DESC OFFSET $4 LIMIT $5""",  # noqa: S608
+            user_id,
+            account_id,
+            end,
+            skip,
+            limit,
+        )
+    else:
+        rows = await pool.fetch(
+            f"""SELECT coalesce(category, 'Uncategorized') AS category, amount::float8 AS amount
+                FROM transactions WHERE {_WINDOW_SCOPE} AND ts > $3 AND ts <= $4
+                ORDER BY hashtextextended(transaction_id, 0) LIMIT $5""",  # noqa: S608
+            user_id,
+            account_id,
+            start,
+            end,
+            sample,
+        )
+    return [(r["category"], r["amount"]) for r in rows]
+
+
+async def drift_computed(
+    pool: asyncpg.Pool, scope: str, user_id: str, account_id: str, window_end: datetime
+) -> bool:
+    return bool(
+        await pool.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM drift_metrics WHERE scope = $1 AND user_id = $2
+                              AND account_id = $3 AND window_end = $4)""",
+            scope,
+            user_id,
+            account_id,
+            window_end,
+        )
+    )
+
+
+async def save_drift(pool: asyncpg.Pool, row: dict[str, Any]) -> bool:
+    """Store one comparison; False if this scope and window were already stored."""
+    status = await pool.execute(
+        """INSERT INTO drift_metrics (
+               scope, user_id, account_id, window_end, current_start, reference_start,
+               reference_end, window_mode, status, n_current, n_reference, category_jsd,
+               category_psi, amount_jsd, amount_ks, amount_ks_pvalue, amount_wasserstein,
+               top_contributors, breached, threshold)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $18, $19, $20)
+           ON CONFLICT DO NOTHING""",
+        row["scope"],
+        row["user_id"],
+        row["account_id"],
+        row["window_end"],
+        row["current_start"],
+        row["reference_start"],
+        row["reference_end"],
+        row["window_mode"],
+        row["status"],
+        row["n_current"],
+        row["n_reference"],
+        row.get("category_jsd"),
+        row.get("category_psi"),
+        row.get("amount_jsd"),
+        row.get("amount_ks"),
+        row.get("amount_ks_pvalue"),
+        row.get("amount_wasserstein"),
+        row["top_contributors"],
+        row["breached"],
+        row["threshold"],
+    )
+    return bool(status.endswith(" 1"))

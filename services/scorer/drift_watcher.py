@@ -1,0 +1,171 @@
+"""Computes drift as transactions arrive: for every scope with new data, at most once per interval
+of event time, compare the current window with the reference window, store, and publish drift."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from prometheus_client import Gauge
+
+from schemas import DriftEvent
+from services.core.settings import Settings
+from services.scorer import store
+from services.scorer.drift import DriftResult, WindowData, compare_windows
+
+log = logging.getLogger(__name__)
+
+DRIFT_LOCK_ID = 0x5E7D_0003
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+GLOBAL_DRIFT = Gauge(
+    "spendstream_drift_global", "Latest drift metrics of the global scope.", ["metric"]
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # "global" or "account"
+    user_id: str = ""
+    account_id: str = ""
+
+
+def align(moment: datetime, interval: timedelta) -> datetime:
+    """The end of the interval that ``moment`` falls in: windows end on interval boundaries."""
+    steps = -(-(moment - EPOCH) // interval)  # ceiling division
+    return EPOCH + steps * interval
+
+
+class DriftWatcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        publish: Callable[[DriftEvent], Awaitable[None]],
+    ):
+        self.pool = pool
+        self.settings = settings
+        self.publish = publish
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(hours=self.settings.drift_interval_hours)
+
+    async def check(self) -> int:
+        """One pass over scopes with new data; returns how many comparisons were stored."""
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", DRIFT_LOCK_ID):
+                return 0  # another scorer is on it
+            try:
+                return await self._check()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", DRIFT_LOCK_ID)
+
+    async def _check(self) -> int:
+        after = await store.drift_progress(self.pool)
+        accounts, last_seq = await store.accounts_with_new_data(self.pool, after)
+        if not accounts:
+            return 0
+        stored = 0
+        global_watermark = max(r["watermark"] for r in accounts)
+        scopes = [(Scope("global"), global_watermark)] + [
+            (Scope("account", r["user_id"], r["account_id"]), r["watermark"]) for r in accounts
+        ]
+        for scope, watermark in scopes:
+            stored += await self._compare(scope, align(watermark, self.interval))
+        await store.set_drift_progress(self.pool, last_seq)
+        return stored
+
+    async def _compare(self, scope: Scope, end: datetime) -> int:
+        s = self.settings
+        if await store.drift_computed(self.pool, scope.kind, scope.user_id, scope.account_id, end):
+            return 0
+        user = scope.user_id or None
+        account = scope.account_id or None
+        if s.drift_window_mode == "count":
+            current_rows = await store.drift_window_rows(
+                self.pool, user, account, None, end, limit=s.drift_current_events
+            )
+            reference_rows = await store.drift_window_rows(
+                self.pool,
+                user,
+                account,
+                None,
+                end,
+                skip=s.drift_current_events,
+                limit=s.drift_reference_events,
+            )
+            current_start = reference_start = reference_end = None
+        else:
+            current_start = end - timedelta(days=s.drift_current_days)
+            reference_start = current_start - timedelta(days=s.drift_reference_days)
+            reference_end = current_start
+            current_rows = await store.drift_window_rows(
+                self.pool, user, account, current_start, end
+            )
+            reference_rows = await store.drift_window_rows(
+                self.pool, user, account, reference_start, reference_end
+            )
+        result = await asyncio.to_thread(
+            compare_windows,
+            WindowData.from_transactions(current_rows),
+            WindowData.from_transactions(reference_rows),
+            threshold=s.drift_threshold,
+            min_events=s.drift_min_events,
+        )
+        row: dict[str, Any] = {
+            "scope": scope.kind,
+            "user_id": scope.user_id,
+            "account_id": scope.account_id,
+            "window_end": end,
+            "current_start": current_start,
+            "reference_start": reference_start,
+            "reference_end": reference_end,
+            "window_mode": s.drift_window_mode,
+            "status": result.status,
+            "n_current": result.n_current,
+            "n_reference": result.n_reference,
+            **result.metrics,
+            "top_contributors": result.top_contributors,
+            "breached": result.breached,
+            "threshold": s.drift_threshold,
+        }
+        if not await store.save_drift(self.pool, row):
+            return 0
+        if scope.kind == "global":
+            for name, value in result.metrics.items():
+                GLOBAL_DRIFT.labels(name).set(value)
+        if result.status == "drift":
+            await self.publish(self._event(scope, result, row))
+        return 1
+
+    def _event(self, scope: Scope, result: DriftResult, row: dict[str, Any]) -> DriftEvent:
+        metric = max(result.breached, key=lambda name: result.metrics[name])
+        end: datetime = row["window_end"]
+        return DriftEvent(
+            scope="global" if scope.kind == "global" else "account",
+            user_id=scope.user_id or None,
+            account_id=scope.account_id or None,
+            metric=metric,
+            value=result.metrics[metric],
+            threshold=self.settings.drift_threshold,
+            metrics=result.metrics,
+            current_window=(row["current_start"] or end, end),
+            reference_window=(row["reference_start"] or end, row["reference_end"] or end),
+            top_contributors=result.top_contributors,
+            computed_at=datetime.now(UTC),
+        )
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("drift check failed; retrying")
+            await asyncio.sleep(self.settings.drift_check_interval_s)
