@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel
 
-from schemas.events import AnomalyAlert, DeadLetter, DriftEvent
+from schemas.events import AnomalyAlert, DeadLetter, DriftEvent, ForecastsUpdated
 from schemas.transaction import (
     SCHEMA_VERSION,
     Accepted,
@@ -21,6 +21,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "DeadLetter": DeadLetter,
     "AnomalyAlert": AnomalyAlert,
     "DriftEvent": DriftEvent,
+    "ForecastsUpdated": ForecastsUpdated,
 }
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "DeadLetter",
     "Direction",
     "DriftEvent",
+    "ForecastsUpdated",
     "Transaction",
     "TransactionBatch",
     "TransactionEvent",

@@ -72,3 +72,18 @@ class DriftEvent(BaseModel):
         description="Categories whose share moved most (by PSI contribution)."
     )
     computed_at: datetime = Field(description="When it was computed (UTC).")
+
+
+class ForecastsUpdated(BaseModel):
+    """A forecast refresh finished, on ``forecasts.updated.v1``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(1, description="Version of this event schema.")
+    run_id: str = Field(description="The run; GET /v1/forecasts serves the latest.")
+    horizon_days: int = Field(description="How many days ahead it forecasts.")
+    n_series: int = Field(description="How many (user, account, category) series it covers.")
+    backtest: dict[str, Any] = Field(
+        description="Rolling-origin backtest: MASE and sMAPE of the model and of seasonal naive."
+    )
+    created_at: datetime = Field(description="When the run finished (UTC).")

@@ -21,6 +21,11 @@ from services.api.models import (
     DriftSeries,
     FeedbackIn,
     FeedbackOut,
+    ForecastPoint,
+    ForecastResponse,
+    ForecastRunInfo,
+    ForecastSeries,
+    MonthForecast,
     Score,
     TransactionOut,
     TransactionPage,
@@ -220,6 +225,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             entry.points.append(DriftPoint.model_validate(dict(row)))
         return DriftResponse(series=list(series.values()))
+
+    @app.get(
+        "/v1/forecasts",
+        response_model=ForecastResponse,
+        summary="Spend forecasts per account and category, daily and monthly, with intervals",
+    )
+    async def get_forecasts(
+        request: Request,
+        user_id: CurrentUser,
+        account_id: Annotated[str | None, Query(max_length=64)] = None,
+        category: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> ForecastResponse:
+        pool = request.app.state.pool
+        run = await store.latest_forecast_run(pool)
+        if run is None:
+            return ForecastResponse(run=None, series=[])
+        daily, monthly = await store.forecasts(pool, run["run_id"], user_id, account_id, category)
+        series: dict[tuple[str, str], ForecastSeries] = {}
+        for row in daily:
+            key = (row["account_id"], row["category"])
+            entry = series.setdefault(
+                key, ForecastSeries(account_id=key[0], category=key[1], daily=[], monthly=[])
+            )
+            entry.daily.append(ForecastPoint.model_validate(dict(row)))
+        for row in monthly:
+            owner = series.get((row["account_id"], row["category"]))
+            if owner is not None:
+                owner.monthly.append(MonthForecast.model_validate(dict(row)))
+        return ForecastResponse(
+            run=ForecastRunInfo.model_validate(dict(run)), series=list(series.values())
+        )
 
     @app.get("/healthz", summary="Readiness: database reachable")
     async def healthz(request: Request) -> JSONResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -109,3 +109,42 @@ class DriftSeries(BaseModel):
 
 class DriftResponse(BaseModel):
     series: list[DriftSeries]
+
+
+class ForecastPoint(BaseModel):
+    day: date
+    p10: Decimal = Field(description="10th percentile of spend that day.")
+    p50: Decimal = Field(description="Median forecast.")
+    p90: Decimal = Field(description="90th percentile.")
+
+
+class MonthForecast(BaseModel):
+    month: date = Field(description="First day of the month.")
+    days: int = Field(description="Forecast days in this month (partial months have fewer).")
+    p10: Decimal
+    p50: Decimal
+    p90: Decimal
+
+
+class ForecastSeries(BaseModel):
+    account_id: str
+    category: str
+    daily: list[ForecastPoint]
+    monthly: list[MonthForecast]
+
+
+class ForecastRunInfo(BaseModel):
+    run_id: str
+    created_at: datetime
+    horizon_days: int
+    history_start: date
+    history_end: date
+    backtest: dict[str, Any] = Field(
+        description="Rolling-origin backtest over all series: MASE, sMAPE and 80% interval "
+        "coverage of the model, next to seasonal naive (weekly season)."
+    )
+
+
+class ForecastResponse(BaseModel):
+    run: ForecastRunInfo | None = Field(description="Null until the first refresh has run.")
+    series: list[ForecastSeries]

@@ -162,3 +162,29 @@ async def drift_series(
             per_scope,
         )
     )
+
+
+async def latest_forecast_run(pool: asyncpg.Pool) -> asyncpg.Record | None:
+    return await pool.fetchrow("SELECT * FROM forecast_runs ORDER BY created_at DESC LIMIT 1")
+
+
+async def forecasts(
+    pool: asyncpg.Pool, run_id: str, user_id: str, account_id: str | None, category: str | None
+) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    where = """run_id = $1 AND user_id = $2 AND ($3::text IS NULL OR account_id = $3)
+               AND ($4::text IS NULL OR category = $4)"""
+    daily = await pool.fetch(
+        f"SELECT * FROM forecasts WHERE {where} ORDER BY account_id, category, day",  # noqa: S608
+        run_id,
+        user_id,
+        account_id,
+        category,
+    )
+    monthly = await pool.fetch(
+        f"SELECT * FROM forecast_months WHERE {where} ORDER BY account_id, category, month",  # noqa: S608
+        run_id,
+        user_id,
+        account_id,
+        category,
+    )
+    return list(daily), list(monthly)

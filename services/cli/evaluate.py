@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import orjson
 import pandas as pd
@@ -19,9 +19,13 @@ status = Console(stderr=True)
 
 def read_csv(path: Path) -> pd.DataFrame:
     if not path.exists():
-        status.print(f"[bold red]error:[/] no such file: {path}")
-        raise typer.Exit(1)
+        fail(f"no such file: {path}")
     return pd.read_csv(path, low_memory=False)
+
+
+def fail(message: str) -> NoReturn:
+    status.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
 
 
 def _fmt(value: float) -> str:
@@ -77,8 +81,7 @@ def eval_anomalies(
         try:
             table = load_labelled_table(read_csv(csv), label=label, time=time, drop=drop or [])
         except ValueError as exc:
-            status.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+            fail(str(exc))
     split = int(len(table.X) * train_fraction)
     with status.status(f"training on {split:,} rows and scoring {len(table.X) - split:,}..."):
         result = evaluate(table.X[:split], table.X[split:], table.y[split:], seed=seed)
@@ -135,4 +138,69 @@ def _eval_pipeline(
         grid.add_row(f"  precision / recall at {threshold}", f"{precision:.3f} / {recall:.3f}")
     grid.add_row("streamed to train / scored", f"{quality.n_train:,} / {quality.n_test:,}")
     grid.add_row("labelled anomalies scored", f"{quality.anomalies_in_test:,}")
+    console.print(grid)
+
+
+@eval_app.command("forecast")
+def eval_forecast(
+    csv: Annotated[Path, typer.Option(help="CSV with one series.")],
+    date: Annotated[str, typer.Option("--date", help="Date column.")],
+    value: Annotated[str, typer.Option("--value", help="Value column.")],
+    season: Annotated[
+        int | None, typer.Option(help="Season length (default: 7 daily, 12 monthly).")
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option(help="Periods ahead (default: 30 daily, 12 monthly).")
+    ] = None,
+    folds: Annotated[int, typer.Option(min=1, max=20, help="Rolling origins.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Rolling-origin backtest of the forecaster on any single series, next to seasonal naive.
+
+    Daily or monthly spacing is inferred from the dates."""
+    from services.forecaster.forecasting import ForecastConfig, Panel, backtest
+
+    frame = read_csv(csv)
+    missing = [c for c in (date, value) if c not in frame.columns]
+    if missing:
+        fail(f"no column(s) {', '.join(missing)}; the file has {', '.join(frame.columns)}")
+    dates = pd.to_datetime(frame[date], errors="coerce")
+    if dates.isna().any():
+        fail(f"--date {date}: {int(dates.isna().sum())} values are not dates")
+    monthly = dates.sort_values().diff().median() >= pd.Timedelta(days=27)
+    config = (
+        ForecastConfig.monthly(season or 12, horizon or 12)
+        if monthly
+        else ForecastConfig(season=season or 7, horizon=horizon or 30)
+    )
+    series = pd.DataFrame({"series": "series", "day": dates, "value": frame[value].astype(float)})
+    panel = Panel.from_long(series, ["series"], "day", "value", freq="MS" if monthly else "D")
+    with status.status(f"backtesting {folds} folds of {config.horizon} periods..."):
+        try:
+            result = backtest(panel, config, n_folds=folds)
+        except ValueError as exc:
+            fail(str(exc))
+    if as_json:
+        print(orjson.dumps(result.as_dict()).decode())
+        return
+    grid = Table(
+        "",
+        "MASE",
+        "sMAPE",
+        "80% coverage",
+        title=f"{csv.name}: {result.n_folds} folds, horizon {result.horizon}, "
+        f"season {config.season}",
+    )
+    grid.add_row(
+        "XGBoost",
+        _fmt(result.model["mase"]),
+        _fmt(result.model["smape"]),
+        _fmt(result.model["coverage_80"]),
+    )
+    grid.add_row(
+        "seasonal naive",
+        _fmt(result.seasonal_naive["mase"]),
+        _fmt(result.seasonal_naive["smape"]),
+        "",
+    )
     console.print(grid)

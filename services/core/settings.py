@@ -87,6 +87,19 @@ class Settings(BaseSettings):
     drift_min_events: int = Field(30, ge=1, description="Smaller windows are insufficient")
     drift_check_interval_s: float = Field(10.0, gt=0, description="How often to look for new data")
 
+    # Forecasts.
+    forecast_horizon_days: int = Field(30, ge=1, le=366)
+    forecast_refresh_interval_s: float = Field(
+        6 * 3600, gt=0, description="Refresh at least this often"
+    )
+    forecast_refresh_after_transactions: int = Field(
+        2_000, ge=1, description="...or after this many new"
+    )
+    forecast_check_interval_s: float = Field(30.0, gt=0)
+    forecast_backtest_folds: int = Field(3, ge=1, le=10)
+    forecast_min_days: int = Field(60, ge=35, description="Days of history before the first run")
+    forecast_max_training_rows: int = Field(400_000, ge=1_000)
+
     log_level: str = "INFO"
 
     @property

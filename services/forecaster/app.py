@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +14,7 @@ from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 
-from schemas import DeadLetter, TransactionEvent
+from schemas import DeadLetter, ForecastsUpdated, TransactionEvent
 from services.core.consuming import (
     make_batch_decoder,
     process_isolating_poison,
@@ -21,8 +23,10 @@ from services.core.consuming import (
 )
 from services.core.db import create_pool
 from services.core.kafka import make_broker
+from services.core.logging import configure_logging
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
+from services.forecaster.refresher import ForecastRefresher
 from services.forecaster.store import add_to_daily_spend
 
 GROUP_ID = "forecaster"
@@ -35,6 +39,12 @@ AGGREGATED = Counter(
 )
 
 broker = make_broker(settings, client_id="spendstream-forecaster")
+forecasts_publisher = broker.publisher(
+    settings.forecasts_topic,
+    title="forecasts-updated",
+    description="A forecast refresh finished; fetch GET /v1/forecasts.",
+    schema=ForecastsUpdated,
+)
 dlq_publisher = broker.publisher(
     settings.dlq_topic,
     title="transactions-dlq",
@@ -45,11 +55,17 @@ dlq_publisher = broker.publisher(
 
 @asynccontextmanager
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+    configure_logging(settings.log_level, service="forecaster")
     pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
     context.set_global("pool", pool)
+    refresher = ForecastRefresher(pool, settings, lambda event: forecasts_publisher.publish(event))
+    refreshing = asyncio.create_task(refresher.run())
     try:
         yield
     finally:
+        refreshing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refreshing
         await pool.close()
 
 

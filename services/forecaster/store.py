@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -45,4 +47,76 @@ async def add_to_daily_spend(pool: asyncpg.Pool, events: Sequence[TransactionEve
             [e.timestamp.date() for e in events],
             [e.amount if e.direction is Direction.debit else 0 for e in events],
             [e.amount if e.direction is Direction.credit else 0 for e in events],
+        )
+
+
+async def daily_debits(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            """SELECT user_id, account_id, category, day, spent::float8 AS spent
+               FROM daily_spend WHERE spent > 0 ORDER BY day"""
+        )
+    )
+
+
+async def latest_run(pool: asyncpg.Pool) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT run_id, created_at FROM forecast_runs ORDER BY created_at DESC LIMIT 1"
+    )
+
+
+async def counted_since(pool: asyncpg.Pool, since: datetime | None) -> int:
+    if since is None:
+        return int(await pool.fetchval("SELECT count(*) FROM counted_transactions"))
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM counted_transactions WHERE counted_at > $1", since
+        )
+    )
+
+
+async def history_days(pool: asyncpg.Pool) -> int:
+    span = await pool.fetchval("SELECT max(day) - min(day) + 1 FROM daily_spend")
+    return int(span or 0)
+
+
+async def save_run(
+    conn: asyncpg.Connection,
+    run: dict[str, Any],
+    daily: list[tuple[Any, ...]],
+    monthly: list[tuple[Any, ...]],
+) -> None:
+    async with conn.transaction():
+        await conn.execute(
+            """INSERT INTO forecast_runs (run_id, horizon_days, history_start, history_end,
+                   n_series, training_rows, backtest, duration_s)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            run["run_id"],
+            run["horizon_days"],
+            run["history_start"],
+            run["history_end"],
+            run["n_series"],
+            run["training_rows"],
+            run["backtest"],
+            run["duration_s"],
+        )
+        await conn.copy_records_to_table(
+            "forecasts",
+            records=daily,
+            columns=["run_id", "user_id", "account_id", "category", "day", "p10", "p50", "p90"],
+        )
+        await conn.copy_records_to_table(
+            "forecast_months",
+            records=monthly,
+            columns=[
+                "run_id",
+                "user_id",
+                "account_id",
+                "category",
+                "month",
+                "days",
+                "p10",
+                "p50",
+                "p90",
+            ],
         )

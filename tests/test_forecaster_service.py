@@ -1,0 +1,97 @@
+"""Forecast refreshes over a real PostgreSQL, served by the query API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from schemas import ForecastsUpdated, TransactionEvent
+from services.api.app import create_app
+from services.core.auth import create_key
+from services.core.db import create_pool
+from services.core.settings import Settings
+from services.forecaster.refresher import ForecastRefresher
+from services.forecaster.store import add_to_daily_spend
+
+pytestmark = pytest.mark.integration
+
+
+def history(user: str, days: int) -> list[TransactionEvent]:
+    rng = np.random.default_rng(1)
+    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    now = datetime.now(UTC)
+    events = []
+    for day in range(days):
+        for category, level in (("Groceries", 45.0), ("Dining", 20.0)):
+            if rng.random() < (0.8 if (day % 7) >= 5 else 0.5):
+                events.append(
+                    TransactionEvent.model_validate(
+                        {
+                            "transaction_id": f"{user}-{day}-{category}",
+                            "account_id": "card",
+                            "user_id": user,
+                            "timestamp": start + timedelta(days=day),
+                            "amount": f"{level * rng.lognormal(0, 0.3):.2f}",
+                            "category": category,
+                            "ingested_at": now,
+                        }
+                    )
+                )
+    return events
+
+
+async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
+    pool = await create_pool(fresh_dsn, size=3)
+    published: list[ForecastsUpdated] = []
+
+    async def publish(event: ForecastsUpdated) -> None:
+        published.append(event)
+
+    try:
+        await add_to_daily_spend(pool, history("fanny", 100))
+        settings = Settings(
+            database_url=fresh_dsn, forecast_backtest_folds=1, forecast_horizon_days=30
+        )
+        refresher = ForecastRefresher(pool, settings, publish)
+        run_id = await refresher.refresh_if_due()
+        assert run_id is not None
+        assert await refresher.refresh_if_due() is None, "nothing new since the run"
+        run = await pool.fetchrow("SELECT * FROM forecast_runs WHERE run_id = $1", run_id)
+        assert run["n_series"] == 2 and run["horizon_days"] == 30
+        assert set(run["backtest"]["model"]) == {"mase", "smape", "coverage_80"}
+        assert set(run["backtest"]["seasonal_naive"]) == {"mase", "smape"}
+        days = await pool.fetchval("SELECT count(*) FROM forecasts WHERE run_id = $1", run_id)
+        assert days == 2 * 30
+        months = await pool.fetch(
+            "SELECT * FROM forecast_months WHERE run_id = $1 AND category = 'Groceries'", run_id
+        )
+        assert sum(m["days"] for m in months) == 30
+        assert all(m["p10"] <= m["p50"] <= m["p90"] for m in months)
+        assert [e.run_id for e in published] == [run_id]
+        async with pool.acquire() as conn:
+            key = (await create_key(conn, "fanny")).secret
+            other = (await create_key(conn, "gus")).secret
+    finally:
+        await pool.close()
+
+    with TestClient(create_app(Settings(database_url=fresh_dsn))) as client:
+        response = client.get("/v1/forecasts", headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["run"]["run_id"] == run_id
+        assert {s["category"] for s in body["series"]} == {"Groceries", "Dining"}
+        groceries = next(s for s in body["series"] if s["category"] == "Groceries")
+        assert len(groceries["daily"]) == 30 and groceries["monthly"]
+        point = groceries["daily"][0]
+        assert float(point["p10"]) <= float(point["p50"]) <= float(point["p90"])
+        filtered = client.get(
+            "/v1/forecasts",
+            params={"category": "Dining"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert [s["category"] for s in filtered.json()["series"]] == ["Dining"]
+        stranger = client.get("/v1/forecasts", headers={"Authorization": f"Bearer {other}"})
+        assert stranger.json()["series"] == []
