@@ -67,6 +67,9 @@ def stack_settings(data_dir: Path, dsn: str, bootstrap: str) -> Settings:
         scorer_port=free_port(),
         forecaster_port=free_port(),
         api_key_cache_seconds=0.5,
+        categorize_refresh_s=1.0,
+        cluster_interval_s=2.0,
+        forecast_check_interval_s=5.0,
     )
 
 

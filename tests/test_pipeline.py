@@ -338,3 +338,86 @@ async def test_anomalies_raise_alerts_and_take_feedback(stack: Stack, new_user: 
         assert {"odd-0", "odd-1", "odd-2"} <= alerted
     finally:
         await consumer.stop()
+
+
+async def test_categories_are_predicted_and_clustered(
+    stack: Stack, new_user: NewUser, migrated_dsn: str
+) -> None:
+    settings = stack.settings
+    ingest, api = service_url(settings, "ingest"), service_url(settings, "api")
+    user, key = await new_user("hana")
+    start = datetime(2026, 4, 1, 12, tzinfo=UTC)
+
+    def tx(i: int, merchant: str, category: str | None) -> dict[str, Any]:
+        body = {
+            "transaction_id": f"cat-{i}",
+            "account_id": "card",
+            "amount": "12.50",
+            "timestamp": (start + timedelta(hours=i)).isoformat(),
+            "merchant": merchant,
+        }
+        return body | ({"category": category} if category else {})
+
+    known = [
+        tx(0, "WHOLE FOODS MARKET 1021", "Groceries"),
+        tx(1, "TRADER JOE'S #552", "Groceries"),
+        tx(2, "SAFEWAY #1783", "Groceries"),
+        tx(3, "STARBUCKS STORE 09871", "Dining"),
+        tx(4, "CHIPOTLE 1123", "Dining"),
+        tx(5, "SQ *BLUE BOTTLE COFFEE", "Dining"),
+        tx(6, "CORNER BAKERY #7", "Treats"),
+    ]
+    async with httpx.AsyncClient(timeout=30) as client:
+        assert (
+            await client.post(
+                f"{ingest}/v1/transactions", json={"transactions": known}, headers=auth(key)
+            )
+        ).status_code == 202
+
+        async def stored(transaction_id: str) -> bool:
+            r = await client.get(f"{api}/v1/transactions/{transaction_id}", headers=auth(key))
+            return r.status_code == 200
+
+        await wait_until(lambda: stored("cat-6"))
+        await asyncio.sleep(2.5)  # the categorizer re-reads labelled merchants every second here
+        later = [
+            tx(10, "WHOLE FOODS MARKET 2044 BROOKLYN NY", None),
+            tx(11, "CORNER BAKERY #9", None),
+        ]
+        assert (
+            await client.post(
+                f"{ingest}/v1/transactions", json={"transactions": later}, headers=auth(key)
+            )
+        ).status_code == 202
+        await wait_until(lambda: stored("cat-11"))
+        similar = (await client.get(f"{api}/v1/transactions/cat-10", headers=auth(key))).json()
+        assert (similar["category"], similar["category_source"]) == ("Groceries", "predicted")
+        assert 0 < similar["category_confidence"] <= 1
+        mine = (await client.get(f"{api}/v1/transactions/cat-11", headers=auth(key))).json()
+        assert mine["category"] == "Treats", "the user's own category for the merchant wins"
+        assert mine["category_confidence"] == 1.0
+
+        async def clustered() -> bool:
+            r = await client.get(f"{api}/v1/categories/clusters", headers=auth(key))
+            return bool(r.json()["clusters"])
+
+        await wait_until(clustered)
+        clusters = (await client.get(f"{api}/v1/categories/clusters", headers=auth(key))).json()[
+            "clusters"
+        ]
+        texts = {m["text"] for c in clusters for m in c["members"]}
+        assert "whole foods market" in texts and "groceries" in texts
+        assert all(c["label"] == c["members"][0]["text"] for c in clusters)
+        _, other = await new_user("ivan")
+        assert (await client.get(f"{api}/v1/categories/clusters", headers=auth(other))).json() == {
+            "clusters": []
+        }
+
+    conn = await asyncpg.connect(migrated_dsn)
+    try:
+        cached = await conn.fetchval(
+            "SELECT count(*) FROM text_embeddings WHERE text = 'whole foods market'"
+        )
+        assert cached == 1, "one embedding per distinct text, kept in PostgreSQL"
+    finally:
+        await conn.close()

@@ -168,3 +168,20 @@ async def test_drift_watcher_stores_and_publishes_once_per_window(fresh_dsn: str
         assert await watcher.check() == 0, "at most once per interval per scope"
     finally:
         await pool.close()
+
+
+async def test_embeddings_are_never_computed_twice_across_restarts(fresh_dsn: str) -> None:
+    from services.core.embeddings import Embedder, load_model
+
+    model = load_model()
+    pool = await create_pool(fresh_dsn, size=2)
+    try:
+        first = Embedder(pool, model=model)
+        vectors = await first.embed(["blue bottle coffee", "shell oil", "blue bottle coffee"])
+        assert first.encoded == 2
+        after_restart = Embedder(pool, model=model)  # a new process: empty memory, same database
+        again = await after_restart.embed(["shell oil", "blue bottle coffee"])
+        assert after_restart.encoded == 0 and after_restart.hits == 2
+        np.testing.assert_allclose(again[1], vectors[0], rtol=1e-6)
+    finally:
+        await pool.close()

@@ -16,6 +16,8 @@ from services.api import store
 from services.api.models import (
     Anomaly,
     AnomalyPage,
+    CategoryCluster,
+    ClusterResponse,
     DriftPoint,
     DriftResponse,
     DriftSeries,
@@ -256,6 +258,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return ForecastResponse(
             run=ForecastRunInfo.model_validate(dict(run)), series=list(series.values())
         )
+
+    @app.get(
+        "/v1/categories/clusters",
+        response_model=ClusterResponse,
+        summary="Your merchants and categories grouped by meaning",
+    )
+    async def get_clusters(request: Request, user_id: CurrentUser) -> ClusterResponse:
+        rows = await store.category_clusters(request.app.state.pool, user_id)
+        return ClusterResponse(clusters=[CategoryCluster.model_validate(dict(r)) for r in rows])
 
     @app.get("/healthz", summary="Readiness: database reachable")
     async def healthz(request: Request) -> JSONResponse:

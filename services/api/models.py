@@ -148,3 +148,21 @@ class ForecastRunInfo(BaseModel):
 class ForecastResponse(BaseModel):
     run: ForecastRunInfo | None = Field(description="Null until the first refresh has run.")
     series: list[ForecastSeries]
+
+
+class ClusterMember(BaseModel):
+    text: str = Field(description="Normalized merchant or category text.")
+    similarity: float = Field(description="Mean similarity to the cluster's members.")
+
+
+class CategoryCluster(BaseModel):
+    cluster_id: int
+    label: str = Field(description="The most central member.")
+    size: int
+    members: list[ClusterMember] = Field(description="Most central first.")
+    threshold: float = Field(description="Cosine distance threshold the clustering used.")
+    computed_at: datetime
+
+
+class ClusterResponse(BaseModel):
+    clusters: list[CategoryCluster]

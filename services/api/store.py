@@ -188,3 +188,12 @@ async def forecasts(
         category,
     )
     return list(daily), list(monthly)
+
+
+async def category_clusters(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT * FROM category_clusters WHERE user_id = $1 ORDER BY size DESC, cluster_id",
+            user_id,
+        )
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import pandas as pd
@@ -204,3 +205,94 @@ def eval_forecast(
         "",
     )
     console.print(grid)
+
+
+@eval_app.command("clusters")
+def eval_clusters(
+    csv: Annotated[
+        Path | None,
+        typer.Option(help="CSV of texts with known labels (default: the demo merchants)."),
+    ] = None,
+    text: Annotated[str, typer.Option(help="Text column.")] = "merchant",
+    label: Annotated[str, typer.Option(help="Label column.")] = "category",
+    threshold: Annotated[
+        float | None, typer.Option(help="Cosine distance threshold (default: by silhouette).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Cluster the texts and score the clusters and kNN categorization against known labels;
+    KMeans with k chosen by silhouette is the baseline."""
+    import asyncio
+
+    from services.core.embeddings import Embedder
+    from services.core.semantic import (
+        TextSpace,
+        cluster,
+        cluster_scores,
+        kmeans_by_silhouette,
+        leave_one_out_accuracy,
+    )
+    from services.core.text import normalize_text
+
+    if csv is None:
+        from services.demo.merchants import catalogue
+
+        pairs = [(raw, merchant.category) for merchant in catalogue() for raw in merchant.raw]
+    else:
+        frame = read_csv(csv)
+        missing = [c for c in (text, label) if c not in frame.columns]
+        if missing:
+            fail(f"no column(s) {', '.join(missing)}; the file has {', '.join(frame.columns)}")
+        frame = frame.dropna(subset=[text, label])
+        pairs = list(zip(frame[text].astype(str), frame[label].astype(str), strict=True))
+    # One point per distinct normalized text, labelled by its most common label.
+    votes: dict[str, Counter[str]] = {}
+    for raw, known in pairs:
+        key = normalize_text(raw)
+        if key:
+            votes.setdefault(key, Counter())[known] += 1
+    texts = sorted(votes)
+    labels = [votes[t].most_common(1)[0][0] for t in texts]
+    if len(texts) < 3:
+        fail("need at least 3 distinct texts")
+    with status.status(f"embedding {len(texts)} distinct texts..."):
+        embeddings = asyncio.run(Embedder(None).embed(texts))
+    space = TextSpace(texts, embeddings)
+    with status.status("clustering..."):
+        clusters, assignment, chosen = cluster(space, threshold)
+        baseline = kmeans_by_silhouette(embeddings)
+    result: dict[str, Any] = {
+        "n_texts": len(texts),
+        "n_clusters": len(clusters),
+        **cluster_scores(labels, assignment),
+        "knn_accuracy": leave_one_out_accuracy(space, labels),
+        "threshold": chosen,
+        "kmeans": {"n_clusters": len(set(baseline)), **cluster_scores(labels, baseline)},
+        "knn_accuracy_embedding_only": leave_one_out_accuracy(
+            TextSpace(texts, embeddings).embedding_only(), labels
+        ),
+    }
+    if as_json:
+        print(orjson.dumps(result).decode())
+        return
+    grid = Table("method", "clusters", "NMI", "ARI", "purity", title=f"{len(texts)} distinct texts")
+    grid.add_row(
+        f"agglomerative, cosine, threshold {chosen:.2f}",
+        str(result["n_clusters"]),
+        _fmt(result["nmi"]),
+        _fmt(result["ari"]),
+        _fmt(result["purity"]),
+    )
+    k = result["kmeans"]
+    grid.add_row(
+        "KMeans, k by silhouette",
+        str(k["n_clusters"]),
+        _fmt(k["nmi"]),
+        _fmt(k["ari"]),
+        _fmt(k["purity"]),
+    )
+    console.print(grid)
+    console.print(
+        f"kNN categorization accuracy (leave-one-out): {result['knn_accuracy']:.3f} "
+        f"(embeddings alone: {result['knn_accuracy_embedding_only']:.3f})"
+    )

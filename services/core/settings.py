@@ -100,6 +100,19 @@ class Settings(BaseSettings):
     forecast_min_days: int = Field(60, ge=35, description="Days of history before the first run")
     forecast_max_training_rows: int = Field(400_000, ge=1_000)
 
+    # Semantic categories.
+    categorize_min_confidence: float = Field(
+        0.45, ge=0, le=1, description="Below this a predicted category is not applied"
+    )
+    categorize_index_size: int = Field(
+        5_000, ge=10, description="Labelled merchants in the kNN index"
+    )
+    categorize_refresh_s: float = Field(60.0, gt=0)
+    cluster_distance_threshold: float | None = Field(
+        None, gt=0, lt=1, description="Cosine distance; unset: chosen by silhouette"
+    )
+    cluster_interval_s: float = Field(300.0, gt=0)
+
     log_level: str = "INFO"
 
     @property

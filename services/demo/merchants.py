@@ -419,3 +419,24 @@ TRAVEL_ABROAD = [
         Merchant("Mercadona", "Groceries", ("MERCADONA BARCELONA", "MERCADONA 1123"), typical=28),
     ),
 ]
+
+
+def catalogue() -> list[Merchant]:
+    """Every merchant the generator can use, routine and anomalous, at home and abroad."""
+    groups = [
+        GROCERIES,
+        DINING,
+        TRANSPORT,
+        SHOPPING,
+        HEALTH,
+        ENTERTAINMENT,
+        TRAVEL,
+        SUBSCRIPTIONS,
+        UTILITIES,
+        RENT,
+        EMPLOYERS,
+        SUSPICIOUS,
+        CARD_TESTERS,
+    ]
+    abroad = [merchant for _, _, merchant in FOREIGN + TRAVEL_ABROAD]
+    return [merchant for group in groups for merchant in group] + abroad

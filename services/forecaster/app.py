@@ -22,10 +22,12 @@ from services.core.consuming import (
     split_batch,
 )
 from services.core.db import create_pool
+from services.core.embeddings import Embedder
 from services.core.kafka import make_broker
 from services.core.logging import configure_logging
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
+from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.refresher import ForecastRefresher
 from services.forecaster.store import add_to_daily_spend
 
@@ -59,13 +61,15 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
     context.set_global("pool", pool)
     refresher = ForecastRefresher(pool, settings, lambda event: forecasts_publisher.publish(event))
-    refreshing = asyncio.create_task(refresher.run())
+    clusters = ClusterRefresher(pool, Embedder(pool), settings)
+    background = [asyncio.create_task(task.run()) for task in (refresher, clusters)]
     try:
         yield
     finally:
-        refreshing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refreshing
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await pool.close()
 
 

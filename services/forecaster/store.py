@@ -120,3 +120,43 @@ async def save_run(
                 "p90",
             ],
         )
+
+
+async def users_changed_since(pool: asyncpg.Pool, after_seq: int) -> tuple[list[str], int]:
+    rows = await pool.fetch(
+        "SELECT user_id, max(seq) AS last FROM transactions WHERE seq > $1 GROUP BY user_id",
+        after_seq,
+    )
+    return [r["user_id"] for r in rows], max((r["last"] for r in rows), default=after_seq)
+
+
+async def user_texts(pool: asyncpg.Pool, user_id: str, limit: int = 2_000) -> list[str]:
+    """The user's distinct merchant keys and category names."""
+    rows = await pool.fetch(
+        """SELECT text FROM (
+               SELECT merchant_key AS text, count(*) AS n FROM transactions
+               WHERE user_id = $1 AND merchant_key IS NOT NULL AND merchant_key <> ''
+               GROUP BY merchant_key
+               UNION ALL
+               SELECT lower(category), count(*) FROM transactions
+               WHERE user_id = $1 AND category IS NOT NULL GROUP BY lower(category)) t
+           GROUP BY text ORDER BY sum(n) DESC LIMIT $2""",
+        user_id,
+        limit,
+    )
+    return [r["text"] for r in rows]
+
+
+async def replace_clusters(
+    pool: asyncpg.Pool, user_id: str, clusters: list[dict[str, Any]], threshold: float
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM category_clusters WHERE user_id = $1", user_id)
+        await conn.executemany(
+            """INSERT INTO category_clusters (user_id, cluster_id, label, size, members, threshold)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            [
+                (user_id, i, c["label"], len(c["members"]), c["members"], threshold)
+                for i, c in enumerate(clusters)
+            ],
+        )

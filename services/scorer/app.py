@@ -19,17 +19,21 @@ from prometheus_client import Counter, Histogram
 
 from schemas import AnomalyAlert, DeadLetter, DriftEvent, TransactionEvent
 from services.core.consuming import (
+    TRANSIENT_DB_ERRORS,
     make_batch_decoder,
     process_isolating_poison,
     retry_transient,
     split_batch,
 )
 from services.core.db import create_pool
+from services.core.embeddings import Embedder
 from services.core.kafka import make_broker
 from services.core.logging import configure_logging
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
 from services.scorer import store
+from services.scorer.categorize import Categorizer
+from services.scorer.categorize_types import Categorization
 from services.scorer.drift_watcher import DriftWatcher
 from services.scorer.registry import ModelKeeper
 from services.scorer.scoring import AnomalyScorer, ScoredTransaction
@@ -94,12 +98,14 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         max_accounts=settings.max_accounts_in_memory,
         window=settings.history_per_account,
     )
+    categorizer = Categorizer(pool, Embedder(pool), settings)
     keeper = ModelKeeper(pool, scorer, settings)
     await keeper.refresh()
     watcher = DriftWatcher(pool, settings, lambda event: drift_publisher.publish(event))
-    background = [asyncio.create_task(keeper.run()), asyncio.create_task(watcher.run())]
+    background = [asyncio.create_task(task.run()) for task in (keeper, watcher, categorizer)]
     context.set_global("pool", pool)
     context.set_global("scorer", scorer)
+    context.set_global("categorizer", categorizer)
     try:
         yield
     finally:
@@ -130,6 +136,24 @@ def alert_for(event: TransactionEvent, scored: ScoredTransaction) -> AnomalyAler
     )
 
 
+async def categorize(
+    categorizer: Categorizer, events: list[TransactionEvent]
+) -> tuple[list[TransactionEvent], dict[tuple[str, str], Categorization]]:
+    """Fill in missing categories; if that fails for a reason other than the database, score
+    the transactions uncategorized rather than hold them back."""
+    try:
+        return await retry_transient(
+            lambda: categorizer.apply(events),
+            what="categorizing transactions",
+            max_delay_s=settings.consumer_retry_max_seconds,
+        )
+    except TRANSIENT_DB_ERRORS:
+        raise
+    except Exception:
+        log.exception("auto-categorization failed; scoring %d transactions without it", len(events))
+        return events, {}
+
+
 @broker.subscriber(
     settings.transactions_topic,
     group_id=GROUP_ID,
@@ -148,6 +172,7 @@ async def score_transactions(
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     scorer: Annotated[AnomalyScorer, Context("scorer")],
+    categorizer: Annotated[Categorizer, Context("categorizer")],
 ) -> None:
     BATCH_SIZE.observe(len(batch))
     with BATCH_LATENCY.time():
@@ -161,6 +186,7 @@ async def score_transactions(
         results: dict[tuple[str, str], tuple[TransactionEvent, ScoredTransaction]] = {}
 
         async def score_and_persist(events: list[TransactionEvent]) -> None:
+            events, categorized = await categorize(categorizer, events)
             await retry_transient(
                 lambda: rebuild_missing_histories(
                     pool, scorer.features, events, settings.history_per_account
@@ -171,7 +197,7 @@ async def score_transactions(
             scores = await asyncio.to_thread(scorer.score_batch, events)
             try:
                 await retry_transient(
-                    lambda: store.persist_scored(pool, events, scores),
+                    lambda: store.persist_scored(pool, events, scores, categorized),
                     what="persisting scored transactions",
                     max_delay_s=settings.consumer_retry_max_seconds,
                 )

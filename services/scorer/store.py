@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -11,6 +11,8 @@ import numpy as np
 import orjson
 
 from schemas import Direction, TransactionEvent
+from services.scorer.categorize_types import Categorization
+from services.scorer.features import merchant_key
 from services.scorer.scoring import ScoredTransaction
 
 Key = tuple[str, str]
@@ -19,13 +21,14 @@ _INSERT_TRANSACTIONS = """
 INSERT INTO transactions (
     user_id, transaction_id, account_id, ts, utc_offset_minutes, amount, direction, currency,
     merchant, description, category, category_source, channel, country, metadata, source,
-    ingested_at)
-SELECT u, t, a, ts, off, amt, dir, cur, mer, descr, cat, cs, ch, co, meta::jsonb, src, ing
+    ingested_at, category_confidence, merchant_key)
+SELECT u, t, a, ts, off, amt, dir, cur, mer, descr, cat, cs, ch, co, meta::jsonb, src, ing,
+       conf, mk
 FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::smallint[], $6::numeric[],
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-    $14::text[], $15::text[], $16::text[], $17::timestamptz[])
-    AS x(u, t, a, ts, off, amt, dir, cur, mer, descr, cat, cs, ch, co, meta, src, ing)
+    $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::real[], $19::text[])
+    AS x(u, t, a, ts, off, amt, dir, cur, mer, descr, cat, cs, ch, co, meta, src, ing, conf, mk)
 ON CONFLICT (user_id, transaction_id) DO NOTHING
 """
 
@@ -51,9 +54,20 @@ def _offset_minutes(event: TransactionEvent) -> int:
 
 
 async def persist_scored(
-    pool: asyncpg.Pool, events: Sequence[TransactionEvent], scores: Sequence[ScoredTransaction]
+    pool: asyncpg.Pool,
+    events: Sequence[TransactionEvent],
+    scores: Sequence[ScoredTransaction],
+    categorized: Mapping[Key, Categorization] | None = None,
 ) -> None:
-    """Write transactions and their scores in one database transaction, idempotently."""
+    """Write transactions and their scores in one database transaction, idempotently.
+
+    ``categorized`` says how categories the client did not send were decided."""
+    decided = categorized or {}
+    how = [
+        decided.get((e.user_id, e.transaction_id))
+        or Categorization("provided" if e.category else "none")
+        for e in events
+    ]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             _INSERT_TRANSACTIONS,
@@ -68,12 +82,14 @@ async def persist_scored(
             [e.merchant for e in events],
             [e.description for e in events],
             [e.category for e in events],
-            ["provided" if e.category else "none" for e in events],
+            [h.source for h in how],
             [e.channel.value for e in events],
             [e.country for e in events],
             [_json(e.metadata) if e.metadata is not None else None for e in events],
             [e.source.value for e in events],
             [e.ingested_at for e in events],
+            [h.confidence for h in how],
+            [merchant_key(e) if (e.merchant or e.description) else None for e in events],
         )
         await conn.execute(
             _INSERT_SCORES,
@@ -307,3 +323,38 @@ async def save_drift(pool: asyncpg.Pool, row: dict[str, Any]) -> bool:
         row["threshold"],
     )
     return bool(status.endswith(" 1"))
+
+
+# Categories -------------------------------------------------------------------------------------
+
+
+async def labelled_merchants(pool: asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
+    """The most common merchants with a category users gave, each with its usual category."""
+    return list(
+        await pool.fetch(
+            """SELECT DISTINCT ON (merchant_key) merchant_key, category
+               FROM (SELECT merchant_key, category, count(*) AS n FROM transactions
+                     WHERE category_source = 'provided' AND merchant_key IS NOT NULL
+                       AND merchant_key <> ''
+                     GROUP BY merchant_key, category
+                     ORDER BY n DESC LIMIT $1) top
+               ORDER BY merchant_key, n DESC""",
+            limit,
+        )
+    )
+
+
+async def explicit_categories(
+    pool: asyncpg.Pool, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """For (user, merchant key) pairs: the category the user last gave that merchant."""
+    rows = await pool.fetch(
+        """SELECT DISTINCT ON (t.user_id, t.merchant_key) t.user_id, t.merchant_key, t.category
+           FROM unnest($1::text[], $2::text[]) AS k(user_id, merchant_key)
+           JOIN transactions t ON t.user_id = k.user_id AND t.merchant_key = k.merchant_key
+           WHERE t.category_source = 'provided'
+           ORDER BY t.user_id, t.merchant_key, t.stored_at DESC""",
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+    )
+    return {(r["user_id"], r["merchant_key"]): r["category"] for r in rows}

@@ -1,0 +1,71 @@
+"""Clusters each user's merchant and category texts, now and then, for the clusters endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from services.core.embeddings import Embedder
+from services.core.semantic import TextSpace, cluster
+from services.core.settings import Settings
+from services.forecaster import store
+
+log = logging.getLogger(__name__)
+
+CLUSTER_LOCK_ID = 0x5E7D_0005
+MIN_TEXTS = 3
+
+
+class ClusterRefresher:
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, settings: Settings):
+        self.pool = pool
+        self.embedder = embedder
+        self.settings = settings
+        self.after_seq = 0
+
+    async def refresh(self) -> int:
+        """Re-cluster users with new transactions; return how many were clustered."""
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", CLUSTER_LOCK_ID):
+                return 0
+            try:
+                users, last = await store.users_changed_since(self.pool, self.after_seq)
+                done = 0
+                for user in users:
+                    done += await self.refresh_user(user)
+                self.after_seq = last
+                return done
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", CLUSTER_LOCK_ID)
+
+    async def refresh_user(self, user_id: str) -> int:
+        texts = await store.user_texts(self.pool, user_id)
+        if len(texts) < MIN_TEXTS:
+            return 0
+        embeddings = await self.embedder.embed(texts)
+        space = TextSpace(texts, embeddings)
+        clusters, _, threshold = await asyncio.to_thread(
+            cluster, space, self.settings.cluster_distance_threshold
+        )
+        await store.replace_clusters(
+            self.pool,
+            user_id,
+            [
+                {"label": c.label, "members": [{"text": t, "similarity": s} for t, s in c.members]}
+                for c in clusters
+            ],
+            threshold,
+        )
+        return 1
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("clustering failed; retrying later")
+            await asyncio.sleep(self.settings.cluster_interval_s)

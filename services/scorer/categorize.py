@@ -1,0 +1,90 @@
+"""Auto-categorization before scoring: the user's own explicit category for the merchant wins;
+otherwise a kNN vote among labelled merchants of all users, applied only when confident."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from schemas import TransactionEvent
+from services.core.embeddings import Embedder
+from services.core.semantic import TextSpace, knn_predict
+from services.core.settings import Settings
+from services.scorer import store
+from services.scorer.categorize_types import Categorization
+from services.scorer.features import merchant_key
+
+log = logging.getLogger(__name__)
+
+
+class Categorizer:
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, settings: Settings):
+        self.pool = pool
+        self.embedder = embedder
+        self.settings = settings
+        self._space: TextSpace | None = None
+        self._labels: list[str] = []
+
+    async def refresh_index(self) -> int:
+        rows = await store.labelled_merchants(self.pool, self.settings.categorize_index_size)
+        if not rows:
+            return 0
+        texts = [r["merchant_key"] for r in rows]
+        embeddings = await self.embedder.embed(texts)
+        self._space = await asyncio.to_thread(TextSpace, texts, embeddings)
+        self._labels = [r["category"] for r in rows]
+        return len(texts)
+
+    async def apply(
+        self, events: list[TransactionEvent]
+    ) -> tuple[list[TransactionEvent], dict[tuple[str, str], Categorization]]:
+        """Events with a category filled in where one can be told, and how each was decided."""
+        decided: dict[tuple[str, str], Categorization] = {}
+        todo = [e for e in events if e.category is None and (e.merchant or e.description)]
+        if not todo:
+            return events, decided
+        keys = [merchant_key(e) for e in todo]
+        explicit = await store.explicit_categories(
+            self.pool, [(e.user_id, k) for e, k in zip(todo, keys, strict=True)]
+        )
+        chosen: dict[tuple[str, str], str] = {}
+        unresolved = []
+        for event, key in zip(todo, keys, strict=True):
+            category = explicit.get((event.user_id, key))
+            if category is not None:
+                chosen[(event.user_id, event.transaction_id)] = category
+                decided[(event.user_id, event.transaction_id)] = Categorization("predicted", 1.0)
+            else:
+                unresolved.append((event, key))
+        if unresolved and self._space is not None:
+            texts = [key for _, key in unresolved]
+            embeddings = await self.embedder.embed(texts)
+            similarities = await asyncio.to_thread(self._space.similarity_to, texts, embeddings)
+            for (event, _), prediction in zip(
+                unresolved, knn_predict(similarities, self._labels), strict=True
+            ):
+                ident = (event.user_id, event.transaction_id)
+                if prediction.confidence >= self.settings.categorize_min_confidence:
+                    chosen[ident] = prediction.label
+                    decided[ident] = Categorization("predicted", prediction.confidence)
+                else:
+                    decided[ident] = Categorization("none", prediction.confidence)
+        updated = [
+            e.model_copy(update={"category": chosen[(e.user_id, e.transaction_id)]})
+            if (e.user_id, e.transaction_id) in chosen
+            else e
+            for e in events
+        ]
+        return updated, decided
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh_index()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("refreshing the categorization index failed")
+            await asyncio.sleep(self.settings.categorize_refresh_s)

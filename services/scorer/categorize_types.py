@@ -1,0 +1,11 @@
+"""How a transaction's category was decided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Categorization:
+    source: str  # "provided" by the client, "predicted" by Spendstream, or "none"
+    confidence: float | None = None
