@@ -345,7 +345,7 @@ async def test_categories_are_predicted_and_clustered(
 ) -> None:
     settings = stack.settings
     ingest, api = service_url(settings, "ingest"), service_url(settings, "api")
-    user, key = await new_user("hana")
+    _, key = await new_user("hana")
     start = datetime(2026, 4, 1, 12, tzinfo=UTC)
 
     def tx(i: int, merchant: str, category: str | None) -> dict[str, Any]:
