@@ -421,3 +421,86 @@ async def test_categories_are_predicted_and_clustered(
         assert cached == 1, "one embedding per distinct text, kept in PostgreSQL"
     finally:
         await conn.close()
+
+
+async def test_insights_charts_and_validation(stack: Stack, new_user: NewUser) -> None:
+    from services.demo.generator import generate
+    from services.demo.loader import post_records
+
+    settings = stack.settings
+    api = service_url(settings, "api")
+    user, key = await new_user("jude")
+    _, other = await new_user("kim")
+    records = [
+        type(r)(user, r.transaction, r.anomaly)
+        for r in generate(1, 6, seed=23)
+        if r.user_id == "demo-0001"
+    ]
+    await post_records(records, service_url(settings, "ingest"), {user: key})
+    last_month = max(r.transaction["timestamp"][:7] for r in records)
+    async with httpx.AsyncClient(timeout=60) as client:
+
+        async def all_in() -> bool:
+            page = await all_transactions(client, api, key)
+            return len(page) == len(records)
+
+        await wait_until(all_in, within_s=90)
+        summary = (
+            await client.get(
+                f"{api}/v1/insights/summary", params={"month": last_month}, headers=auth(key)
+            )
+        ).json()
+        assert summary["month"] == last_month
+        spent = sum(
+            float(r.transaction["amount"])
+            for r in records
+            if r.transaction["direction"] == "debit"
+            and r.transaction["timestamp"][:7] == last_month
+        )
+        assert float(summary["total"]) == pytest.approx(spent, abs=0.01)
+        assert {c["category"] for c in summary["categories"]} >= {"Groceries", "Dining"}
+        assert summary["top_merchants"] and summary["recurring"], (
+            "salary, rent and subscriptions recur"
+        )
+        assert any(r["cadence"] == "monthly" for r in summary["recurring"])
+        assert (
+            await client.get(
+                f"{api}/v1/insights/summary", params={"month": last_month}, headers=auth(other)
+            )
+        ).json()["total"] == "0.00"
+
+        for chart in ("trend", "heatmap", "anomalies", "categories", "drift", "forecast"):
+            spec = await client.get(f"{api}/v1/charts/{chart}.json", headers=auth(key))
+            assert spec.status_code == 200 and "$schema" in spec.json()
+        png = await client.get(f"{api}/v1/charts/anomalies.png", headers=auth(key))
+        assert png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+        svg = await client.get(f"{api}/v1/charts/heatmap.svg", headers=auth(key))
+        assert (
+            svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content[:200]
+        )
+        empty = (await client.get(f"{api}/v1/charts/anomalies.json", headers=auth(other))).json()
+        assert all(not rows for rows in empty.get("datasets", {}).values())
+
+        unknown = await client.get(f"{api}/v1/charts/pie.png", headers=auth(key))
+        assert unknown.status_code == 404 and "trend" in unknown.json()["detail"]
+        bad_month = await client.get(
+            f"{api}/v1/insights/summary", params={"month": "2026-13"}, headers=auth(key)
+        )
+        assert bad_month.status_code == 422 and bad_month.json()["detail"][0]["field"] == "month"
+        bad_date = await client.get(
+            f"{api}/v1/transactions", params={"since": "yesterday"}, headers=auth(key)
+        )
+        assert bad_date.status_code == 422 and bad_date.json()["detail"][0]["field"] == "since"
+        bad_category = await client.get(
+            f"{api}/v1/anomalies", params={"category": "Groceriez"}, headers=auth(key)
+        )
+        assert (
+            bad_category.status_code == 422
+            and bad_category.json()["detail"][0]["field"] == "category"
+        )
+        accounts = (await client.get(f"{api}/v1/accounts", headers=auth(key))).json()
+        assert {a["account_id"] for a in accounts} == {"checking", "credit-card"}
+        page = await client.get(f"{api}/", headers={})
+        assert page.status_code == 200 and "<title>Spendstream</title>" in page.text
+        assert (await client.get(f"{api}/favicon.ico")).status_code == 200
+        assert (await client.get(f"{api}/static/vega.js")).text.count("vegaEmbed") >= 1

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path as PathLib
 from typing import Annotated, Any
 
 import asyncpg
+import orjson
+import vl_convert as vlc
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import AwareDatetime
 
 from services.api import store
+from services.api.chart_data import DEFAULT_WEEKS, chart_spec
+from services.api.charts import CHARTS
 from services.api.models import (
+    Account,
     Anomaly,
     AnomalyPage,
     CategoryCluster,
@@ -29,6 +37,7 @@ from services.api.models import (
     ForecastSeries,
     MonthForecast,
     Score,
+    Summary,
     TransactionOut,
     TransactionPage,
 )
@@ -39,11 +48,24 @@ from services.api.pagination import (
     encode_cursor,
     encode_score_cursor,
 )
+from services.api.summary import build_summary
 from services.core.auth import KeyVerifier
 from services.core.db import create_pool
 from services.core.http import CurrentUser, install_error_handlers
 from services.core.metrics import install_metrics
 from services.core.settings import Settings, get_settings
+
+STATIC = PathLib(__file__).parent / "static"
+RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], Any] | None]] = {
+    "json": ("application/json", None),
+    "png": ("image/png", lambda spec: vlc.vegalite_to_png(spec, scale=1.5)),
+    "svg": ("image/svg+xml", vlc.vegalite_to_svg),
+}
+
+
+def vega_bundle_source() -> str:
+    bundle: str = vlc.javascript_bundle()  # type: ignore[call-arg]
+    return bundle
 
 
 def transaction_fields(row: asyncpg.Record) -> dict[str, Any]:
@@ -84,6 +106,17 @@ def transaction_out(row: asyncpg.Record) -> TransactionOut:
 
 def _parameter_error(name: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("query", name), "msg": message, "type": "value_error"}])
+
+
+async def _check_category(request: Request, user_id: str, category: str | None) -> None:
+    """A category filter must name one of the caller's categories; a typo should not look like
+    an empty result."""
+    if category is None:
+        return
+    known = await store.user_categories(request.app.state.pool, user_id)
+    if category not in known:
+        hint = f"; yours are: {', '.join(sorted(known)[:20])}" if known else ""
+        raise _parameter_error("category", f"unknown category {category!r}{hint}")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -128,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise _parameter_error("cursor", str(exc)) from None
         if since and until and since >= until:
             raise _parameter_error("until", "until must be later than since")
+        await _check_category(request, user_id, category)
         filters = store.TransactionFilter(account_id, category, since, until, min_score, after)
         rows = await store.list_transactions(request.app.state.pool, user_id, filters, limit + 1)
         items = [transaction_out(r) for r in rows[:limit]]
@@ -175,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise _parameter_error("cursor", str(exc)) from None
         if since and until and since >= until:
             raise _parameter_error("until", "until must be later than since")
+        await _check_category(request, user_id, category)
         filters = store.AnomalyFilter(account_id, category, since, until, min_score, after)
         rows = await store.list_anomalies(request.app.state.pool, user_id, filters, limit + 1)
         items = [Anomaly(**transaction_fields(r), feedback=r["feedback"]) for r in rows[:limit]]
@@ -267,6 +302,89 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def get_clusters(request: Request, user_id: CurrentUser) -> ClusterResponse:
         rows = await store.category_clusters(request.app.state.pool, user_id)
         return ClusterResponse(clusters=[CategoryCluster.model_validate(dict(r)) for r in rows])
+
+    @app.get("/v1/accounts", response_model=list[Account], summary="Your accounts")
+    async def list_accounts(request: Request, user_id: CurrentUser) -> list[Account]:
+        rows = await store.user_accounts(request.app.state.pool, user_id)
+        return [
+            Account(
+                account_id=r["account_id"], transactions=r["n"], first=r["first"], last=r["last"]
+            )
+            for r in rows
+        ]
+
+    @app.get(
+        "/v1/insights/summary",
+        response_model=Summary,
+        summary="A month at a glance: totals, changes, top merchants, anomalies, subscriptions",
+    )
+    async def summary(
+        request: Request,
+        user_id: CurrentUser,
+        month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")],
+        account_id: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> Summary:
+        return await build_summary(request.app.state.pool, user_id, month, account_id)
+
+    @app.get(
+        "/v1/charts/{chart_file}",
+        summary="A chart as an interactive Vega-Lite spec (.json) or rendered (.png, .svg)",
+        responses={
+            200: {"content": {"application/json": {}, "image/png": {}, "image/svg+xml": {}}},
+            404: {"description": "Unknown chart or format"},
+        },
+        response_model=None,
+    )
+    async def get_chart(
+        request: Request,
+        user_id: CurrentUser,
+        chart_file: Annotated[
+            str,
+            Path(
+                description="trend, heatmap, anomalies, categories, drift or forecast, "
+                "followed by .json, .png or .svg",
+                examples=["trend.png"],
+            ),
+        ],
+        account_id: Annotated[str | None, Query(max_length=64)] = None,
+        weeks: Annotated[int, Query(ge=1, le=260, description="How far back")] = DEFAULT_WEEKS,
+    ) -> Response:
+        name, _, fmt = chart_file.partition(".")
+        if name not in CHARTS or fmt not in RENDERERS:
+            raise HTTPException(
+                404,
+                f"unknown chart {chart_file!r}: use one of {', '.join(CHARTS)} "
+                f"with .{', .'.join(RENDERERS)}",
+            )
+        spec = await chart_spec(
+            request.app.state.pool, name, user_id, account_id, weeks, settings.drift_threshold
+        )
+        media_type, render = RENDERERS[fmt]
+        body = await asyncio.to_thread(render, spec) if render else orjson.dumps(spec)
+        return Response(
+            body, media_type=media_type, headers={"Cache-Control": "private, max-age=30"}
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+    @app.get("/static/vega.js", include_in_schema=False)
+    async def vega_bundle() -> Response:
+        # Vega, Vega-Lite and vega-embed from vl-convert's own copy: no CDN, works offline.
+        if not hasattr(app.state, "vega_bundle"):
+            app.state.vega_bundle = await asyncio.to_thread(vega_bundle_source)
+        return Response(
+            app.state.vega_bundle,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", summary="Readiness: database reachable")
     async def healthz(request: Request) -> JSONResponse:

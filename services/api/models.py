@@ -166,3 +166,58 @@ class CategoryCluster(BaseModel):
 
 class ClusterResponse(BaseModel):
     clusters: list[CategoryCluster]
+
+
+class CategoryTotal(BaseModel):
+    category: str
+    total: Decimal = Field(description="Spent this month.")
+    transactions: int
+    previous_month: Decimal = Field(description="Spent the month before.")
+    change_vs_previous: float | None = Field(description="Relative change; null if nothing before.")
+    average_3_months: Decimal = Field(description="Mean of the three months before.")
+    change_vs_3_month_average: float | None
+
+
+class MerchantTotal(BaseModel):
+    merchant: str
+    total: Decimal
+    transactions: int
+
+
+class RecurringPayment(BaseModel):
+    merchant: str
+    cadence: Literal["weekly", "biweekly", "monthly", "yearly"]
+    typical_amount: float
+    last_amount: float
+    last_date: datetime
+    next_expected: datetime
+    occurrences: int
+    amount_rose: bool = Field(description="The last charge was higher than the one before.")
+
+
+class DuplicateCharge(BaseModel):
+    merchant: str
+    amount: float
+    first_transaction_id: str
+    second_transaction_id: str
+    first_at: datetime
+    second_at: datetime
+
+
+class Summary(BaseModel):
+    month: str = Field(description="YYYY-MM, in each transaction's local time.")
+    account_id: str | None
+    total: Decimal
+    previous_month_total: Decimal
+    categories: list[CategoryTotal]
+    top_merchants: list[MerchantTotal]
+    anomalies: int = Field(description="Transactions flagged anomalous this month.")
+    recurring: list[RecurringPayment]
+    possible_duplicates: list[DuplicateCharge]
+
+
+class Account(BaseModel):
+    account_id: str
+    transactions: int
+    first: datetime
+    last: datetime

@@ -197,3 +197,190 @@ async def category_clusters(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Re
             user_id,
         )
     )
+
+
+# Insights ---------------------------------------------------------------------------------------
+
+_LOCAL_TS = "((t.ts AT TIME ZONE 'UTC') + make_interval(mins => t.utc_offset_minutes::int))"
+
+
+async def monthly_totals(
+    pool: asyncpg.Pool, user_id: str, account_id: str | None, first: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """Debits per local calendar month and category between ``first`` and ``end``."""
+    return list(
+        await pool.fetch(
+            f"""SELECT date_trunc('month', {_LOCAL_TS})::date AS month,
+                       coalesce(t.category, 'Uncategorized') AS category,
+                       sum(t.amount) AS total, count(*) AS n
+                FROM transactions t
+                WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
+                  AND t.direction = 'debit'
+                  AND t.ts >= ($3::timestamp AT TIME ZONE 'UTC') - interval '1 day'
+                  AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
+                  AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp
+                GROUP BY 1, 2""",  # noqa: S608
+            user_id,
+            account_id,
+            first.replace(tzinfo=None),
+            end.replace(tzinfo=None),
+        )
+    )
+
+
+async def month_detail(
+    pool: asyncpg.Pool, user_id: str, account_id: str | None, start: datetime, end: datetime
+) -> tuple[list[asyncpg.Record], int]:
+    """Top merchants and the number of anomalies in one local month."""
+    where = f"""t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
+                AND t.ts >= ($3::timestamp AT TIME ZONE 'UTC') - interval '1 day'
+                  AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
+                AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp"""
+    args = (user_id, account_id, start.replace(tzinfo=None), end.replace(tzinfo=None))
+    merchants = await pool.fetch(
+        f"""SELECT coalesce(min(t.merchant), t.merchant_key) AS merchant, sum(t.amount) AS total,
+                   count(*) AS n
+            FROM transactions t WHERE {where} AND t.direction = 'debit'
+              AND t.merchant_key IS NOT NULL
+            GROUP BY t.merchant_key ORDER BY total DESC LIMIT 5""",  # noqa: S608
+        *args,
+    )
+    anomalies = await pool.fetchval(
+        f"""SELECT count(*) FROM transactions t JOIN scores s USING (user_id, transaction_id)
+            WHERE {where} AND s.is_anomaly""",  # noqa: S608
+        *args,
+    )
+    return list(merchants), int(anomalies)
+
+
+async def recent_debits(
+    pool: asyncpg.Pool,
+    user_id: str,
+    account_id: str | None,
+    since: datetime,
+    until: datetime,
+    limit: int = 5_000,
+) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            f"""SELECT t.transaction_id, t.merchant_key, t.merchant, t.amount::float8 AS amount,
+                       {_LOCAL_TS} AS local_ts
+                FROM transactions t
+                WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
+                  AND t.direction = 'debit' AND t.merchant_key IS NOT NULL
+                  AND t.ts >= $3 AND t.ts < $4
+                ORDER BY t.ts DESC LIMIT $5""",  # noqa: S608
+            user_id,
+            account_id,
+            since,
+            until,
+            limit,
+        )
+    )
+
+
+async def user_categories(pool: asyncpg.Pool, user_id: str) -> set[str]:
+    rows = await pool.fetch(
+        "SELECT DISTINCT category FROM transactions WHERE user_id = $1 AND category IS NOT NULL",
+        user_id,
+    )
+    return {r["category"] for r in rows}
+
+
+async def user_accounts(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            """SELECT account_id, count(*) AS n, min(ts) AS first, max(ts) AS last
+               FROM transactions WHERE user_id = $1 GROUP BY account_id ORDER BY account_id""",
+            user_id,
+        )
+    )
+
+
+# Charts -----------------------------------------------------------------------------------------
+
+
+async def latest_activity(pool: asyncpg.Pool, user_id: str) -> datetime | None:
+    latest: datetime | None = await pool.fetchval(
+        "SELECT max(ts) FROM transactions WHERE user_id = $1", user_id
+    )
+    return latest
+
+
+async def weekly_spend(
+    pool: asyncpg.Pool, user_id: str, account_id: str | None, since: datetime
+) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            f"""SELECT date_trunc('week', {_LOCAL_TS})::date AS week,
+                       coalesce(t.category, 'Uncategorized') AS category,
+                       sum(t.amount)::float8 AS total
+                FROM transactions t
+                WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
+                  AND t.direction = 'debit' AND t.ts >= $3
+                GROUP BY 1, 2 ORDER BY 1, 2""",  # noqa: S608
+            user_id,
+            account_id,
+            since,
+        )
+    )
+
+
+async def anomaly_points(
+    pool: asyncpg.Pool,
+    user_id: str,
+    account_id: str | None,
+    since: datetime,
+    anomalies: int = 500,
+    sample: int = 1_500,
+) -> list[asyncpg.Record]:
+    """The anomalies, and a deterministic sample of everything else for context."""
+    query = """SELECT t.transaction_id, t.ts AS timestamp, t.amount::float8 AS amount,
+                      t.merchant, coalesce(t.category, 'Uncategorized') AS category,
+                      s.score, s.explanation
+               FROM transactions t JOIN scores s USING (user_id, transaction_id)
+               WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2) AND t.ts >= $3
+                 AND s.is_anomaly = $4
+               ORDER BY {order} LIMIT $5"""
+    flagged = await pool.fetch(
+        query.format(order="s.score DESC"), user_id, account_id, since, True, anomalies
+    )
+    normal = await pool.fetch(
+        query.format(order="hashtextextended(t.transaction_id, 0)"),
+        user_id,
+        account_id,
+        since,
+        False,
+        sample,
+    )
+    return [*flagged, *normal]
+
+
+async def cluster_points(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            """SELECT c.label AS cluster, m.text, e.embedding
+               FROM category_clusters c
+               CROSS JOIN LATERAL jsonb_to_recordset(c.members) AS m(text text, similarity real)
+               JOIN text_embeddings e ON e.text = m.text
+               WHERE c.user_id = $1""",
+            user_id,
+        )
+    )
+
+
+async def forecast_by_category(
+    pool: asyncpg.Pool, user_id: str, account_id: str | None
+) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            """SELECT f.day, f.category, sum(f.p10)::float8 AS p10, sum(f.p50)::float8 AS p50,
+                      sum(f.p90)::float8 AS p90
+               FROM forecasts f
+               WHERE f.run_id = (SELECT run_id FROM forecast_runs ORDER BY created_at DESC LIMIT 1)
+                 AND f.user_id = $1 AND ($2::text IS NULL OR f.account_id = $2)
+               GROUP BY 1, 2 ORDER BY 1, 2""",
+            user_id,
+            account_id,
+        )
+    )

@@ -87,4 +87,7 @@ class Categorizer:
                 raise
             except Exception:
                 log.exception("refreshing the categorization index failed")
-            await asyncio.sleep(self.settings.categorize_refresh_s)
+            # Until anyone has labelled a merchant, look again soon rather than once a minute.
+            await asyncio.sleep(
+                self.settings.categorize_refresh_s if self._space is not None else 5.0
+            )

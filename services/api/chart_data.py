@@ -1,0 +1,84 @@
+"""Fetches and shapes the data of each chart; the definitions themselves are in charts.py."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from services.api import charts, store
+
+DEFAULT_WEEKS = 26
+
+
+async def chart_spec(
+    pool: asyncpg.Pool,
+    name: str,
+    user_id: str,
+    account_id: str | None,
+    weeks: int,
+    drift_threshold: float,
+) -> dict[str, Any]:
+    latest = await store.latest_activity(pool, user_id) or datetime.now(UTC)
+    since = latest - timedelta(weeks=weeks)
+    if name in ("trend", "heatmap"):
+        weekly = [dict(r) for r in await store.weekly_spend(pool, user_id, account_id, since)]
+        if name == "heatmap":
+            return charts.heatmap(weekly)
+        by_week: defaultdict[Any, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+        for row in await store.forecast_by_category(pool, user_id, account_id):
+            week = row["day"] - timedelta(days=row["day"].weekday())
+            for i, q in enumerate(("p10", "p50", "p90")):
+                by_week[week][i] += row[q]
+        ahead = [
+            {"week": w, "p10": v[0], "p50": v[1], "p90": v[2]} for w, v in sorted(by_week.items())
+        ]
+        return charts.trend(weekly, ahead)
+    if name == "anomalies":
+        points = []
+        for r in await store.anomaly_points(pool, user_id, account_id, since):
+            reasons = r["explanation"] or []
+            points.append({**dict(r), "reason": "; ".join(x.get("text", "") for x in reasons)})
+        return charts.anomalies(points)
+    if name == "categories":
+        rows = await store.cluster_points(pool, user_id)
+        return charts.categories(project_2d(rows))
+    if name == "drift":
+        rows = await store.drift_series(pool, user_id, account_id, None, None, 365)
+        points = [
+            {
+                "window_end": r["window_end"],
+                "account_id": r["account_id"],
+                "metric": metric,
+                "value": r[metric],
+            }
+            for r in rows
+            for metric in ("category_jsd", "amount_jsd")
+            if r[metric] is not None
+        ]
+        return charts.drift(points, drift_threshold)
+    return charts.forecast(
+        [dict(r) for r in await store.forecast_by_category(pool, user_id, account_id)]
+    )
+
+
+def project_2d(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    """PCA of the embeddings onto their two main directions."""
+    if not rows:
+        return []
+    vectors = np.asarray([r["embedding"] for r in rows], dtype=float)
+    centred = vectors - vectors.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    xy = centred @ axes[:2].T if len(rows) > 1 else np.zeros((1, 2))
+    return [
+        {
+            "x": float(p[0]),
+            "y": float(p[1]) if len(p) > 1 else 0.0,
+            "text": r["text"],
+            "cluster": r["cluster"],
+        }
+        for r, p in zip(rows, xy, strict=True)
+    ]

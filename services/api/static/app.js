@@ -1,0 +1,170 @@
+"use strict";
+// The Spendstream dashboard: plain JavaScript over the query API; charts are the API's own
+// Vega-Lite specs, rendered here with the locally served vega-embed bundle.
+(() => {  // a scope of its own: the Vega bundle defines globals of its own
+
+  const CHARTS = ["trend", "heatmap", "anomalies", "forecast", "drift", "categories"];
+  const state = { key: localStorage.getItem("spendstream.key"), seen: new Set() };
+  const $ = (id) => document.getElementById(id);
+  const money = (v) => Number(v).toLocaleString(undefined, { style: "currency", currency: "USD" });
+  const pct = (v) => (v === null || v === undefined ? "–" : `${v > 0 ? "+" : ""}${(v * 100).toFixed(0)}%`);
+
+  async function api(path, options = {}) {
+    const response = await fetch(path, {
+      ...options,
+      headers: { Authorization: `Bearer ${state.key}`, "Content-Type": "application/json", ...(options.headers || {}) },
+    });
+    if (response.status === 401) { forgetKey("That key was not accepted."); throw new Error("unauthorized"); }
+    if (!response.ok) throw new Error(`${path}: ${response.status}`);
+    return response.json();
+  }
+
+  function query() {
+    const params = new URLSearchParams();
+    if ($("account").value) params.set("account_id", $("account").value);
+    return params;
+  }
+
+  function forgetKey(message = "") {
+    localStorage.removeItem("spendstream.key");
+    state.key = null;
+    $("dashboard").hidden = true; $("picker").hidden = true; $("key-prompt").hidden = false;
+    $("key-error").textContent = message;
+  }
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs).forEach(([k, v]) => (k === "class" ? (node.className = v) : node.setAttribute(k, v)));
+    children.forEach((c) => node.append(c));
+    return node;
+  }
+
+  async function loadPickers() {
+    const accounts = await api("/v1/accounts");
+    const account = $("account");
+    account.replaceChildren(el("option", { value: "" }, "All accounts"));
+    accounts.forEach((a) => account.append(el("option", { value: a.account_id }, a.account_id)));
+    const months = new Set();
+    accounts.forEach((a) => {
+      const d = new Date(a.first.slice(0, 7) + "-01T00:00:00");
+      const end = new Date(a.last.slice(0, 7) + "-01T00:00:00");
+      for (; d <= end; d.setMonth(d.getMonth() + 1)) months.add(d.toISOString().slice(0, 7));
+    });
+    const ordered = [...months].sort().reverse();
+    $("month").replaceChildren(...ordered.map((m) => el("option", { value: m }, m)));
+  }
+
+  function card(label, value, note = "") {
+    return el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value), el("div", { class: "muted" }, note));
+  }
+
+  async function loadSummary() {
+    const params = query();
+    if (!$("month").value) return;
+    params.set("month", $("month").value);
+    const s = await api(`/v1/insights/summary?${params}`);
+    const change = s.previous_month_total > 0 ? (s.total - s.previous_month_total) / s.previous_month_total : null;
+    $("cards").replaceChildren(
+      card("Spent in " + s.month, money(s.total), `${pct(change)} vs previous month`),
+      card("Unusual transactions", String(s.anomalies)),
+      card("Subscriptions and bills", String(s.recurring.length), `${s.recurring.filter((r) => r.amount_rose).length} went up`),
+      card("Possible duplicates", String(s.possible_duplicates.length)),
+      card("Top merchant", s.top_merchants[0] ? s.top_merchants[0].merchant : "–", s.top_merchants[0] ? money(s.top_merchants[0].total) : ""),
+    );
+    $("categories").tBodies[0].replaceChildren(...s.categories.map((c) => el("tr", {},
+      el("td", {}, c.category), el("td", {}, money(c.total)),
+      el("td", { class: c.change_vs_previous > 0 ? "up" : "down" }, pct(c.change_vs_previous)),
+      el("td", { class: c.change_vs_3_month_average > 0 ? "up" : "down" }, pct(c.change_vs_3_month_average)))));
+    $("recurring").replaceChildren(...s.recurring.map((r) => el("li", {},
+      `${r.merchant}: ${money(r.last_amount)} ${r.cadence}, next ${r.next_expected.slice(0, 10)}`,
+      r.amount_rose ? el("strong", { class: "up" }, " (went up)") : "")));
+    $("duplicates").replaceChildren(...s.possible_duplicates.map((d) => el("li", {},
+      `${d.merchant}: ${money(d.amount)} twice, ${d.first_at.slice(0, 16).replace("T", " ")}`)));
+  }
+
+  async function loadCharts() {
+    const params = query();
+    await Promise.all(CHARTS.map(async (name) => {
+      const spec = await api(`/v1/charts/${name}.json?${params}`);
+      await vegaEmbed(`#chart-${name}`, spec, { actions: false, renderer: "svg" });
+    }));
+  }
+
+  function anomalyItem(a) {
+    const reasons = (a.score.explanation || []).map((r) => r.text).join("; ") || "unusual pattern";
+    const verdict = el("span", { class: "verdict" }, a.feedback ? `marked ${a.feedback}` : "");
+    const vote = (label) => {
+      const button = el("button", { type: "button", class: label, "data-id": a.transaction_id, "data-label": label }, label);
+      button.addEventListener("click", async () => {
+        const saved = await api(`/v1/anomalies/${encodeURIComponent(a.transaction_id)}/feedback`, { method: "POST", body: JSON.stringify({ label }) });
+        verdict.textContent = `marked ${saved.label}`;
+      });
+      return button;
+    };
+    return el("li", { "data-id": a.transaction_id },
+      el("strong", {}, `${money(a.amount)} at ${a.merchant || "unknown"}`), ` · score ${a.score.score.toFixed(3)} · ${a.timestamp.slice(0, 16).replace("T", " ")}`,
+      el("div", { class: "reasons" }, reasons), vote("fraud"), " ", vote("legit"), verdict);
+  }
+
+  async function loadAnomalies(live = false) {
+    const params = query(); params.set("limit", live ? "5" : "20");
+    const page = await api(`/v1/anomalies?${params}`);
+    const list = $("anomalies");
+    if (!live) { list.replaceChildren(); state.seen.clear(); }
+    page.items.filter((a) => !state.seen.has(a.transaction_id)).forEach((a) => {
+      state.seen.add(a.transaction_id);
+      live ? list.prepend(anomalyItem(a)) : list.append(anomalyItem(a));
+    });
+  }
+
+  async function loadDriftAndForecasts() {
+    const params = query();
+    const drift = await api(`/v1/drift?${params}`);
+    const events = drift.series.flatMap((s) => s.points.filter((p) => p.status === "drift").map((p) => ({ ...p, account: s.account_id })));
+    $("drift").replaceChildren(...(events.length ? events.slice(-8).reverse().map((p) => el("li", {},
+      `${p.account}, week to ${p.window_end.slice(0, 10)}: ${p.breached.join(", ")} ` +
+      `(category JSD ${Number(p.category_jsd).toFixed(2)}, amount JSD ${Number(p.amount_jsd).toFixed(2)})` +
+      (p.top_contributors[0] ? ` · ${p.top_contributors[0].category} moved most` : ""))) : [el("li", { class: "muted" }, "No drift detected.")]));
+    const fc = await api(`/v1/forecasts?${params}`);
+    const next = {};
+    fc.series.forEach((s) => {
+      const m = s.monthly.find((x) => x.days >= 28) || s.monthly[0];
+      if (!m) return;
+      const row = (next[s.category] ||= { p10: 0, p50: 0, p90: 0 });
+      ["p10", "p50", "p90"].forEach((q) => (row[q] += Number(m[q])));
+    });
+    $("forecasts").tBodies[0].replaceChildren(...Object.entries(next).sort((a, b) => b[1].p50 - a[1].p50).map(([c, v]) =>
+      el("tr", {}, el("td", {}, c), el("td", {}, money(v.p10)), el("td", {}, money(v.p50)), el("td", {}, money(v.p90)))));
+    if (fc.run) {
+      const b = fc.run.backtest;
+      $("backtest").textContent = `Backtest MASE ${b.model.mase.toFixed(2)} vs seasonal naive ${b.seasonal_naive.mase.toFixed(2)}; ` +
+        `80% interval covered ${(b.model.coverage_80 * 100).toFixed(0)}% of outcomes.`;
+    } else {
+      $("backtest").textContent = "Forecasts appear after the first refresh (60 days of history needed).";
+    }
+  }
+
+  async function refresh() {
+    await Promise.all([loadSummary(), loadCharts(), loadAnomalies(), loadDriftAndForecasts()]);
+    document.body.dataset.loaded = "true";
+  }
+
+  async function open() {
+    $("key-prompt").hidden = true; $("dashboard").hidden = false; $("picker").hidden = false;
+    await loadPickers();
+    await refresh();
+  }
+
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.key = $("key").value.trim();
+    localStorage.setItem("spendstream.key", state.key);
+    open().catch((e) => console.warn(e.message));
+  });
+  $("forget-key").addEventListener("click", () => forgetKey());
+  $("account").addEventListener("change", () => refresh());
+  $("month").addEventListener("change", () => loadSummary());
+  setInterval(() => { if (state.key && !$("dashboard").hidden) loadAnomalies(true).catch(() => {}); }, 15000);
+
+  if (state.key) open().catch((e) => console.warn(e.message)); else forgetKey();
+})();

@@ -1,0 +1,107 @@
+"""GET /v1/insights/summary: SQL aggregates for the month, pure insights for the patterns."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+
+from services.api import store
+from services.api.insights import Charge, possible_duplicates, recurring_payments
+from services.api.models import (
+    CategoryTotal,
+    DuplicateCharge,
+    MerchantTotal,
+    RecurringPayment,
+    Summary,
+)
+
+ZERO = Decimal("0.00")
+RECURRING_LOOKBACK_DAYS = 400  # long enough to see a yearly charge twice
+
+
+def month_start(value: date, offset: int = 0) -> datetime:
+    index = value.year * 12 + value.month - 1 + offset
+    return datetime(index // 12, index % 12 + 1, 1)
+
+
+def _change(now: Decimal, before: Decimal) -> float | None:
+    return round(float((now - before) / before), 4) if before > 0 else None
+
+
+async def build_summary(
+    pool: asyncpg.Pool, user_id: str, month: str, account_id: str | None
+) -> Summary:
+    year, number = map(int, month.split("-"))
+    start = datetime(year, number, 1)
+    end = month_start(start.date(), 1)
+    totals = await store.monthly_totals(
+        pool, user_id, account_id, month_start(start.date(), -3), end
+    )
+    by_month: defaultdict[date, dict[str, tuple[Decimal, int]]] = defaultdict(dict)
+    for row in totals:
+        by_month[row["month"]][row["category"]] = (row["total"], row["n"])
+    this = by_month.get(start.date(), {})
+    previous = by_month.get(month_start(start.date(), -1).date(), {})
+    before = [by_month.get(month_start(start.date(), -k).date(), {}) for k in (1, 2, 3)]
+    categories = []
+    for category in sorted(set(this) | set(previous), key=lambda c: -this.get(c, (ZERO, 0))[0]):
+        total, n = this.get(category, (ZERO, 0))
+        prior = previous.get(category, (ZERO, 0))[0]
+        average = (sum((m.get(category, (ZERO, 0))[0] for m in before), ZERO) / 3).quantize(ZERO)
+        categories.append(
+            CategoryTotal(
+                category=category,
+                total=total,
+                transactions=n,
+                previous_month=prior,
+                change_vs_previous=_change(total, prior),
+                average_3_months=average,
+                change_vs_3_month_average=_change(total, average),
+            )
+        )
+    merchants, anomalies = await store.month_detail(pool, user_id, account_id, start, end)
+    recent = await store.recent_debits(
+        pool,
+        user_id,
+        account_id,
+        (end - timedelta(days=RECURRING_LOOKBACK_DAYS + 1)).replace(tzinfo=UTC),
+        (end + timedelta(days=1)).replace(tzinfo=UTC),
+    )
+    charges = [
+        Charge(
+            r["transaction_id"],
+            r["merchant_key"],
+            r["merchant"] or r["merchant_key"],
+            r["amount"],
+            r["local_ts"],
+        )
+        for r in recent
+    ]
+    in_month = [c for c in charges if start <= c.at < end]
+    return Summary(
+        month=month,
+        account_id=account_id,
+        total=sum((t for t, _ in this.values()), ZERO),
+        previous_month_total=sum((t for t, _ in previous.values()), ZERO),
+        categories=categories,
+        top_merchants=[
+            MerchantTotal(merchant=m["merchant"], total=m["total"], transactions=m["n"])
+            for m in merchants
+        ],
+        anomalies=anomalies,
+        recurring=[RecurringPayment(**r.__dict__) for r in recurring_payments(charges)],
+        possible_duplicates=[
+            DuplicateCharge(
+                merchant=a.display,
+                amount=a.amount,
+                first_transaction_id=a.transaction_id,
+                second_transaction_id=b.transaction_id,
+                first_at=a.at,
+                second_at=b.at,
+            )
+            for a, b in possible_duplicates(in_month)
+        ],
+    )

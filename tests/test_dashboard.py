@@ -1,0 +1,81 @@
+"""The dashboard in headless Chromium (Debian's package, driven by Playwright) over the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.cli.stack import Stack, service_url
+from services.demo.generator import generate
+from services.demo.loader import post_records
+
+pytestmark = pytest.mark.integration
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+async def test_dashboard_renders_charts_and_records_feedback(stack: Stack, new_user) -> None:  # type: ignore[no-untyped-def]
+    from playwright.async_api import async_playwright
+
+    user, key = await new_user("demo-browser")
+    records = [r for r in generate(users=1, months=10, seed=17) if r.user_id == "demo-0001"]
+    records = [type(r)(user, r.transaction, r.anomaly) for r in records]
+    api = service_url(stack.settings, "api")
+    await post_records(records, service_url(stack.settings, "ingest"), {user: key})
+    async with httpx.AsyncClient(timeout=30) as client:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            page = await client.get(
+                f"{api}/v1/anomalies", headers={"Authorization": f"Bearer {key}"}
+            )
+            if page.json()["items"]:
+                break
+            await asyncio.sleep(1)
+        assert page.json()["items"], "demo anomalies were scored"
+
+    OUTPUT.mkdir(exist_ok=True)
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = await browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(api) else None)
+        await page.goto(f"{api}/")
+        await page.fill("#key", key)
+        await page.click("#key-form button[type=submit]")
+        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        for chart in ("trend", "heatmap", "anomalies", "forecast", "drift", "categories"):
+            assert await page.locator(f"#chart-{chart} svg").count() >= 1, f"{chart} rendered"
+        first = page.locator("#anomalies li").first
+        transaction_id = await first.get_attribute("data-id")
+        await first.locator("button.fraud").click()
+        await page.wait_for_function(
+            "el => el.textContent.includes('marked fraud')",
+            arg=await first.locator(".verdict").element_handle(),
+        )
+        await page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+        stored_key = await page.evaluate("localStorage.getItem('spendstream.key')")
+        await browser.close()
+
+    assert stored_key == key, "the key is kept in the browser"
+    assert errors == [], f"console errors: {errors}"
+    assert outside == [], f"requests outside the API: {outside}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        listed = await client.get(
+            f"{api}/v1/anomalies", params={"limit": 500}, headers={"Authorization": f"Bearer {key}"}
+        )
+        verdicts = {a["transaction_id"]: a["feedback"] for a in listed.json()["items"]}
+        assert verdicts[transaction_id] == "fraud", "the click was stored through the API"
