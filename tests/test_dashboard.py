@@ -1,4 +1,4 @@
-"""The dashboard in headless Chromium (Debian's package, driven by Playwright) over the real stack."""
+"""The dashboard in headless Chromium (Debian's package, via Playwright) over the real stack."""
 
 from __future__ import annotations
 
