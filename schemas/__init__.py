@@ -12,12 +12,14 @@ from schemas.transaction import (
     TransactionBatch,
     TransactionEvent,
     TransactionSource,
+    WebhookPayload,
 )
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "Transaction": Transaction,
     "TransactionBatch": TransactionBatch,
     "TransactionEvent": TransactionEvent,
+    "WebhookPayload": WebhookPayload,
     "DeadLetter": DeadLetter,
     "AnomalyAlert": AnomalyAlert,
     "DriftEvent": DriftEvent,
@@ -38,4 +40,5 @@ __all__ = [
     "TransactionBatch",
     "TransactionEvent",
     "TransactionSource",
+    "WebhookPayload",
 ]

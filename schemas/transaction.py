@@ -130,3 +130,14 @@ class Accepted(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     accepted: int = Field(description="How many transactions the broker acknowledged.")
+
+
+class WebhookPayload(BaseModel):
+    """What a bank or aggregator posts to the signed webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Identifier = Field(description="The Spendstream user the transactions belong to.")
+    transactions: list[Transaction] = Field(
+        min_length=1, max_length=MAX_BATCH_ITEMS, description="1 to 10,000 transactions."
+    )

@@ -68,6 +68,7 @@ def stack_settings(data_dir: Path, dsn: str, bootstrap: str) -> Settings:
         forecaster_port=free_port(),
         api_key_cache_seconds=0.5,
         categorize_refresh_s=1.0,
+        webhook_secret="test-installation-secret-new,test-installation-secret-old",
         cluster_interval_s=2.0,
         forecast_check_interval_s=5.0,
     )

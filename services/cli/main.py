@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from services.cli.evaluate import eval_app
+from services.cli.operations import dlq_app, import_file, webhooks_app
 from services.cli.stack import Stack, load_runtime, service_url
 from services.core import auth
 from services.core.db import migrate as apply_migrations
@@ -31,6 +32,9 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(eval_app, name="eval")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhooks_app, name="webhooks")
+app.command("import")(import_file)
 console = Console()
 err = Console(stderr=True)
 

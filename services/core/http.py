@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.auth import KeyVerifier, parse_bearer
@@ -43,7 +45,12 @@ async def current_user(request: Request) -> str:
             401, "missing or malformed Authorization: Bearer <api key>", UNAUTHORIZED_HEADERS
         )
     verifier: KeyVerifier = request.app.state.key_verifier
-    user_id = await verifier.user_for(secret)
+    try:
+        user_id = await verifier.user_for(secret)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise HTTPException(
+            503, "cannot check the API key right now; retry shortly", {"Retry-After": "5"}
+        ) from exc
     if user_id is None:
         raise HTTPException(401, "unknown or revoked API key", UNAUTHORIZED_HEADERS)
     return user_id
@@ -56,6 +63,10 @@ def validation_error_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
     fields = sorted({str(e["field"]) for e in errors if "field" in e})
     message = f"invalid input in: {', '.join(fields)}" if fields else "invalid input"
     return {"detail": errors, "message": message}
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [_with_field(dict(e)) for e in exc.errors(include_url=False, include_input=False)]
 
 
 def _with_field(error: dict[str, Any]) -> dict[str, Any]:

@@ -5,28 +5,42 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+import orjson
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
-from schemas import Accepted, Transaction, TransactionBatch, TransactionEvent, TransactionSource
+from schemas import (
+    Accepted,
+    Transaction,
+    TransactionBatch,
+    TransactionEvent,
+    TransactionSource,
+    WebhookPayload,
+)
 from services.core.auth import KeyVerifier
 from services.core.db import create_pool
 from services.core.http import (
     CurrentUser,
+    PayloadTooLarge,
+    field_errors,
     install_error_handlers,
     read_capped_body,
     validation_error_body,
 )
 from services.core.metrics import install_metrics
 from services.core.settings import Settings, get_settings
+from services.ingest import store
+from services.ingest.imports import CsvMapping, ImportErrors, parse_csv, parse_ofx
 from services.ingest.parsing import InvalidBody, parse_transactions
 from services.ingest.publisher import BrokerUnavailable, TransactionPublisher
+from services.ingest.signing import InvalidSignature, verify
 
 RETRY_AFTER_SECONDS = "5"
+SIGNATURE_HEADER = "X-Spendstream-Signature"
 
 TRANSACTIONS_ACCEPTED = Counter(
     "spendstream_ingest_transactions_accepted_total",
@@ -42,6 +56,7 @@ TRANSACTIONS_REJECTED = Counter(
 _REQUEST_SCHEMA = TypeAdapter(Transaction | TransactionBatch).json_schema(
     ref_template="#/components/schemas/{model}"
 )
+_WEBHOOK_SCHEMA = WebhookPayload.model_json_schema(ref_template="#/components/schemas/{model}")
 
 
 def stamp(
@@ -117,7 +132,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         },
     )
-    async def post_transactions(request: Request, user_id: CurrentUser) -> JSONResponse:
+    async def post_transactions(
+        request: Request,
+        user_id: CurrentUser,
+        source: Annotated[
+            Literal["api", "import"], Query(description="`import` when a tool sends an export")
+        ] = "api",
+    ) -> JSONResponse:
         raw = await read_capped_body(request, settings.max_body_bytes)
         try:
             transactions = parse_transactions(raw, max_items=settings.max_batch_items)
@@ -126,7 +147,153 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(
                 validation_error_body([e.as_dict() for e in exc.errors]), status_code=422
             )
-        return await accept(request, user_id, transactions, TransactionSource.api)
+        return await accept(request, user_id, transactions, TransactionSource(source))
+
+    @app.post(
+        "/v1/webhooks/bank",
+        status_code=202,
+        response_model=Accepted,
+        summary="Transactions pushed by a bank or aggregator, signed with HMAC-SHA256",
+        description="Header `X-Spendstream-Signature: t=<unix>,v1=<hex>`, the hex being the "
+        "HMAC-SHA256 of `\"<t>.<raw body>\"` with the installation's or the user's webhook "
+        "secret; timestamps older than 300 s are refused. The body names the user.",
+        responses={
+            401: {"description": "Missing, malformed, stale or wrong signature"},
+            422: {"description": "Invalid items or unknown user; nothing published"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/WebhookPayload"}}
+                },
+            }
+        },
+    )
+    async def bank_webhook(request: Request) -> JSONResponse:
+        raw = await read_capped_body(request, settings.max_body_bytes)
+        pool = request.app.state.pool
+        try:
+            named = orjson.loads(raw).get("user_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            named = None
+        candidates = [
+            s.strip()
+            for s in (
+                settings.webhook_secret.get_secret_value().split(",")
+                if settings.webhook_secret
+                else []
+            )
+            if s.strip()
+        ]
+        if isinstance(named, str) and len(named) <= 64:
+            candidates += await store.webhook_secrets(pool, named)
+        try:
+            verify(request.headers.get(SIGNATURE_HEADER), raw, candidates)
+        except InvalidSignature as exc:
+            TRANSACTIONS_REJECTED.labels("webhook", "signature").inc()
+            return JSONResponse({"detail": str(exc)}, status_code=401)
+        try:
+            payload = WebhookPayload.model_validate_json(raw)
+        except ValidationError as exc:
+            TRANSACTIONS_REJECTED.labels("webhook", "invalid").inc()
+            return JSONResponse(validation_error_body(field_errors(exc)), status_code=422)
+        if not await store.user_exists(pool, payload.user_id):
+            return JSONResponse(
+                validation_error_body(
+                    [
+                        {
+                            "loc": ["body", "user_id"],
+                            "field": "user_id",
+                            "msg": "unknown user",
+                            "type": "value_error",
+                        }
+                    ]
+                ),
+                status_code=422,
+            )
+        return await accept(
+            request, payload.user_id, payload.transactions, TransactionSource.webhook
+        )
+
+    @app.post(
+        "/v1/imports",
+        status_code=202,
+        response_model=Accepted,
+        summary="Import a CSV (with a column mapping) or OFX/QFX bank export",
+        responses={
+            422: {"description": "Problems, each naming its row and column; nothing published"}
+        },
+    )
+    async def import_file(
+        request: Request,
+        user_id: CurrentUser,
+        file: Annotated[UploadFile, File(description="CSV, OFX or QFX export")],
+        account_id: Annotated[
+            str | None, Form(max_length=64, description="Required for CSV; OFX names its account")
+        ] = None,
+        currency: Annotated[str | None, Form(pattern=r"^[A-Z]{3}$")] = None,
+        date_column: Annotated[str, Form()] = "date",
+        amount_column: Annotated[
+            str | None, Form(description="Signed amounts; or use debit/credit columns")
+        ] = "amount",
+        debit_column: Annotated[str | None, Form()] = None,
+        credit_column: Annotated[str | None, Form()] = None,
+        description_column: Annotated[str | None, Form()] = "description",
+        merchant_column: Annotated[str | None, Form()] = None,
+        category_column: Annotated[str | None, Form()] = None,
+        id_column: Annotated[str | None, Form()] = None,
+        date_format: Annotated[
+            str | None, Form(description="strptime format; default: common ones")
+        ] = None,
+        negative_is_debit: Annotated[bool, Form()] = True,
+    ) -> JSONResponse:
+        data = await file.read(settings.max_body_bytes + 1)
+        if len(data) > settings.max_body_bytes:
+            raise PayloadTooLarge(settings.max_body_bytes)
+        text = data.decode("utf-8-sig", errors="replace")
+        name = (file.filename or "").lower()
+        try:
+            if name.endswith((".ofx", ".qfx")) or "<OFX>" in text[:2000].upper():
+                transactions, _ = parse_ofx(text, account_id=account_id, currency=currency)
+            else:
+                if not account_id:
+                    return JSONResponse(
+                        validation_error_body(
+                            [
+                                {
+                                    "loc": ["body", "account_id"],
+                                    "field": "account_id",
+                                    "msg": "account_id is required for CSV files",
+                                    "type": "missing",
+                                }
+                            ]
+                        ),
+                        status_code=422,
+                    )
+                mapping = CsvMapping(
+                    date=date_column,
+                    amount=None if debit_column or credit_column else amount_column,
+                    debit=debit_column,
+                    credit=credit_column,
+                    description=description_column,
+                    merchant=merchant_column,
+                    category=category_column,
+                    transaction_id=id_column,
+                    date_format=date_format,
+                    negative_is_debit=negative_is_debit,
+                )
+                transactions = parse_csv(
+                    text, mapping, account_id=account_id, currency=currency or "USD"
+                )
+        except ImportErrors as exc:
+            TRANSACTIONS_REJECTED.labels("import", "invalid").inc()
+            return JSONResponse(
+                validation_error_body([e.as_dict() for e in exc.errors[:100]]), status_code=422
+            )
+        if not transactions:
+            return JSONResponse(Accepted(accepted=0).model_dump(), status_code=202)
+        return await accept(request, user_id, transactions, TransactionSource.import_)
 
     @app.get("/healthz", summary="Readiness: database reachable and broker connected")
     async def healthz(request: Request) -> JSONResponse:
@@ -146,6 +313,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         schema = default_openapi()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(_REQUEST_SCHEMA.get("$defs", {}))
+        components.update(_WEBHOOK_SCHEMA.get("$defs", {}))
+        components["WebhookPayload"] = {k: v for k, v in _WEBHOOK_SCHEMA.items() if k != "$defs"}
         return schema
 
     app.openapi = openapi_with_request_models  # type: ignore[method-assign]

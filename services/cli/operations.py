@@ -1,0 +1,203 @@
+"""CLI commands for operators: file imports, webhook secrets, and the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from schemas import DeadLetter
+from services.cli.stack import load_runtime, service_url
+from services.core.settings import Settings, get_settings
+
+console = Console()
+err = Console(stderr=True)
+dlq_app = typer.Typer(help="Inspect and replay the dead-letter topic.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook secrets per user.", no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+def import_file(
+    file: Annotated[Path, typer.Argument(help="CSV, OFX or QFX export.")],
+    account: Annotated[str | None, typer.Option(help="Account id (required for CSV).")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="SPENDSTREAM_API_KEY", help="Your API key.")
+    ] = None,
+    date_column: Annotated[str, typer.Option(help="CSV date column.")] = "date",
+    amount_column: Annotated[str, typer.Option(help="CSV signed amount column.")] = "amount",
+    debit_column: Annotated[
+        str | None, typer.Option(help="CSV money-out column (instead of amount).")
+    ] = None,
+    credit_column: Annotated[str | None, typer.Option(help="CSV money-in column.")] = None,
+    description_column: Annotated[
+        str | None, typer.Option(help="CSV description column.")
+    ] = "description",
+    category_column: Annotated[str | None, typer.Option(help="CSV category column.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="CSV transaction id column.")] = None,
+    date_format: Annotated[str | None, typer.Option(help="strptime format, e.g. %d/%m/%Y.")] = None,
+    currency: Annotated[str, typer.Option(help="Currency of a CSV file.")] = "USD",
+) -> None:
+    """Import a bank export through ingest. Re-importing creates no duplicates."""
+    from services.ingest.imports import CsvMapping, ImportErrors, parse_csv, parse_ofx
+
+    if not file.exists():
+        _fail(f"no such file: {file}")
+    if not api_key:
+        _fail(
+            "pass --api-key or set SPENDSTREAM_API_KEY (create one with `spendstream keys create`)"
+        )
+    text = file.read_text(encoding="utf-8-sig", errors="replace")
+    try:
+        if file.suffix.lower() in (".ofx", ".qfx"):
+            transactions, account = parse_ofx(text, account_id=account)
+        else:
+            if not account:
+                _fail("--account is required for CSV files")
+            mapping = CsvMapping(
+                date=date_column,
+                amount=None if debit_column or credit_column else amount_column,
+                debit=debit_column,
+                credit=credit_column,
+                description=description_column,
+                category=category_column,
+                transaction_id=id_column,
+                date_format=date_format,
+            )
+            transactions = parse_csv(text, mapping, account_id=str(account), currency=currency)
+    except ImportErrors as exc:
+        for problem in exc.errors[:20]:
+            err.print(f"row {problem.row}, column {problem.column}: {problem.message}")
+        _fail(f"{len(exc.errors)} problem(s); nothing was imported")
+    settings = load_runtime(get_settings())
+    url = f"{service_url(settings, 'ingest')}/v1/transactions"
+    accepted = 0
+    with Progress(console=console) as progress, httpx.Client(timeout=60) as client:
+        task = progress.add_task(f"importing {file.name}", total=len(transactions))
+        for start in range(0, len(transactions), 1000):
+            batch = transactions[start : start + 1000]
+            body = orjson.dumps(
+                {"transactions": [t.model_dump(mode="json", exclude_none=True) for t in batch]}
+            )
+            response = client.post(
+                url,
+                params={"source": "import"},
+                content=body,
+                headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            )
+            if response.status_code != 202:
+                _fail(f"ingest answered {response.status_code}: {response.text[:300]}")
+            accepted += response.json()["accepted"]
+            progress.advance(task, len(batch))
+    console.print(f"imported {accepted:,} transactions (already-known ones change nothing)")
+
+
+@webhooks_app.command("secret")
+def webhook_secret(user: Annotated[str, typer.Option(help="The user the bank posts for.")]) -> None:
+    """Print a new webhook secret for the user; the previous one stays valid (rotation)."""
+    import asyncpg
+
+    from services.ingest.store import rotate_webhook_secret
+
+    settings = load_runtime(get_settings())
+    if not settings.database_url:
+        _fail("no database: start the stack with `spendstream up`, or set SPENDSTREAM_DATABASE_URL")
+
+    async def run() -> str:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await rotate_webhook_secret(conn, user)
+        finally:
+            await conn.close()
+
+    print(asyncio.run(run()))
+
+
+async def _read_dlq(settings: Settings, limit: int) -> list[tuple[int, DeadLetter]]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_or_default,
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(settings.dlq_topic, p)
+            for p in sorted(consumer.partitions_for_topic(settings.dlq_topic) or {0})
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        letters: list[tuple[int, DeadLetter]] = []
+
+        async def behind() -> bool:
+            return any([await consumer.position(p) < end[p] for p in partitions])
+
+        while await behind() and len(letters) < limit:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                letters.extend((r.offset, DeadLetter.model_validate_json(r.value)) for r in records)
+        return letters[:limit]
+    finally:
+        await consumer.stop()
+
+
+@dlq_app.command("list")
+def dlq_list(limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100) -> None:
+    """Show dead letters: where each came from and why it was rejected."""
+    letters = asyncio.run(_read_dlq(load_runtime(get_settings()), limit))
+    table = Table("dlq offset", "from", "consumer", "failed at", "error")
+    for offset, letter in letters:
+        table.add_row(
+            str(offset),
+            f"{letter.topic}[{letter.partition}]@{letter.offset}",
+            letter.consumer_group,
+            f"{letter.failed_at:%Y-%m-%d %H:%M:%S}",
+            letter.error[:120],
+        )
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s)")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    offsets: Annotated[
+        list[int] | None, typer.Argument(help="DLQ offsets to replay (default: all).")
+    ] = None,
+) -> None:
+    """Send dead letters' original bytes back to their topic, e.g. after fixing a bug."""
+    from aiokafka import AIOKafkaProducer
+
+    settings = load_runtime(get_settings())
+
+    async def run() -> int:
+        letters = await _read_dlq(settings, 1_000_000)
+        chosen = [letter for offset, letter in letters if not offsets or offset in offsets]
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_or_default, acks="all"
+        )
+        await producer.start()
+        try:
+            for letter in chosen:
+                await producer.send_and_wait(
+                    letter.topic,
+                    base64.b64decode(letter.value_b64),
+                    key=letter.key.encode() if letter.key else None,
+                )
+        finally:
+            await producer.stop()
+        return len(chosen)
+
+    console.print(f"replayed {asyncio.run(run())} message(s)")

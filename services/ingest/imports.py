@@ -1,0 +1,263 @@
+"""Bank exports to transactions: CSV with a column mapping, and OFX/QFX (SGML 1.x or XML 2.x).
+
+Files without transaction ids get stable ones derived from account, date, amount and
+description, plus an ordinal among identical rows, so re-importing a file or an overlapping
+export creates no duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import Transaction
+
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%S",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%Y/%m/%d",
+    "%m/%d/%y",
+    "%d %b %Y",
+    "%b %d, %Y",
+)
+
+
+@dataclass(frozen=True)
+class CsvMapping:
+    date: str = "date"
+    amount: str | None = "amount"  # signed: negative is money out, unless negative_is_debit=False
+    debit: str | None = None  # or separate money-out and money-in columns
+    credit: str | None = None
+    description: str | None = "description"
+    merchant: str | None = None
+    category: str | None = None
+    transaction_id: str | None = None
+    date_format: str | None = None
+    negative_is_debit: bool = True
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # 1-based line in the file, header included
+    column: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "msg": self.message,
+            "loc": ["file", self.row, self.column],
+            "field": self.column,
+        }
+
+
+class ImportErrors(Exception):
+    def __init__(self, errors: list[RowError]):
+        super().__init__(f"{len(errors)} problem(s) in the file")
+        self.errors = errors
+
+
+def parse_date(value: str, fmt: str | None) -> datetime:
+    text = value.strip()
+    for candidate in (fmt,) if fmt else DATE_FORMATS:
+        try:
+            parsed = datetime.strptime(text, candidate)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+        except ValueError:
+            continue
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a date: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_amount(value: str) -> Decimal:
+    text = value.strip().replace(",", "").replace("$", "").replace("€", "").replace("£", "")
+    if text.startswith("(") and text.endswith(")"):
+        text = "-" + text[1:-1]
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not an amount: {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"not a finite amount: {value!r}")
+    return amount
+
+
+def stable_id(account_id: str, when: datetime, amount: Decimal, description: str) -> str:
+    """The same row of the same account always gets the same id, whatever file it comes in."""
+    basis = f"{account_id}|{when.date().isoformat()}|{amount:.2f}|{description.strip().lower()}"
+    return f"imp-{hashlib.sha256(basis.encode()).hexdigest()[:24]}"
+
+
+def _build(rows: list[tuple[int, dict[str, Any]]], account_id: str) -> list[Transaction]:
+    """Validate, give ids to rows without one, and report errors by row and column."""
+    seen: Counter[str] = Counter()
+    transactions, errors = [], []
+    for line, fields in rows:
+        if not fields.get("transaction_id"):
+            base = stable_id(
+                account_id, fields["timestamp"], fields["signed"], fields.get("description") or ""
+            )
+            fields["transaction_id"] = f"{base}-{seen[base]}"  # identical rows: 0, 1, 2, ...
+            seen[base] += 1
+        fields.pop("signed")
+        try:
+            transactions.append(Transaction.model_validate({"account_id": account_id, **fields}))
+        except ValidationError as exc:
+            for e in exc.errors(include_url=False, include_input=False):
+                errors.append(RowError(line, ".".join(map(str, e["loc"])), e["msg"]))
+    if errors:
+        raise ImportErrors(errors)
+    return transactions
+
+
+def parse_csv(
+    text: str, mapping: CsvMapping, *, account_id: str, currency: str = "USD"
+) -> list[Transaction]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    columns = set(reader.fieldnames or [])
+    wanted = [
+        c
+        for c in (
+            mapping.date,
+            mapping.amount,
+            mapping.debit,
+            mapping.credit,
+            mapping.description,
+            mapping.merchant,
+            mapping.category,
+            mapping.transaction_id,
+        )
+        if c
+    ]
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise ImportErrors(
+            [
+                RowError(1, c, f"no such column; the file has {', '.join(sorted(columns))}")
+                for c in missing
+            ]
+        )
+    if not mapping.amount and not (mapping.debit or mapping.credit):
+        raise ImportErrors(
+            [RowError(1, "amount", "map an amount column, or debit and credit columns")]
+        )
+    rows, errors = [], []
+    for line, record in enumerate(reader, start=2):
+        try:
+            when = parse_date(record[mapping.date] or "", mapping.date_format)
+        except ValueError as exc:
+            errors.append(RowError(line, mapping.date, str(exc)))
+            continue
+        try:
+            if mapping.amount:
+                signed = parse_amount(record[mapping.amount] or "")
+                if not mapping.negative_is_debit:
+                    signed = -signed
+            else:
+                out = (
+                    parse_amount(record[mapping.debit])
+                    if mapping.debit and record[mapping.debit].strip()
+                    else Decimal(0)
+                )
+                into = (
+                    parse_amount(record[mapping.credit])
+                    if mapping.credit and record[mapping.credit].strip()
+                    else Decimal(0)
+                )
+                signed = into - abs(out)
+        except ValueError as exc:
+            errors.append(RowError(line, mapping.amount or mapping.debit or "amount", str(exc)))
+            continue
+        if signed == 0:
+            continue  # zero lines (holds, notes) are not transactions
+        description = record.get(mapping.description or "", "") or ""
+        fields: dict[str, Any] = {
+            "timestamp": when,
+            "amount": abs(signed),
+            "signed": signed,
+            "direction": "debit" if signed < 0 else "credit",
+            "currency": currency,
+            "description": description or None,
+            "merchant": (record.get(mapping.merchant) if mapping.merchant else description) or None,
+            "channel": "other",
+        }
+        if mapping.category and record.get(mapping.category):
+            fields["category"] = record[mapping.category]
+        if mapping.transaction_id and record.get(mapping.transaction_id):
+            fields["transaction_id"] = record[mapping.transaction_id].strip()
+        rows.append((line, fields))
+    if errors:
+        raise ImportErrors(errors)
+    return _build(rows, account_id)
+
+
+_OFX_BLOCK = re.compile(
+    r"<STMTTRN>(.*?)(?:</STMTTRN>|(?=<STMTTRN>)|(?=</BANKTRANLIST>))", re.S | re.I
+)
+_OFX_FIELD = re.compile(r"<(\w+)>([^<\r\n]*)")
+
+
+def parse_ofx(
+    text: str, *, account_id: str | None = None, currency: str | None = None
+) -> tuple[list[Transaction], str]:
+    """Transactions and the account they belong to (ACCTID unless ``account_id`` is given)."""
+    account_match = re.search(r"<ACCTID>([^<\r\n]+)", text, re.I)
+    account = account_id or (account_match.group(1).strip() if account_match else None)
+    if not account:
+        raise ImportErrors([RowError(1, "ACCTID", "no account in the file; pass account_id")])
+    currency_match = re.search(r"<CURDEF>([^<\r\n]+)", text, re.I)
+    code = currency or (currency_match.group(1).strip() if currency_match else "USD")
+    rows, errors = [], []
+    for index, block in enumerate(_OFX_BLOCK.findall(text), start=1):
+        fields = {k.upper(): v.strip() for k, v in _OFX_FIELD.findall(block)}
+        try:
+            posted = fields.get("DTPOSTED", "")
+            when = datetime.strptime(posted[:14].ljust(14, "0"), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            errors.append(
+                RowError(index, "DTPOSTED", f"not an OFX date: {fields.get('DTPOSTED')!r}")
+            )
+            continue
+        try:
+            signed = parse_amount(fields.get("TRNAMT", ""))
+        except ValueError as exc:
+            errors.append(RowError(index, "TRNAMT", str(exc)))
+            continue
+        if signed == 0:
+            continue
+        name = fields.get("NAME") or fields.get("PAYEE") or ""
+        rows.append(
+            (
+                index,
+                {
+                    "timestamp": when,
+                    "amount": abs(signed),
+                    "signed": signed,
+                    "direction": "debit" if signed < 0 else "credit",
+                    "currency": code,
+                    "merchant": name or None,
+                    "description": fields.get("MEMO") or name or None,
+                    "transaction_id": fields.get("FITID") or None,
+                    "channel": "other",
+                },
+            )
+        )
+    if errors:
+        raise ImportErrors(errors)
+    return _build(rows, account), account

@@ -1,0 +1,49 @@
+"""Ingest's SQL: the users it accepts webhooks for and their webhook secrets."""
+
+from __future__ import annotations
+
+import secrets
+
+import asyncpg
+
+MAX_ACTIVE_SECRETS = 2
+
+
+async def user_exists(pool: asyncpg.Pool, user_id: str) -> bool:
+    return bool(
+        await pool.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)", user_id)
+    )
+
+
+async def webhook_secrets(pool: asyncpg.Pool, user_id: str) -> list[str]:
+    rows = await pool.fetch(
+        """SELECT secret FROM webhook_secrets WHERE user_id = $1 AND revoked_at IS NULL
+           ORDER BY created_at DESC LIMIT $2""",
+        user_id,
+        MAX_ACTIVE_SECRETS,
+    )
+    return [r["secret"] for r in rows]
+
+
+async def rotate_webhook_secret(conn: asyncpg.Connection, user_id: str) -> str:
+    """A new secret for the user; the previous one stays valid, older ones are revoked."""
+    secret = f"whsec_{secrets.token_urlsafe(32)}"
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING", user_id
+        )
+        await conn.execute(
+            "INSERT INTO webhook_secrets (secret_id, user_id, secret) VALUES ($1, $2, $3)",
+            secrets.token_hex(6),
+            user_id,
+            secret,
+        )
+        await conn.execute(
+            """UPDATE webhook_secrets SET revoked_at = now()
+               WHERE user_id = $1 AND revoked_at IS NULL AND secret_id NOT IN (
+                   SELECT secret_id FROM webhook_secrets WHERE user_id = $1 AND revoked_at IS NULL
+                   ORDER BY created_at DESC LIMIT $2)""",
+            user_id,
+            MAX_ACTIVE_SECRETS,
+        )
+    return secret

@@ -1,0 +1,93 @@
+"""Bank export parsing: CSV mappings, OFX, stable ids, and errors that name row and column."""
+
+from decimal import Decimal
+
+import pytest
+
+from services.ingest.imports import CsvMapping, ImportErrors, parse_csv, parse_ofx
+
+SIGNED = """date,description,amount,category
+2026-03-01,WHOLE FOODS #12,-54.20,Groceries
+03/02/2026,ACME PAYROLL,2500.00,Income
+2026-03-02,STARBUCKS,-4.50,
+2026-03-02,STARBUCKS,-4.50,
+"""
+
+SPLIT = """Posted,Details,Money out,Money in
+01/03/2026,TESCO STORES,"1,204.99",
+02/03/2026,REFUND AMAZON,,12.00
+"""
+
+OFX = """OFXHEADER:100
+DATA:OFXSGML
+<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>EUR
+<BANKACCTFROM><BANKID>123<ACCTID>DE-991<ACCTTYPE>CHECKING</BANKACCTFROM>
+<BANKTRANLIST>
+<STMTTRN><TRNTYPE>DEBIT<DTPOSTED>20260305120000<TRNAMT>-23.40<FITID>F1<NAME>REWE MARKT<MEMO>Card 1234
+<STMTTRN><TRNTYPE>CREDIT<DTPOSTED>20260306<TRNAMT>100.00<FITID>F2<NAME>GEHALT
+</BANKTRANLIST></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>
+"""
+
+
+def test_signed_amounts_and_identical_rows_get_distinct_stable_ids() -> None:
+    txs = parse_csv(SIGNED, CsvMapping(category="category"), account_id="checking")
+    assert [(t.direction.value, t.amount) for t in txs] == [
+        ("debit", Decimal("54.20")),
+        ("credit", Decimal("2500.00")),
+        ("debit", Decimal("4.50")),
+        ("debit", Decimal("4.50")),
+    ]
+    assert txs[0].category == "Groceries" and txs[2].category is None
+    assert txs[2].transaction_id != txs[3].transaction_id
+    assert txs[2].transaction_id.endswith("-0") and txs[3].transaction_id.endswith("-1")
+    again = parse_csv(SIGNED, CsvMapping(category="category"), account_id="checking")
+    assert [t.transaction_id for t in again] == [t.transaction_id for t in txs]
+
+
+def test_an_overlapping_export_yields_the_same_ids() -> None:
+    first = parse_csv(SIGNED, CsvMapping(), account_id="checking")
+    header, *lines = SIGNED.strip().splitlines()
+    overlapping = "\n".join([header, *lines[1:], "2026-03-04,SHELL OIL,-40.00,"]) + "\n"
+    second = parse_csv(overlapping, CsvMapping(), account_id="checking")
+    assert {t.transaction_id for t in first[1:]} <= {t.transaction_id for t in second}
+
+
+def test_debit_and_credit_columns_with_day_first_dates() -> None:
+    mapping = CsvMapping(
+        date="Posted",
+        amount=None,
+        debit="Money out",
+        credit="Money in",
+        description="Details",
+        date_format="%d/%m/%Y",
+    )
+    txs = parse_csv(SPLIT, mapping, account_id="uk", currency="GBP")
+    assert [(t.timestamp.day, t.timestamp.month) for t in txs] == [(1, 3), (2, 3)]
+    assert [(t.direction.value, t.amount) for t in txs] == [
+        ("debit", Decimal("1204.99")),
+        ("credit", Decimal("12.00")),
+    ]
+    assert txs[0].currency == "GBP"
+
+
+def test_errors_name_row_and_column() -> None:
+    bad = "date,description,amount\n2026-03-01,OK,-1.00\nnot-a-date,X,-2.00\n2026-03-03,Y,lots\n"
+    with pytest.raises(ImportErrors) as info:
+        parse_csv(bad, CsvMapping(), account_id="a")
+    assert [(e.row, e.column) for e in info.value.errors] == [(3, "date"), (4, "amount")]
+    with pytest.raises(ImportErrors) as missing:
+        parse_csv(bad, CsvMapping(amount="value"), account_id="a")
+    assert missing.value.errors[0].column == "value"
+    with pytest.raises(ImportErrors) as precise:
+        parse_csv("date,description,amount\n2026-03-01,X,-1.234\n", CsvMapping(), account_id="a")
+    assert precise.value.errors[0].column == "amount"
+
+
+def test_ofx() -> None:
+    txs, account = parse_ofx(OFX)
+    assert account == "DE-991"
+    assert [(t.transaction_id, t.direction.value, t.amount, t.currency) for t in txs] == [
+        ("F1", "debit", Decimal("23.40"), "EUR"),
+        ("F2", "credit", Decimal("100.00"), "EUR"),
+    ]
+    assert txs[0].merchant == "REWE MARKT" and txs[0].timestamp.hour == 12

@@ -1,0 +1,261 @@
+"""Signed webhooks, imports, isolation, bad input and secrets, through the running services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from services.cli.stack import Stack, service_url
+from services.ingest.signing import sign
+from services.ingest.store import rotate_webhook_secret
+
+pytestmark = pytest.mark.integration
+NewUser = Callable[[str], Awaitable[tuple[str, str]]]
+INSTALLATION_SECRET = "test-installation-secret-new"
+
+
+def tx(transaction_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "transaction_id": transaction_id,
+        "account_id": "hooked",
+        "amount": "19.99",
+        "timestamp": "2026-06-01T10:00:00+00:00",
+        "merchant": "Corner Shop",
+        **extra,
+    }
+
+
+async def visible(
+    client: httpx.AsyncClient, api: str, key: str, transaction_id: str, within: float = 30
+) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        r = await client.get(
+            f"{api}/v1/transactions/{transaction_id}", headers={"Authorization": f"Bearer {key}"}
+        )
+        if r.status_code == 200:
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def test_webhook_signatures(stack: Stack, new_user: NewUser, migrated_dsn: str) -> None:
+    ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
+    user, key = await new_user("hooked")
+    hook = f"{ingest}/v1/webhooks/bank"
+
+    def body(transaction_id: str) -> bytes:
+        return orjson.dumps({"user_id": user, "transactions": [tx(transaction_id)]})
+
+    async with httpx.AsyncClient(timeout=20) as client:
+
+        async def post(raw: bytes, signature: str | None) -> httpx.Response:
+            headers = {"Content-Type": "application/json"}
+            if signature is not None:
+                headers["X-Spendstream-Signature"] = signature
+            return await client.post(hook, content=raw, headers=headers)
+
+        refused = {
+            "wrong secret": await post(body("wh-wrong"), sign("not-the-secret", body("wh-wrong"))),
+            "tampered body": await post(
+                body("wh-tampered"), sign(INSTALLATION_SECRET, body("wh-original"))
+            ),
+            "stale timestamp": await post(
+                body("wh-stale"),
+                sign(INSTALLATION_SECRET, body("wh-stale"), int(time.time()) - 301),
+            ),
+            "malformed header": await post(body("wh-malformed"), "v1=deadbeef"),
+            "no header": await post(body("wh-none"), None),
+        }
+        for reason, response in refused.items():
+            assert response.status_code == 401, reason
+        good = await post(body("wh-good"), sign(INSTALLATION_SECRET, body("wh-good")))
+        assert (good.status_code, good.json()) == (202, {"accepted": 1})
+        old = await post(
+            body("wh-old-secret"), sign("test-installation-secret-old", body("wh-old-secret"))
+        )
+        assert old.status_code == 202, "both installation secrets are valid while rotating"
+        assert await visible(client, api, key, "wh-good")
+        for refused_id in (
+            "wh-wrong",
+            "wh-tampered",
+            "wh-original",
+            "wh-stale",
+            "wh-malformed",
+            "wh-none",
+        ):
+            r = await client.get(
+                f"{api}/v1/transactions/{refused_id}", headers={"Authorization": f"Bearer {key}"}
+            )
+            assert r.status_code == 404, f"{refused_id} was not published"
+
+        conn = await asyncpg.connect(migrated_dsn)
+        try:
+            first = await rotate_webhook_secret(conn, user)
+            second = await rotate_webhook_secret(conn, user)
+            for secret, tid in ((first, "wh-user-1"), (second, "wh-user-2")):
+                assert (await post(body(tid), sign(secret, body(tid)))).status_code == 202
+            await rotate_webhook_secret(conn, user)
+            assert (
+                await post(body("wh-revoked"), sign(first, body("wh-revoked")))
+            ).status_code == 401
+        finally:
+            await conn.close()
+        unknown = orjson.dumps({"user_id": "nobody-here", "transactions": [tx("wh-x")]})
+        response = await post(unknown, sign(INSTALLATION_SECRET, unknown))
+        assert response.status_code == 422 and response.json()["detail"][0]["field"] == "user_id"
+
+
+async def test_imports_are_idempotent(stack: Stack, new_user: NewUser, tmp_path: Path) -> None:
+    ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
+    _, key = await new_user("importer")
+    csv_text = "date,description,amount\n2026-05-01,BAKERY,-3.20\n2026-05-01,BAKERY,-3.20\n2026-05-02,SALARY,900.00\n"
+    async with httpx.AsyncClient(timeout=20) as client:
+        for _ in range(2):
+            response = await client.post(
+                f"{ingest}/v1/imports",
+                files={"file": ("export.csv", csv_text, "text/csv")},
+                data={"account_id": "savings"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert (response.status_code, response.json()) == (202, {"accepted": 3})
+        bad = await client.post(
+            f"{ingest}/v1/imports",
+            files={"file": ("bad.csv", "date,description,amount\nsoon,X,-1\n", "text/csv")},
+            data={"account_id": "savings"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["row"] == 2 and bad.json()["detail"][0]["column"] == "date"
+
+        async def three() -> bool:
+            page = await client.get(
+                f"{api}/v1/transactions",
+                params={"account_id": "savings"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            return len(page.json()["items"]) == 3
+
+        deadline = time.monotonic() + 30
+        while not await three():
+            assert time.monotonic() < deadline, "the import was stored"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1)
+        assert await three(), "re-importing created no duplicates"
+
+    path = tmp_path / "export.csv"
+    path.write_text(csv_text)
+    done = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli.main",
+        "import",
+        str(path),
+        "--account",
+        "savings",
+        "--api-key",
+        key,
+        env={**os.environ, "SPENDSTREAM_INGEST_PORT": str(stack.settings.ingest_port)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, _ = await done.communicate()
+    assert done.returncode == 0 and b"imported 3" in out
+
+
+async def test_bad_input_gets_a_clear_4xx(stack: Stack, new_user: NewUser) -> None:
+    ingest = service_url(stack.settings, "ingest")
+    _, key = await new_user("careless")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    async with httpx.AsyncClient(timeout=60) as client:
+        cases = {
+            "amount": tx("b1", amount="1.234"),
+            "timestamp": tx("b2", timestamp="2026-06-01T10:00:00"),
+        }
+        for field, body in cases.items():
+            r = await client.post(
+                f"{ingest}/v1/transactions", content=orjson.dumps(body), headers=headers
+            )
+            assert r.status_code == 422 and r.json()["detail"][0]["field"] == field
+        for raw in (
+            b'{"transaction_id":"b3","account_id":"a","timestamp":"2026-06-01T10:00:00Z","amount":NaN}',
+            b'{"transaction_id":"b3","account_id":"a","timestamp":"2026-06-01T10:00:00Z","amount":"Infinity"}',
+        ):
+            r = await client.post(f"{ingest}/v1/transactions", content=raw, headers=headers)
+            assert r.status_code == 422
+        many = orjson.dumps({"transactions": [tx(f"m{i}") for i in range(10_001)]})
+        r = await client.post(f"{ingest}/v1/transactions", content=many, headers=headers)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "transactions"
+        huge = b'{"transactions": [' + b" " * (stack.settings.max_body_bytes + 10) + b"]}"
+        r = await client.post(f"{ingest}/v1/transactions", content=huge, headers=headers)
+        assert r.status_code == 413
+        assert "Traceback" not in r.text
+
+
+async def test_isolation_matrix(stack: Stack, new_user: NewUser, migrated_dsn: str) -> None:
+    """User B sees nothing of user A's, on every read endpoint and every id."""
+    api = service_url(stack.settings, "api")
+    conn = await asyncpg.connect(migrated_dsn)
+    try:
+        owner, ids = await conn.fetchrow(
+            """SELECT user_id, array_agg(transaction_id) AS ids FROM transactions
+               GROUP BY user_id ORDER BY count(*) DESC LIMIT 1"""
+        )
+        accounts = [
+            r["account_id"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT account_id FROM transactions WHERE user_id = $1", owner
+            )
+        ]
+    finally:
+        await conn.close()
+    _, key_b = await new_user("outsider")
+    b = {"Authorization": f"Bearer {key_b}"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for transaction_id in ids[:200]:
+            for path in (f"/v1/transactions/{transaction_id}",):
+                assert (await client.get(f"{api}{path}", headers=b)).status_code == 404
+            r = await client.post(
+                f"{api}/v1/anomalies/{transaction_id}/feedback", json={"label": "fraud"}, headers=b
+            )
+            assert r.status_code == 404
+        for account in accounts:
+            for path in ("/v1/transactions", "/v1/anomalies"):
+                r = await client.get(f"{api}{path}", params={"account_id": account}, headers=b)
+                assert r.json()["items"] == []
+            assert (
+                await client.get(f"{api}/v1/drift", params={"account_id": account}, headers=b)
+            ).json()["series"] == []
+            assert (
+                await client.get(f"{api}/v1/forecasts", params={"account_id": account}, headers=b)
+            ).json()["series"] == []
+        assert (await client.get(f"{api}/v1/categories/clusters", headers=b)).json()[
+            "clusters"
+        ] == []
+        assert (await client.get(f"{api}/v1/accounts", headers=b)).json() == []
+        summary = (
+            await client.get(f"{api}/v1/insights/summary", params={"month": "2026-06"}, headers=b)
+        ).json()
+        assert (
+            summary["categories"] == [] and summary["anomalies"] == 0 and summary["recurring"] == []
+        )
+        chart = (await client.get(f"{api}/v1/charts/trend.json", headers=b)).json()
+        assert all(not rows for rows in chart.get("datasets", {}).values())
+
+
+def test_secrets_never_reach_the_logs(stack: Stack) -> None:
+    logs = "".join(
+        p.read_text(errors="replace") for p in (stack.settings.data_dir / "logs").glob("*.log")
+    )
+    assert INSTALLATION_SECRET not in logs and "test-installation-secret-old" not in logs
+    assert "ss_" not in logs.replace("process_", "")
