@@ -119,7 +119,10 @@ async def test_webhook_signatures(stack: Stack, new_user: NewUser, migrated_dsn:
 async def test_imports_are_idempotent(stack: Stack, new_user: NewUser, tmp_path: Path) -> None:
     ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
     _, key = await new_user("importer")
-    csv_text = "date,description,amount\n2026-05-01,BAKERY,-3.20\n2026-05-01,BAKERY,-3.20\n2026-05-02,SALARY,900.00\n"
+    csv_text = (
+        "date,description,amount\n2026-05-01,BAKERY,-3.20\n2026-05-01,BAKERY,-3.20\n"
+        "2026-05-02,SALARY,900.00\n"
+    )
     async with httpx.AsyncClient(timeout=20) as client:
         for _ in range(2):
             response = await client.post(
