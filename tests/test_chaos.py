@@ -1,0 +1,188 @@
+"""No loss, no duplicates: processes killed with SIGKILL, PostgreSQL stopped, the broker away.
+
+These tests run their own stack (own broker, own database), so counts are exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from services.cli.stack import Stack, service_url
+from services.core.auth import create_key
+from services.core.embedded import EmbeddedKafka, free_port
+from services.core.kafka import ensure_topics
+from services.core.settings import Settings
+from services.demo.generator import DemoRecord
+from services.demo.loader import post_records
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("chaos"),
+        embedded_kafka_port=free_port(), embedded_postgres_port=free_port(),
+        api_port=free_port(), ingest_port=free_port(), scorer_port=free_port(),
+        forecaster_port=free_port(), api_key_cache_seconds=0.5, consumer_retry_max_seconds=2.0,
+    )
+    stack = Stack(settings, services=("ingest", "scorer", "forecaster"), durable=False)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def records(user: str, n: int, prefix: str) -> list[DemoRecord]:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        DemoRecord(user, {
+            "transaction_id": f"{prefix}-{i:06d}", "account_id": f"acct-{i % 20}",
+            "timestamp": (start + timedelta(minutes=7 * i)).isoformat(),
+            "amount": f"{5 + (i * 37) % 200}.{i % 100:02d}", "merchant": f"Shop {i % 50}",
+            "category": ["Groceries", "Dining", "Transport", "Shopping"][i % 4],
+        })
+        for i in range(n)
+    ]
+
+
+async def count(dsn: str, sql: str, *args: object) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def wait_for(dsn: str, sql: str, target: int, within: float, *args: object) -> int:
+    deadline = time.monotonic() + within
+    while (value := await count(dsn, sql, *args)) < target and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    return value
+
+
+async def new_key(dsn: str, user: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return (await create_key(conn, user)).secret
+    finally:
+        await conn.close()
+
+
+def kill9(stack: Stack, name: str) -> int:
+    process = stack.processes[name]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return process.pid
+
+
+async def test_kill_9_scorer_and_forecaster_mid_stream(chaos: Stack) -> None:
+    dsn = chaos.settings.require_database_url()
+    user = "chaos-kill"
+    key = await new_key(dsn, user)
+    stream = records(user, 20_000, "k")
+    posting = asyncio.create_task(
+        post_records(stream, service_url(chaos.settings, "ingest"), {user: key}, concurrency=1)
+    )
+    scored_sql = "SELECT count(*) FROM scores WHERE user_id = $1"
+    assert await wait_for(dsn, scored_sql, 3_000, 120, user) >= 3_000
+    killed = {name: kill9(chaos, name) for name in ("scorer", "forecaster")}
+    await asyncio.sleep(1)
+    for name in killed:
+        chaos.start_service(name)
+    await asyncio.to_thread(chaos.wait_healthy, ("scorer", "forecaster"))
+    assert await posting == 20_000
+    assert await wait_for(dsn, scored_sql, 20_000, 300, user) == 20_000
+    conn = await asyncpg.connect(dsn)
+    try:
+        ids = {r["transaction_id"] for r in await conn.fetch(
+            "SELECT transaction_id FROM transactions WHERE user_id = $1", user)}
+        assert ids == {r.transaction["transaction_id"] for r in stream}, "no gaps"
+        assert await conn.fetchval(
+            "SELECT count(*) FROM scores WHERE user_id = $1", user) == 20_000, "no duplicates"
+        counted_sql = "SELECT coalesce(sum(n), 0) FROM daily_spend WHERE user_id = $1"
+        deadline = time.monotonic() + 120
+        while await conn.fetchval(counted_sql, user) < 20_000 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        mismatches = await conn.fetch(
+            """SELECT * FROM daily_spend d FULL JOIN (
+                   SELECT user_id, account_id, coalesce(category, 'Uncategorized') AS category,
+                          (ts AT TIME ZONE 'UTC')::date AS day, sum(amount) AS spent, count(*) AS n
+                   FROM transactions WHERE user_id = $1 GROUP BY 1, 2, 3, 4) r
+               USING (user_id, account_id, category, day)
+               WHERE (d.user_id = $1 OR r.user_id = $1)
+                 AND (d.spent IS DISTINCT FROM r.spent OR d.n IS DISTINCT FROM r.n)""",
+            user,
+        )
+        assert mismatches == [], "the forecaster's aggregates equal a recomputation"
+    finally:
+        await conn.close()
+
+
+async def test_postgres_down_for_ten_seconds(chaos: Stack) -> None:
+    dsn = chaos.settings.require_database_url()
+    user = "chaos-pg"
+    key = await new_key(dsn, user)
+    stream = records(user, 6_000, "p")
+    scorer_pid = chaos.processes["scorer"].pid
+    posting = asyncio.create_task(
+        post_records(stream, service_url(chaos.settings, "ingest"), {user: key}, concurrency=1)
+    )
+    scored_sql = "SELECT count(*) FROM scores WHERE user_id = $1"
+    await wait_for(dsn, scored_sql, 1_000, 120, user)
+    assert chaos.postgres is not None
+    await asyncio.to_thread(chaos.postgres.stop)
+    await asyncio.sleep(10)
+    await asyncio.to_thread(chaos.postgres.start)
+    assert await posting == 6_000, "clients that retried on 503 got everything in"
+    assert await wait_for(dsn, scored_sql, 6_000, 240, user) == 6_000
+    assert chaos.processes["scorer"].pid == scorer_pid and chaos.processes["scorer"].poll() is None, (
+        "the scorer waited the outage out instead of crashing"
+    )
+    assert await count(dsn, "SELECT coalesce(sum(n), 0) FROM daily_spend WHERE user_id = $1", user) <= 6_000
+
+
+async def test_broker_unreachable_then_back(chaos: Stack, tmp_path: Path) -> None:
+    port = free_port()
+    settings = chaos.settings.model_copy(update={
+        "kafka_bootstrap": f"127.0.0.1:{port}", "ingest_port": free_port(),
+        "data_dir": tmp_path, "kafka_request_timeout_ms": 1_000,
+    })
+    lonely = Stack(settings, services=("ingest",))
+    lonely.start_service("ingest")
+    key = await new_key(chaos.settings.require_database_url(), "chaos-broker")
+    url = f"{service_url(settings, 'ingest')}/v1/transactions"
+    body = records("chaos-broker", 1, "b")[0].transaction
+    broker = EmbeddedKafka(port, tmp_path / "kafka.log")
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    response = await client.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.3)
+            assert response.status_code == 503
+            assert int(response.headers["Retry-After"]) > 0
+            broker.start()
+            await ensure_topics(settings)
+            deadline = time.monotonic() + 30
+            while response.status_code != 202:
+                assert time.monotonic() < deadline, "ingest recovers by itself"
+                await asyncio.sleep(0.5)
+                response = await client.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+            assert response.json() == {"accepted": 1}
+    finally:
+        lonely.stop()
+        broker.stop()
