@@ -32,9 +32,14 @@ pytestmark = pytest.mark.integration
 def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("chaos"),
-        embedded_kafka_port=free_port(), embedded_postgres_port=free_port(),
-        api_port=free_port(), ingest_port=free_port(), scorer_port=free_port(),
-        forecaster_port=free_port(), api_key_cache_seconds=0.5, consumer_retry_max_seconds=2.0,
+        embedded_kafka_port=free_port(),
+        embedded_postgres_port=free_port(),
+        api_port=free_port(),
+        ingest_port=free_port(),
+        scorer_port=free_port(),
+        forecaster_port=free_port(),
+        api_key_cache_seconds=0.5,
+        consumer_retry_max_seconds=2.0,
     )
     stack = Stack(settings, services=("ingest", "scorer", "forecaster"), durable=False)
     stack.start()
@@ -45,12 +50,17 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def records(user: str, n: int, prefix: str) -> list[DemoRecord]:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     return [
-        DemoRecord(user, {
-            "transaction_id": f"{prefix}-{i:06d}", "account_id": f"acct-{i % 20}",
-            "timestamp": (start + timedelta(minutes=7 * i)).isoformat(),
-            "amount": f"{5 + (i * 37) % 200}.{i % 100:02d}", "merchant": f"Shop {i % 50}",
-            "category": ["Groceries", "Dining", "Transport", "Shopping"][i % 4],
-        })
+        DemoRecord(
+            user,
+            {
+                "transaction_id": f"{prefix}-{i:06d}",
+                "account_id": f"acct-{i % 20}",
+                "timestamp": (start + timedelta(minutes=7 * i)).isoformat(),
+                "amount": f"{5 + (i * 37) % 200}.{i % 100:02d}",
+                "merchant": f"Shop {i % 50}",
+                "category": ["Groceries", "Dining", "Transport", "Shopping"][i % 4],
+            },
+        )
         for i in range(n)
     ]
 
@@ -104,11 +114,16 @@ async def test_kill_9_scorer_and_forecaster_mid_stream(chaos: Stack) -> None:
     assert await wait_for(dsn, scored_sql, 20_000, 300, user) == 20_000
     conn = await asyncpg.connect(dsn)
     try:
-        ids = {r["transaction_id"] for r in await conn.fetch(
-            "SELECT transaction_id FROM transactions WHERE user_id = $1", user)}
+        ids = {
+            r["transaction_id"]
+            for r in await conn.fetch(
+                "SELECT transaction_id FROM transactions WHERE user_id = $1", user
+            )
+        }
         assert ids == {r.transaction["transaction_id"] for r in stream}, "no gaps"
-        assert await conn.fetchval(
-            "SELECT count(*) FROM scores WHERE user_id = $1", user) == 20_000, "no duplicates"
+        assert (
+            await conn.fetchval("SELECT count(*) FROM scores WHERE user_id = $1", user) == 20_000
+        ), "no duplicates"
         counted_sql = "SELECT coalesce(sum(n), 0) FROM daily_spend WHERE user_id = $1"
         deadline = time.monotonic() + 120
         while await conn.fetchval(counted_sql, user) < 20_000 and time.monotonic() < deadline:
@@ -145,18 +160,25 @@ async def test_postgres_down_for_ten_seconds(chaos: Stack) -> None:
     await asyncio.to_thread(chaos.postgres.start)
     assert await posting == 6_000, "clients that retried on 503 got everything in"
     assert await wait_for(dsn, scored_sql, 6_000, 240, user) == 6_000
-    assert chaos.processes["scorer"].pid == scorer_pid and chaos.processes["scorer"].poll() is None, (
-        "the scorer waited the outage out instead of crashing"
+    assert (
+        chaos.processes["scorer"].pid == scorer_pid and chaos.processes["scorer"].poll() is None
+    ), "the scorer waited the outage out instead of crashing"
+    assert (
+        await count(dsn, "SELECT coalesce(sum(n), 0) FROM daily_spend WHERE user_id = $1", user)
+        <= 6_000
     )
-    assert await count(dsn, "SELECT coalesce(sum(n), 0) FROM daily_spend WHERE user_id = $1", user) <= 6_000
 
 
 async def test_broker_unreachable_then_back(chaos: Stack, tmp_path: Path) -> None:
     port = free_port()
-    settings = chaos.settings.model_copy(update={
-        "kafka_bootstrap": f"127.0.0.1:{port}", "ingest_port": free_port(),
-        "data_dir": tmp_path, "kafka_request_timeout_ms": 1_000,
-    })
+    settings = chaos.settings.model_copy(
+        update={
+            "kafka_bootstrap": f"127.0.0.1:{port}",
+            "ingest_port": free_port(),
+            "data_dir": tmp_path,
+            "kafka_request_timeout_ms": 1_000,
+        }
+    )
     lonely = Stack(settings, services=("ingest",))
     lonely.start_service("ingest")
     key = await new_key(chaos.settings.require_database_url(), "chaos-broker")
@@ -168,7 +190,9 @@ async def test_broker_unreachable_then_back(chaos: Stack, tmp_path: Path) -> Non
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    response = await client.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+                    response = await client.post(
+                        url, json=body, headers={"Authorization": f"Bearer {key}"}
+                    )
                     break
                 except httpx.TransportError:
                     assert time.monotonic() < deadline
@@ -181,7 +205,9 @@ async def test_broker_unreachable_then_back(chaos: Stack, tmp_path: Path) -> Non
             while response.status_code != 202:
                 assert time.monotonic() < deadline, "ingest recovers by itself"
                 await asyncio.sleep(0.5)
-                response = await client.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+                response = await client.post(
+                    url, json=body, headers={"Authorization": f"Bearer {key}"}
+                )
             assert response.json() == {"accepted": 1}
     finally:
         lonely.stop()

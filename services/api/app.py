@@ -321,7 +321,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def summary(
         request: Request,
         user_id: CurrentUser,
-        month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")],
+        month: Annotated[
+            str, Query(pattern=r"^(19|2\d)\d{2}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+        ],
         account_id: Annotated[str | None, Query(max_length=64)] = None,
     ) -> Summary:
         return await build_summary(request.app.state.pool, user_id, month, account_id)
