@@ -252,6 +252,29 @@ def bench(
     run(quick=quick, only=only, compare=compare, out=out)
 
 
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="ingest, scorer, forecaster or api.")],
+) -> None:
+    """Run one service in the foreground (what containers run)."""
+    import uvicorn
+
+    from services.cli.stack import SERVICE_APPS, service_port
+
+    if service not in SERVICE_APPS:
+        fail(f"unknown service {service!r}; one of {', '.join(SERVICE_APPS)}")
+    settings = get_settings()
+    uvicorn.run(
+        SERVICE_APPS[service],
+        host=settings.host,
+        port=service_port(settings, service),
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+
+
 @app.command("schemas")
 def export_schemas(
     out: Annotated[

@@ -33,7 +33,7 @@ def import_file(
     file: Annotated[Path, typer.Argument(help="CSV, OFX or QFX export.")],
     account: Annotated[str | None, typer.Option(help="Account id (required for CSV).")] = None,
     api_key: Annotated[
-        str | None, typer.Option(envvar="SPENDSTREAM_API_KEY", help="Your API key.")
+        str | None, typer.Option(help="Your API key (default: SPENDSTREAM_API_KEY).")
     ] = None,
     date_column: Annotated[str, typer.Option(help="CSV date column.")] = "date",
     amount_column: Annotated[str, typer.Option(help="CSV signed amount column.")] = "amount",
@@ -54,10 +54,10 @@ def import_file(
 
     if not file.exists():
         _fail(f"no such file: {file}")
+    settings = load_runtime(get_settings())
+    api_key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
     if not api_key:
-        _fail(
-            "pass --api-key or set SPENDSTREAM_API_KEY (create one with `spendstream keys create`)"
-        )
+        _fail("pass --api-key or set SPENDSTREAM_API_KEY (make one: `spendstream keys create`)")
     text = file.read_text(encoding="utf-8-sig", errors="replace")
     try:
         if file.suffix.lower() in (".ofx", ".qfx"):
@@ -80,7 +80,6 @@ def import_file(
         for problem in exc.errors[:20]:
             err.print(f"row {problem.row}, column {problem.column}: {problem.message}")
         _fail(f"{len(exc.errors)} problem(s); nothing was imported")
-    settings = load_runtime(get_settings())
     url = f"{service_url(settings, 'ingest')}/v1/transactions"
     accepted = 0
     with Progress(console=console) as progress, httpx.Client(timeout=60) as client:

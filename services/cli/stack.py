@@ -113,23 +113,7 @@ class Stack:
 
     def start_service(self, name: str) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            SERVICE_APPS[name],
-            "--host",
-            self.settings.host,
-            "--port",
-            str(service_port(self.settings, name)),
-            "--no-access-log",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--timeout-graceful-shutdown",
-            "10",
-        ]
+        command = [sys.executable, "-m", "services.cli.main", "serve", name]
         with (self.log_dir / f"{name}.log").open("ab") as out:
             self.processes[name] = subprocess.Popen(
                 command,

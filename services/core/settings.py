@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     )
     cluster_interval_s: float = Field(300.0, gt=0)
 
+    health_port: int | None = Field(
+        None, description="Port a container health check probes (set by docker-compose.yml)"
+    )
+    api_key: SecretStr | None = Field(None, description="The CLI's key for `spendstream import`")
+
     log_level: str = "INFO"
 
     @property

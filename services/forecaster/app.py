@@ -24,6 +24,7 @@ from services.core.consuming import (
 from services.core.db import create_pool
 from services.core.embeddings import Embedder
 from services.core.kafka import make_broker
+from services.core.lag import watch_lag
 from services.core.logging import configure_logging
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
@@ -62,7 +63,10 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     context.set_global("pool", pool)
     refresher = ForecastRefresher(pool, settings, lambda event: forecasts_publisher.publish(event))
     clusters = ClusterRefresher(pool, Embedder(pool), settings)
-    background = [asyncio.create_task(task.run()) for task in (refresher, clusters)]
+    background = [
+        *(asyncio.create_task(task.run()) for task in (refresher, clusters)),
+        asyncio.create_task(watch_lag(settings, GROUP_ID)),
+    ]
     try:
         yield
     finally:

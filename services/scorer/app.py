@@ -28,6 +28,7 @@ from services.core.consuming import (
 from services.core.db import create_pool
 from services.core.embeddings import Embedder
 from services.core.kafka import make_broker
+from services.core.lag import watch_lag
 from services.core.logging import configure_logging
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
@@ -59,6 +60,11 @@ BATCH_LATENCY = Histogram(
     "spendstream_scorer_batch_duration_seconds",
     "Time to score and persist one batch.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+SCORES = Histogram(
+    "spendstream_scorer_score",
+    "Distribution of ensemble anomaly scores.",
+    buckets=(0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999, 1.0),
 )
 END_TO_END = Histogram(
     "spendstream_scorer_end_to_end_seconds",
@@ -102,7 +108,10 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     keeper = ModelKeeper(pool, scorer, settings)
     await keeper.refresh()
     watcher = DriftWatcher(pool, settings, lambda event: drift_publisher.publish(event))
-    background = [asyncio.create_task(task.run()) for task in (keeper, watcher, categorizer)]
+    background = [
+        *(asyncio.create_task(task.run()) for task in (keeper, watcher, categorizer)),
+        asyncio.create_task(watch_lag(settings, GROUP_ID)),
+    ]
     context.set_global("pool", pool)
     context.set_global("scorer", scorer)
     context.set_global("categorizer", categorizer)
@@ -215,6 +224,7 @@ async def score_transactions(
         now = time.time()
         for event, scored in results.values():
             END_TO_END.observe(max(0.0, now - event.ingested_at.timestamp()))
+            SCORES.observe(scored.score)
             if scored.is_anomaly:
                 ANOMALIES.labels(scored.severity).inc()
                 await alerts_publisher.publish(
