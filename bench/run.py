@@ -4,13 +4,16 @@ print a table, write bench/results/latest.json, and compare with a saved result.
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from rich.console import Console
 from rich.table import Table
 
+from bench import pipeline
 from bench.harness import RESULTS, BenchResult, load, write
 from bench.scorer import scorer_throughput
 from services.cli.stack import Stack
@@ -18,7 +21,15 @@ from services.core.embedded import free_port
 from services.core.settings import Settings
 
 Benchmark = Callable[..., list[BenchResult]]
-BENCHMARKS: dict[str, Benchmark] = {"scorer_throughput": scorer_throughput}
+BENCHMARKS: dict[str, Benchmark] = {
+    "ingest_batch_throughput": pipeline.ingest_batch_throughput,
+    "ingest_single_latency": pipeline.ingest_single_latency,
+    "scorer_throughput": scorer_throughput,
+    "end_to_end_latency": pipeline.end_to_end_latency,
+    "chart_png": pipeline.chart_png,
+    "analytics_10k": pipeline.analytics_10k,
+    "query_latency": pipeline.query_latency,
+}
 
 
 def _fmt(value: float | None) -> str:
@@ -30,13 +41,22 @@ def _fmt(value: float | None) -> str:
 def print_table(
     console: Console, results: list[BenchResult], baseline: dict[str, dict[str, Any]] | None
 ) -> None:
-    table = Table(
-        "benchmark", "median", "p50", "p95", "p99", "unit", "target", title="Spendstream benchmarks"
-    )
+    table = Table(title="Spendstream benchmarks (medians of repeated runs)")
+    table.add_column("benchmark", no_wrap=True)
+    table.add_column("params", overflow="fold", max_width=24)
+    for column in ("median", "p50", "p95", "p99"):
+        table.add_column(column, justify="right")
+    table.add_column("unit")
+    table.add_column("target")
     if baseline is not None:
         table.add_column("vs baseline")
     for r in results:
-        row = [r.name, _fmt(r.median), _fmt(r.p50), _fmt(r.p95), _fmt(r.p99), r.unit]
+        params = ", ".join(
+            f"{k}={v}"
+            for k, v in r.params.items()
+            if k in ("rows", "batch", "rate_per_s", "transactions", "batch_size")
+        )
+        row = [r.name, params, _fmt(r.median), _fmt(r.p50), _fmt(r.p95), _fmt(r.p99), r.unit]
         target = "" if r.target is None else f"{r.target} {'✓' if r.met else '✗'}"
         row.append(target)
         if baseline is not None:
@@ -57,23 +77,61 @@ def run(
             data_dir=Path(data_dir),
             embedded_kafka_port=free_port(),
             embedded_postgres_port=free_port(),
+            api_port=free_port(),
+            ingest_port=free_port(),
+            scorer_port=free_port(),
+            forecaster_port=free_port(),
         )
-        stack = Stack(settings, services=())
+        stack = Stack(settings)
+        peaks = PeakMemory(stack)
         try:
-            with console.status("starting the embedded broker and PostgreSQL..."):
-                stack.start_infrastructure()
+            with console.status("starting the stack as `spendstream up` does..."):
+                stack.start()
+            peaks.start()
             results: list[BenchResult] = []
             for name, benchmark in selected.items():
                 with console.status(f"running {name}..."):
-                    results.extend(
-                        benchmark(
-                            stack.settings.require_database_url(), quick=quick, repeats=repeats
-                        )
-                    )
+                    results.extend(benchmark(stack, quick=quick, repeats=repeats))
         finally:
+            peaks.stop()
             stack.stop()
+    results.append(
+        BenchResult(
+            "peak_rss",
+            "MiB",
+            max(peaks.peaks.values(), default=0.0),
+            extra={"per_service": peaks.peaks},
+        )
+    )
     target = out or RESULTS / "latest.json"
     write(results, target)
     print_table(console, results, load(compare) if compare else None)
     console.print(f"wrote {target}")
     return results
+
+
+class PeakMemory:
+    """Samples each service's resident memory every half second; keeps the peaks."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            for name, process in list(self.stack.processes.items()):
+                try:
+                    rss = psutil.Process(process.pid).memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                self.peaks[name] = round(max(self.peaks.get(name, 0.0), rss), 1)

@@ -10,6 +10,7 @@ import numpy as np
 
 from bench.harness import BenchResult, median, with_percentiles
 from schemas import TransactionEvent
+from services.cli.stack import Stack
 from services.core.db import create_pool
 from services.demo.generator import generate
 from services.scorer import store
@@ -24,8 +25,11 @@ def demo_events(users: int, months: int, seed: int) -> list[TransactionEvent]:
     records = generate(users=users, months=months, seed=seed, end=date(2026, 9, 1))
     records.sort(key=lambda r: r.transaction["timestamp"])
     now = datetime.now(UTC)
+    run = time.time_ns()  # fresh users per run: the benchmark writes, never skips
     return [
-        TransactionEvent.model_validate({**r.transaction, "user_id": r.user_id, "ingested_at": now})
+        TransactionEvent.model_validate(
+            {**r.transaction, "user_id": f"{r.user_id}-{run}", "ingested_at": now}
+        )
         for r in records
     ]
 
@@ -35,7 +39,6 @@ async def _one_run(
 ) -> tuple[float, list[float]]:
     pool = await create_pool(dsn, size=4)
     try:
-        await pool.execute("TRUNCATE scores, feedback, transactions CASCADE")
         scorer = AnomalyScorer(threshold=0.97)
         warm, stream = events[:5000], events[5000:]
         warm_scores = scorer.score_batch(warm)
@@ -57,10 +60,11 @@ async def _one_run(
         await pool.close()
 
 
-def scorer_throughput(dsn: str, *, quick: bool, repeats: int) -> list[BenchResult]:
-    events = demo_events(users=40 if quick else 120, months=6, seed=11)
+def scorer_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
+    dsn = stack.settings.require_database_url()
     rates, latencies = [], []
     for _ in range(repeats):
+        events = demo_events(users=40 if quick else 120, months=6, seed=11)
         rate, batch_ms = asyncio.run(_one_run(dsn, events, 500))
         rates.append(rate)
         latencies.extend(batch_ms)

@@ -1,0 +1,444 @@
+"""Benchmarks through the running services: ingest, end-to-end latency, queries, charts, and the
+analytics a dashboard asks for, against recomputing them per request."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+import orjson
+
+from bench.harness import BenchResult, median, with_percentiles
+from services.cli.stack import Stack, service_url
+from services.core.auth import create_key
+
+
+def _tx(user_prefix: str, i: int, start: datetime) -> dict[str, Any]:
+    return {
+        "transaction_id": f"{user_prefix}-{i:08d}",
+        "account_id": f"acct-{i % 3}",
+        "timestamp": (start + timedelta(minutes=13 * i)).isoformat(),
+        "amount": f"{3 + (i * 37) % 180}.{i % 100:02d}",
+        "merchant": f"Shop {i % 40}",
+        "category": ["Groceries", "Dining", "Transport", "Shopping", "Utilities"][i % 5],
+    }
+
+
+async def _key(dsn: str, user: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return (await create_key(conn, user)).secret
+    finally:
+        await conn.close()
+
+
+def ingest_batch_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
+    dsn = stack.settings.require_database_url()
+    url = f"{service_url(stack.settings, 'ingest')}/v1/transactions"
+    batches = 20 if quick else 60
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def run(round_: int) -> float:
+        key = await _key(dsn, f"bench-ingest-{round_}-{time.time_ns()}")
+        bodies = [
+            orjson.dumps({"transactions": [_tx(f"ib{round_}-{b}", i, start) for i in range(1000)]})
+            for b in range(batches)
+        ]
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        limit = asyncio.Semaphore(4)
+        async with httpx.AsyncClient(timeout=60) as client:
+
+            async def send(body: bytes) -> None:
+                async with limit:
+                    response = await client.post(url, content=body, headers=headers)
+                    assert response.status_code == 202, response.text
+
+            began = time.perf_counter()
+            await asyncio.gather(*(send(b) for b in bodies))
+            return batches * 1000 / (time.perf_counter() - began)
+
+    rates = [asyncio.run(run(r)) for r in range(repeats)]
+    return [
+        BenchResult(
+            "ingest_batch_throughput",
+            "tx/s",
+            median(rates),
+            {"batch": 1000, "batches": batches, "concurrency": 4},
+            runs=rates,
+            target=">= 25000",
+            met=median(rates) >= 25_000,
+        )
+    ]
+
+
+def ingest_single_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
+    dsn = stack.settings.require_database_url()
+    url = f"{service_url(stack.settings, 'ingest')}/v1/transactions"
+    rate, seconds = 500, (4 if quick else 10)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def run(round_: int) -> list[float]:
+        key = await _key(dsn, f"bench-single-{round_}-{time.time_ns()}")
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        latencies: list[float] = []
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+
+            async def send(i: int) -> None:
+                body = orjson.dumps(_tx(f"sl{round_}", i, start))
+                began = time.perf_counter()
+                response = await client.post(url, content=body, headers=headers)
+                latencies.append((time.perf_counter() - began) * 1000)
+                assert response.status_code == 202
+
+            tasks, began = [], time.perf_counter()
+            for i in range(rate * seconds):  # open loop: requests leave on schedule
+                delay = began + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(send(i)))
+            await asyncio.gather(*tasks)
+        return latencies
+
+    samples = [s for r in range(repeats) for s in asyncio.run(run(r))]
+    result = with_percentiles(
+        BenchResult(
+            "ingest_single_latency", "ms", median(samples), {"rate_per_s": rate, "seconds": seconds}
+        ),
+        samples,
+    )
+    result.target, result.met = "p99 <= 15 ms", (result.p99 or 0) <= 15
+    return [result]
+
+
+def end_to_end_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
+    """POST accepted (ingest's stamp) to the scored row committed, at a steady 1,000 tx/s."""
+    dsn = stack.settings.require_database_url()
+    url = f"{service_url(stack.settings, 'ingest')}/v1/transactions"
+    seconds = 5 if quick else 15
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def run(round_: int) -> list[float]:
+        user = f"bench-e2e-{round_}-{time.time_ns()}"
+        key = await _key(dsn, user)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        async with httpx.AsyncClient(timeout=30) as client:
+            began = time.perf_counter()
+            for tick in range(seconds * 20):  # 50 transactions every 50 ms
+                body = orjson.dumps(
+                    {"transactions": [_tx(user, tick * 50 + i, start) for i in range(50)]}
+                )
+                await client.post(url, content=body, headers=headers)
+                delay = began + (tick + 1) * 0.05 - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        conn = await asyncpg.connect(dsn)
+        try:
+            deadline = time.monotonic() + 120
+            while (
+                await conn.fetchval("SELECT count(*) FROM scores WHERE user_id = $1", user)
+                < seconds * 1000
+            ):
+                assert time.monotonic() < deadline, "the scorer kept up"
+                await asyncio.sleep(0.5)
+            rows = await conn.fetch(
+                """SELECT extract(epoch FROM s.scored_at - t.ingested_at) * 1000 AS ms
+                   FROM scores s JOIN transactions t USING (user_id, transaction_id)
+                   WHERE s.user_id = $1""",
+                user,
+            )
+        finally:
+            await conn.close()
+        return [float(r["ms"]) for r in rows]
+
+    samples = [s for r in range(repeats) for s in asyncio.run(run(r))]
+    result = with_percentiles(
+        BenchResult(
+            "end_to_end_latency", "ms", median(samples), {"rate_per_s": 1000, "seconds": seconds}
+        ),
+        samples,
+    )
+    result.target = "p50 <= 100 ms, p99 <= 500 ms"
+    result.met = (result.p50 or 0) <= 100 and (result.p99 or 0) <= 500
+    return [result]
+
+
+async def _bulk_load(dsn: str, users: int, per_user: int, *, tag: str, first: int = 0) -> list[str]:
+    """Transactions with scores straight into PostgreSQL (COPY), as the scorer would leave them."""
+    conn = await asyncpg.connect(dsn)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    names = [f"bq-{tag}-{u:05d}" for u in range(users)]
+    try:
+        for user in names:
+            await conn.execute(
+                "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING", user
+            )
+        for chunk in range(0, users, 50):
+            tx_rows, score_rows = [], []
+            for user in names[chunk : chunk + 50]:
+                for i in range(first, first + per_user):
+                    ts = start + timedelta(minutes=(i * 523) % (60 * 24 * 360))
+                    tid = f"q{i:07d}"
+                    amount = Decimal(f"{3 + (i * 37) % 180}.{i % 100:02d}")
+                    tx_rows.append(
+                        (
+                            user,
+                            tid,
+                            f"acct-{i % 3}",
+                            ts,
+                            amount,
+                            "debit",
+                            "USD",
+                            f"Shop {i % 40}",
+                            ["Groceries", "Dining", "Transport", "Shopping", "Utilities"][i % 5],
+                            "provided",
+                            "card",
+                            "api",
+                            ts,
+                            f"shop {i % 40}",
+                        )
+                    )
+                    score = ((i * 7919) % 1000) / 1000
+                    score_rows.append((user, tid, score, score >= 0.97, "v", "[]"))
+            await conn.copy_records_to_table(
+                "transactions",
+                records=tx_rows,
+                columns=[
+                    "user_id",
+                    "transaction_id",
+                    "account_id",
+                    "ts",
+                    "amount",
+                    "direction",
+                    "currency",
+                    "merchant",
+                    "category",
+                    "category_source",
+                    "channel",
+                    "source",
+                    "ingested_at",
+                    "merchant_key",
+                ],
+            )
+            await conn.copy_records_to_table(
+                "scores",
+                records=score_rows,
+                columns=[
+                    "user_id",
+                    "transaction_id",
+                    "score",
+                    "is_anomaly",
+                    "model_version",
+                    "explanation",
+                ],
+            )
+        await conn.execute("ANALYZE transactions; ANALYZE scores")
+    finally:
+        await conn.close()
+    return names
+
+
+def query_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
+    dsn = stack.settings.require_database_url()
+    api = service_url(stack.settings, "api")
+    sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
+    results, loaded, tag = [], 0, f"q{time.time_ns()}"
+    for size in sizes:
+        users = asyncio.run(
+            _bulk_load(
+                dsn, users=1000, per_user=(size - loaded) // 1000, tag=tag, first=loaded // 1000
+            )
+        )
+        loaded = size
+        key = asyncio.run(_key(dsn, users[0]))
+        headers = {"Authorization": f"Bearer {key}"}
+        queries: dict[str, tuple[str, dict[str, Any]]] = {
+            "transactions": ("/v1/transactions", {"limit": 50}),
+            "anomalies": ("/v1/anomalies", {"limit": 50}),
+            "summary": ("/v1/insights/summary", {"month": "2025-06"}),
+        }
+        with httpx.Client(timeout=30) as client:
+            for name, (path, params) in queries.items():
+                client.get(f"{api}{path}", params=params, headers=headers)  # warm
+                samples = []
+                for _ in range(repeats * (30 if quick else 60)):
+                    began = time.perf_counter()
+                    assert (
+                        client.get(f"{api}{path}", params=params, headers=headers).status_code
+                        == 200
+                    )
+                    samples.append((time.perf_counter() - began) * 1000)
+                result = with_percentiles(
+                    BenchResult(
+                        f"query_latency_{name}",
+                        "ms",
+                        median(samples),
+                        {"rows": size, "users": 1000},
+                    ),
+                    samples,
+                )
+                if size == sizes[-1]:
+                    result.target, result.met = "p95 <= 50 ms", (result.p95 or 0) <= 50
+                results.append(result)
+    return results
+
+
+def _timed(run: Callable[[], Any], times: int) -> list[float]:
+    samples = []
+    for _ in range(times):
+        began = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def chart_png(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
+    dsn = stack.settings.require_database_url()
+    api = service_url(stack.settings, "api")
+    users = asyncio.run(
+        _bulk_load(
+            dsn, users=1, per_user=100_000 if not quick else 30_000, tag=f"c{time.time_ns()}"
+        )
+    )
+    key = asyncio.run(_key(dsn, users[0]))
+    with httpx.Client(timeout=60) as client:
+
+        def render() -> None:
+            response = client.get(
+                f"{api}/v1/charts/trend.png",
+                params={"weeks": 52},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert response.status_code == 200 and response.content[:4] == b"\x89PNG"
+
+        render()
+        samples = _timed(render, repeats * 5)
+    result = with_percentiles(
+        BenchResult(
+            "chart_png",
+            "ms",
+            median(samples),
+            {"transactions": 100_000 if not quick else 30_000, "chart": "trend"},
+        ),
+        samples,
+    )
+    result.target, result.met = "<= 300 ms", result.median <= 300
+    return [result]
+
+
+def analytics_10k(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
+    """The dashboard's questions for one user with 10,000 transactions, answered by the API from
+    what the pipeline keeps ready, against recomputing every model for the request."""
+    import pandas as pd
+
+    from services.core.embeddings import Embedder
+    from services.core.semantic import TextSpace, cluster
+    from services.forecaster.forecasting import ForecastConfig, Panel, backtest
+    from services.scorer.drift import WindowData, compare_windows
+    from services.scorer.ensemble import train_ensemble
+    from services.scorer.features import FEATURE_NAMES
+
+    dsn = stack.settings.require_database_url()
+    api = service_url(stack.settings, "api")
+    user = asyncio.run(_bulk_load(dsn, users=1, per_user=10_000, tag=f"a{time.time_ns()}"))[0]
+    key = asyncio.run(_key(dsn, user))
+    headers = {"Authorization": f"Bearer {key}"}
+    paths = [
+        ("/v1/insights/summary", {"month": "2025-06"}),
+        ("/v1/anomalies", {}),
+        ("/v1/forecasts", {}),
+        ("/v1/categories/clusters", {}),
+        ("/v1/drift", {}),
+    ]
+    with httpx.Client(timeout=60) as client:
+
+        def ask() -> None:
+            for path, params in paths:
+                assert client.get(f"{api}{path}", params=params, headers=headers).status_code == 200
+
+        ask()
+        served = _timed(ask, repeats * 5)
+
+    async def rows() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return list(
+                await conn.fetch(
+                    """SELECT ts, amount::float8 AS amount, category, merchant_key
+                       FROM transactions WHERE user_id = $1""",
+                    user,
+                )
+            )
+        finally:
+            await conn.close()
+
+    data = asyncio.run(rows())
+    embedder = Embedder(None)
+
+    def recompute() -> None:
+        frame = pd.DataFrame([dict(r) for r in data])
+        X = np.column_stack(
+            [
+                np.log1p(frame.amount),
+                frame.ts.map(lambda t: t.hour),
+                frame.ts.map(lambda t: t.weekday()),
+                *(np.zeros(len(frame)) for _ in range(len(FEATURE_NAMES) - 3)),
+            ]
+        )
+        model = train_ensemble(X, version="recompute", feature_names=FEATURE_NAMES)
+        model.p_values(X)
+        frame["day"] = frame.ts.map(lambda t: t.date())
+        daily = (
+            frame.groupby(["category", "day"], as_index=False)
+            .amount.sum()
+            .rename(columns={"amount": "spent"})
+        )
+        backtest(
+            Panel.from_long(daily, ["category"], "day", "spent"),
+            ForecastConfig(horizon=30, n_estimators=100),
+            n_folds=1,
+        )
+        texts = sorted(set(frame.merchant_key) | set(frame.category.str.lower()))
+        cluster(TextSpace(texts, embedder.encode_now(texts)))
+        WindowData.from_transactions(list(zip(frame.category, frame.amount, strict=True)))
+        compare_windows(
+            WindowData.from_transactions(
+                list(zip(frame.category[:2000], frame.amount[:2000], strict=True))
+            ),
+            WindowData.from_transactions(
+                list(zip(frame.category[2000:], frame.amount[2000:], strict=True))
+            ),
+            threshold=0.1,
+            min_events=30,
+        )
+
+    recomputed = _timed(recompute, max(1, repeats))
+    ratio = median(recomputed) / median(served)
+    return [
+        with_percentiles(
+            BenchResult("analytics_10k_served", "ms", median(served), {"transactions": 10_000}),
+            served,
+        ),
+        BenchResult(
+            "analytics_10k_recomputed",
+            "ms",
+            median(recomputed),
+            {"transactions": 10_000},
+            runs=recomputed,
+        ),
+        BenchResult(
+            "analytics_10k_ratio",
+            "x faster",
+            ratio,
+            {"transactions": 10_000},
+            target=">= 50x",
+            met=ratio >= 50,
+        ),
+    ]
