@@ -39,6 +39,15 @@ test: install lint typecheck ## ruff, mypy and the whole test suite
 bench: install ## Benchmarks; results in bench/results/latest.json
 	$(BIN)/spendstream bench
 
+eval: install ## Anomalies (Shuttle, demo, through the pipeline), forecasts, clusters
+	$(BIN)/python -c "import pandas as pd; from river import datasets; pd.read_csv(datasets.Shuttle().path).to_csv('.spendstream-shuttle.csv', index=False); pd.DataFrame([(x['month'], y) for x, y in datasets.AirlinePassengers()], columns=['month', 'passengers']).to_csv('.spendstream-airline.csv', index=False)"
+	$(BIN)/spendstream eval anomalies --csv .spendstream-shuttle.csv --label anomaly
+	$(BIN)/spendstream demo --users 20 --months 12 --seed 3 --out .spendstream-demo.csv
+	$(BIN)/spendstream eval anomalies --csv .spendstream-demo.csv --label is_anomaly --time timestamp --drop anomaly_kind
+	$(BIN)/spendstream eval anomalies --pipeline --users 20 --months 12
+	$(BIN)/spendstream eval forecast --csv .spendstream-airline.csv --date month --value passengers --season 12 --horizon 12
+	$(BIN)/spendstream eval clusters
+
 schemas: install ## Export JSON Schema and AsyncAPI to schemas/generated
 	$(BIN)/spendstream schemas
 
