@@ -442,3 +442,66 @@ def analytics_10k(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
             met=ratio >= 50,
         ),
     ]
+
+
+def scorer_memory(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
+    """Resident memory of the scorer process while 200,000 transactions stream through it,
+    against its value after the first 20,000."""
+    import psutil
+
+    from services.demo.generator import generate
+    from services.demo.loader import post_records
+
+    total = 60_000 if quick else 200_000
+    checkpoint = total // 10
+    dsn = stack.settings.require_database_url()
+    scorer = psutil.Process(stack.processes["scorer"].pid)
+    tag = f"mem{time.time_ns()}"
+    records = generate(users=max(1, total // 1500), months=12, seed=5)
+    records = [type(r)(f"{tag}-{r.user_id}", r.transaction, r.anomaly) for r in records][:total]
+
+    async def run() -> dict[str, float]:
+        keys = {}
+        conn = await asyncpg.connect(dsn)
+        try:
+            for user in sorted({r.user_id for r in records}):
+                keys[user] = (await create_key(conn, user)).secret
+        finally:
+            await conn.close()
+        posting = asyncio.create_task(
+            post_records(records, service_url(stack.settings, "ingest"), keys, concurrency=2)
+        )
+        marks: dict[str, float] = {}
+        conn = await asyncpg.connect(dsn)
+        try:
+            deadline = time.monotonic() + 1800
+            while time.monotonic() < deadline:
+                done = await conn.fetchval(
+                    "SELECT count(*) FROM scores WHERE user_id LIKE $1", f"{tag}-%"
+                )
+                rss = scorer.memory_info().rss / 2**20
+                if done >= checkpoint and "reference" not in marks:
+                    marks["reference"] = rss
+                marks["peak"] = max(marks.get("peak", 0.0), rss)
+                if done >= len(records):
+                    marks["final"] = rss
+                    break
+                await asyncio.sleep(1)
+        finally:
+            await conn.close()
+        await posting
+        return marks
+
+    marks = asyncio.run(run())
+    growth = marks["final"] / marks["reference"] - 1
+    return [
+        BenchResult(
+            "scorer_memory_growth",
+            "fraction",
+            round(growth, 4),
+            {"transactions": len(records), "reference_after": checkpoint},
+            target="<= 0.20",
+            met=growth <= 0.20,
+            extra={k: round(v, 1) for k, v in marks.items()},
+        )
+    ]

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from bench import pipeline
 from bench.harness import RESULTS, BenchResult, load, write
-from bench.scorer import scorer_throughput
+from bench.scorer import scorer_throughput, semantic_categories
 from services.cli.stack import Stack
 from services.core.embedded import free_port
 from services.core.settings import Settings
@@ -25,10 +25,12 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ingest_batch_throughput": pipeline.ingest_batch_throughput,
     "ingest_single_latency": pipeline.ingest_single_latency,
     "scorer_throughput": scorer_throughput,
+    "semantic_categories": semantic_categories,
     "end_to_end_latency": pipeline.end_to_end_latency,
     "chart_png": pipeline.chart_png,
     "analytics_10k": pipeline.analytics_10k,
     "query_latency": pipeline.query_latency,
+    "scorer_memory": pipeline.scorer_memory,
 }
 
 
@@ -69,7 +71,7 @@ def print_table(
 def run(
     *, quick: bool, only: list[str] | None, compare: Path | None, out: Path | None
 ) -> list[BenchResult]:
-    console = Console()
+    console = Console(width=140)
     selected = {k: v for k, v in BENCHMARKS.items() if not only or k in only}
     repeats = 2 if quick else 3
     with tempfile.TemporaryDirectory(prefix="spendstream-bench-") as data_dir:

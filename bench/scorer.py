@@ -90,3 +90,68 @@ def scorer_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchR
             latencies,
         ),
     ]
+
+
+def semantic_categories(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
+    """Embedding throughput (batched, cold), the cache hit rate on a demo stream, and what
+    auto-categorization adds to a 500-transaction batch."""
+    from services.core.embeddings import Embedder, load_model
+    from services.core.settings import Settings
+    from services.core.text import normalize_text
+    from services.scorer.categorize import Categorizer
+    from services.scorer.features import merchant_key
+
+    model = load_model()
+    texts = [
+        f"{normalize_text(raw)} {word}"
+        for raw in ("corner shop", "city cafe", "fuel stop")
+        for word in (f"branch {i}" for i in range(300 if quick else 1000))
+    ]
+    rates = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        Embedder(None, model=model).encode_now(texts)
+        rates.append(len(texts) / (time.perf_counter() - began))
+
+    events = demo_events(users=20 if quick else 60, months=6, seed=13)
+    stream = Embedder(None, model=model)
+    for start in range(0, len(events), 500):
+        asyncio.run(stream.embed([merchant_key(e) for e in events[start : start + 500]]))
+    hit_rate = stream.hits / max(stream.hits + stream.encoded, 1)
+
+    async def added_latency() -> list[float]:
+        pool = await create_pool(stack.settings.require_database_url(), size=2)
+        try:
+            categorizer = Categorizer(pool, Embedder(pool, model=model), Settings())
+            await categorizer.refresh_index()
+            uncategorized = [e.model_copy(update={"category": None}) for e in events[:5000]]
+            samples = []
+            for start in range(0, len(uncategorized), 500):
+                began = time.perf_counter()
+                await categorizer.apply(uncategorized[start : start + 500])
+                samples.append((time.perf_counter() - began) * 1000)
+            return samples
+        finally:
+            await pool.close()
+
+    latency = asyncio.run(added_latency())
+    return [
+        BenchResult(
+            "embedding_throughput", "texts/s", median(rates), {"texts": len(texts)}, runs=rates
+        ),
+        BenchResult(
+            "embedding_cache_hit_rate",
+            "fraction",
+            round(hit_rate, 4),
+            {"transactions": len(events)},
+        ),
+        with_percentiles(
+            BenchResult(
+                "categorize_added_latency",
+                "ms per 500-row batch",
+                median(latency),
+                {"batch_size": 500},
+            ),
+            latency,
+        ),
+    ]

@@ -58,7 +58,7 @@ from services.core.settings import Settings, get_settings
 STATIC = PathLib(__file__).parent / "static"
 RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], Any] | None]] = {
     "json": ("application/json", None),
-    "png": ("image/png", lambda spec: vlc.vegalite_to_png(spec, scale=1.5)),
+    "png": ("image/png", vlc.vegalite_to_png),
     "svg": ("image/svg+xml", vlc.vegalite_to_svg),
 }
 

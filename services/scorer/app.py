@@ -122,6 +122,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        keeper.close()
         await pool.close()
 
 

@@ -6,9 +6,12 @@ import asyncio
 import logging
 import pickle
 import socket
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from multiprocessing import get_context
 
 import asyncpg
+import numpy as np
 from prometheus_client import Gauge
 
 from services.core.settings import Settings
@@ -39,12 +42,17 @@ def deserialize(artifact: bytes) -> EnsembleModel:
     return model
 
 
+def train_and_serialize(X: np.ndarray, version: str, seed: int) -> bytes:
+    return serialize(train_ensemble(X, version=version, feature_names=FEATURE_NAMES, seed=seed))
+
+
 class ModelKeeper:
     def __init__(self, pool: asyncpg.Pool, scorer: AnomalyScorer, settings: Settings):
         self.pool = pool
         self.scorer = scorer
         self.settings = settings
         self.instance = f"{socket.gethostname()}:{id(self):x}"
+        self._pool: ProcessPoolExecutor | None = None
         self._publish_info()
 
     def _publish_info(self) -> None:
@@ -95,13 +103,24 @@ class ModelKeeper:
         s = self.settings
         X = await store.training_matrix(self.pool, s.training_max_rows, s.legit_feedback_weight)
         version = f"ens-{datetime.now(UTC):%Y%m%dT%H%M%S}-{len(X)}"
-        model = await asyncio.to_thread(
-            train_ensemble, X, version=version, feature_names=FEATURE_NAMES, seed=s.scorer_seed
+        # A process of its own: training is long and partly pure Python, and holding this
+        # process's GIL for seconds would stall scoring.
+        artifact = await asyncio.get_running_loop().run_in_executor(
+            self._trainer(), train_and_serialize, X, version, s.scorer_seed
         )
-        artifact = await asyncio.to_thread(serialize, model)
+        model = await asyncio.to_thread(deserialize, artifact)
         await store.save_model(conn, version, len(X), model.metrics, artifact, self.instance)
         log.info("trained anomaly model %s on %d rows", version, len(X))
         return version
+
+    def _trainer(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def run(self) -> None:
         while True:
