@@ -118,9 +118,26 @@ def ingest_single_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Be
     return [result]
 
 
+async def wait_until_idle(dsn: str, quiet_s: float = 5.0, within_s: float = 900.0) -> None:
+    """Until the scorer has worked off what earlier benchmarks queued: no new score for a while."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        last, still_since, deadline = -1, time.monotonic(), time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            now = await conn.fetchval("SELECT count(*) FROM scores")
+            if now != last:
+                last, still_since = now, time.monotonic()
+            elif time.monotonic() - still_since >= quiet_s:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
 def end_to_end_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
     """POST accepted (ingest's stamp) to the scored row committed, at a steady 1,000 tx/s."""
     dsn = stack.settings.require_database_url()
+    asyncio.run(wait_until_idle(dsn))
     url = f"{service_url(stack.settings, 'ingest')}/v1/transactions"
     seconds = 5 if quick else 15
     start = datetime(2026, 1, 1, tzinfo=UTC)
