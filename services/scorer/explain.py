@@ -22,8 +22,10 @@ def _part_of_day(hour: int) -> str:
     return "in the evening"
 
 
-def explain(context: FeatureContext, detector_scores: dict[str, float]) -> list[dict[str, Any]]:
-    """Reasons, strongest first. Empty when nothing about the transaction stands out."""
+def explain(
+    context: FeatureContext, detector_scores: dict[str, float], *, flagged: bool = False
+) -> list[dict[str, Any]]:
+    """Reasons, strongest first. Empty when nothing stands out, but never for a flagged one."""
     reasons: list[tuple[float, dict[str, Any]]] = []
     if context.amount_ratio is not None and context.amount_ratio >= AMOUNT_RATIO_NOTABLE:
         reasons.append(
@@ -103,7 +105,7 @@ def explain(context: FeatureContext, detector_scores: dict[str, float]) -> list[
         )
     if not reasons and detector_scores:
         name, value = max(detector_scores.items(), key=lambda item: item[1])
-        if value >= 0.99:
+        if flagged or value >= 0.99:
             reasons.append(
                 (
                     0.0,

@@ -92,7 +92,7 @@ class AnomalyScorer:
                     severity=severity(score, self.threshold),
                     model_version=model.version if model is not None else COLD_START_VERSION,
                     detector_scores=detectors,
-                    explanation=explain(context, detectors),
+                    explanation=explain(context, detectors, flagged=score >= self.threshold),
                     features=features.tolist(),
                 )
             )
