@@ -18,6 +18,28 @@ class Reason(BaseModel):
 
 
 class Score(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "score": 0.9991,
+                    "is_anomaly": True,
+                    "severity": "high",
+                    "detectors": {"lof": 0.97, "ocsvm": 0.999, "autoencoder": 0.99, "hst": 0.98},
+                    "explanation": [
+                        {
+                            "text": "amount 8.3x your usual Groceries spend",
+                            "feature": "amount_robust_z",
+                            "value": 8.3,
+                        }
+                    ],
+                    "model_version": "ens-20261101T020000-48000",
+                    "scored_at": "2026-11-03T11:41:08Z",
+                }
+            ]
+        }
+    )
+
     score: float = Field(description="Ensemble anomaly score in [0, 1].")
     is_anomaly: bool = Field(description="Whether the score crossed the alert threshold.")
     severity: str | None = Field(description="low, medium, high or critical; null if normal.")
@@ -112,6 +134,12 @@ class DriftResponse(BaseModel):
 
 
 class ForecastPoint(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"day": "2026-11-04", "p10": "12.40", "p50": "38.10", "p90": "96.00"}]
+        }
+    )
+
     day: date
     p10: Decimal = Field(description="10th percentile of spend that day.")
     p50: Decimal = Field(description="Median forecast.")
@@ -151,6 +179,10 @@ class ForecastResponse(BaseModel):
 
 
 class ClusterMember(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"text": "whole foods market", "similarity": 0.81}]}
+    )
+
     text: str = Field(description="Normalized merchant or category text.")
     similarity: float = Field(description="Mean similarity to the cluster's members.")
 
@@ -179,12 +211,37 @@ class CategoryTotal(BaseModel):
 
 
 class MerchantTotal(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"merchant": "WHOLE FOODS MARKET 1021", "total": "412.30", "transactions": 9}
+            ]
+        }
+    )
+
     merchant: str
     total: Decimal
     transactions: int
 
 
 class RecurringPayment(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "merchant": "NETFLIX.COM",
+                    "cadence": "monthly",
+                    "typical_amount": 15.49,
+                    "last_amount": 17.81,
+                    "last_date": "2026-10-12T04:10:00",
+                    "next_expected": "2026-11-11T04:10:00",
+                    "occurrences": 10,
+                    "amount_rose": True,
+                }
+            ]
+        }
+    )
+
     merchant: str
     cadence: Literal["weekly", "biweekly", "monthly", "yearly"]
     typical_amount: float
@@ -217,6 +274,19 @@ class Summary(BaseModel):
 
 
 class Account(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "checking",
+                    "transactions": 1203,
+                    "first": "2026-01-01T09:00:00Z",
+                    "last": "2026-10-31T18:22:00Z",
+                }
+            ]
+        }
+    )
+
     account_id: str
     transactions: int
     first: datetime
