@@ -474,7 +474,7 @@ def scorer_memory(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
     dsn = stack.settings.require_database_url()
     scorer = psutil.Process(stack.processes["scorer"].pid)
     tag = f"mem{time.time_ns()}"
-    records = generate(users=max(1, total // 1500), months=12, seed=5)
+    records = generate(users=max(1, total // 600), months=12, seed=5)
     records = [type(r)(f"{tag}-{r.user_id}", r.transaction, r.anomaly) for r in records][:total]
 
     async def run() -> dict[str, float]:
