@@ -16,9 +16,7 @@ from rich.table import Table
 from bench import pipeline
 from bench.harness import RESULTS, BenchResult, load, write
 from bench.scorer import scorer_throughput, semantic_categories
-from services.cli.stack import Stack
-from services.core.embedded import free_port
-from services.core.settings import Settings
+from services.cli.stack import Stack, isolated_settings
 
 Benchmark = Callable[..., list[BenchResult]]
 BENCHMARKS: dict[str, Benchmark] = {
@@ -75,15 +73,7 @@ def run(
     selected = {k: v for k, v in BENCHMARKS.items() if not only or k in only}
     repeats = 2 if quick else 3
     with tempfile.TemporaryDirectory(prefix="spendstream-bench-") as data_dir:
-        settings = Settings(
-            data_dir=Path(data_dir),
-            embedded_kafka_port=free_port(),
-            embedded_postgres_port=free_port(),
-            api_port=free_port(),
-            ingest_port=free_port(),
-            scorer_port=free_port(),
-            forecaster_port=free_port(),
-        )
+        settings = isolated_settings(Path(data_dir))
         stack = Stack(settings)
         peaks = PeakMemory(stack)
         try:

@@ -17,11 +17,10 @@ import asyncpg
 import httpx
 import pytest
 
-from services.cli.stack import Stack, service_url
+from services.cli.stack import Stack, isolated_settings, service_url
 from services.core.auth import create_key
 from services.core.embedded import EmbeddedKafka, free_port
 from services.core.kafka import ensure_topics
-from services.core.settings import Settings
 from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
 
@@ -30,14 +29,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("chaos"),
-        embedded_kafka_port=free_port(),
-        embedded_postgres_port=free_port(),
-        api_port=free_port(),
-        ingest_port=free_port(),
-        scorer_port=free_port(),
-        forecaster_port=free_port(),
+    settings = isolated_settings(
+        tmp_path_factory.mktemp("chaos"),
         api_key_cache_seconds=0.5,
         consumer_retry_max_seconds=2.0,
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path as PathLib
 from typing import Annotated, Any
 
 import asyncpg
 import orjson
 import vl_convert as vlc
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -119,6 +120,33 @@ async def _check_category(request: Request, user_id: str, category: str | None) 
         raise _parameter_error("category", f"unknown category {category!r}{hint}")
 
 
+@dataclass
+class PageQuery:
+    """The filters and keyset paging every list endpoint shares."""
+
+    account_id: Annotated[str | None, Query(max_length=64)] = None
+    category: Annotated[str | None, Query(max_length=64)] = None
+    since: Annotated[AwareDatetime | None, Query(description="Inclusive, ISO 8601")] = None
+    until: Annotated[AwareDatetime | None, Query(description="Exclusive, ISO 8601")] = None
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None
+    limit: Annotated[int, Query(ge=1, le=500)] = 50
+    cursor: Annotated[str | None, Query(max_length=512)] = None
+
+    async def filter(
+        self, request: Request, user_id: str, decode: Callable[[str], tuple[Any, str]]
+    ) -> store.ListFilter:
+        try:
+            after = decode(self.cursor) if self.cursor else None
+        except InvalidCursor as exc:
+            raise _parameter_error("cursor", str(exc)) from None
+        if self.since and self.until and self.since >= self.until:
+            raise _parameter_error("until", "until must be later than since")
+        await _check_category(request, user_id, self.category)
+        return store.ListFilter(
+            self.account_id, self.category, self.since, self.until, self.min_score, after
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -147,22 +175,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def list_transactions(
         request: Request,
         user_id: CurrentUser,
-        account_id: Annotated[str | None, Query(max_length=64)] = None,
-        category: Annotated[str | None, Query(max_length=64)] = None,
-        since: Annotated[AwareDatetime | None, Query(description="Inclusive, ISO 8601")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="Exclusive, ISO 8601")] = None,
-        min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        page: Annotated[PageQuery, Depends()],
     ) -> TransactionPage:
-        try:
-            after = decode_cursor(cursor) if cursor else None
-        except InvalidCursor as exc:
-            raise _parameter_error("cursor", str(exc)) from None
-        if since and until and since >= until:
-            raise _parameter_error("until", "until must be later than since")
-        await _check_category(request, user_id, category)
-        filters = store.TransactionFilter(account_id, category, since, until, min_score, after)
+        filters = await page.filter(request, user_id, decode_cursor)
+        limit = page.limit
         rows = await store.list_transactions(request.app.state.pool, user_id, filters, limit + 1)
         items = [transaction_out(r) for r in rows[:limit]]
         next_cursor = None
@@ -195,22 +211,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def list_anomalies(
         request: Request,
         user_id: CurrentUser,
-        account_id: Annotated[str | None, Query(max_length=64)] = None,
-        category: Annotated[str | None, Query(max_length=64)] = None,
-        since: Annotated[AwareDatetime | None, Query(description="Inclusive, ISO 8601")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="Exclusive, ISO 8601")] = None,
-        min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        page: Annotated[PageQuery, Depends()],
     ) -> AnomalyPage:
-        try:
-            after = decode_score_cursor(cursor) if cursor else None
-        except InvalidCursor as exc:
-            raise _parameter_error("cursor", str(exc)) from None
-        if since and until and since >= until:
-            raise _parameter_error("until", "until must be later than since")
-        await _check_category(request, user_id, category)
-        filters = store.AnomalyFilter(account_id, category, since, until, min_score, after)
+        filters = await page.filter(request, user_id, decode_score_cursor)
+        limit = page.limit
         rows = await store.list_anomalies(request.app.state.pool, user_id, filters, limit + 1)
         items = [Anomaly(**transaction_fields(r), feedback=r["feedback"]) for r in rows[:limit]]
         next_cursor = None

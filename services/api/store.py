@@ -18,91 +18,81 @@ _TRANSACTION_COLUMNS = """
 
 
 @dataclass(frozen=True)
-class TransactionFilter:
+class ListFilter:
     account_id: str | None = None
     category: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     min_score: float | None = None
-    after: tuple[datetime, str] | None = None  # keyset position: (ts, transaction_id)
+    after: tuple[Any, str] | None = None  # keyset position: (sort value, transaction_id)
+
+
+class _Query:
+    """WHERE clauses from fixed templates with bound values; only the predicates in use are
+    added, so the planner can use the indexes."""
+
+    def __init__(self, *clauses: str, user_id: str):
+        self.clauses = list(clauses)
+        self.params: list[Any] = [user_id]
+
+    def bind(self, value: Any) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    def filter(self, f: ListFilter) -> _Query:
+        if f.account_id is not None:
+            self.clauses.append(f"t.account_id = {self.bind(f.account_id)}")
+        if f.category is not None:
+            self.clauses.append(f"t.category = {self.bind(f.category)}")
+        if f.since is not None:
+            self.clauses.append(f"t.ts >= {self.bind(f.since)}")
+        if f.until is not None:
+            self.clauses.append(f"t.ts < {self.bind(f.until)}")
+        if f.min_score is not None:
+            self.clauses.append(f"s.score >= {self.bind(f.min_score)}")
+        return self
+
+    @property
+    def where(self) -> str:
+        return " AND ".join(self.clauses)
 
 
 async def list_transactions(
-    pool: asyncpg.Pool, user_id: str, filters: TransactionFilter, limit: int
+    pool: asyncpg.Pool, user_id: str, filters: ListFilter, limit: int
 ) -> list[asyncpg.Record]:
-    """Newest first. Only the predicates in use are added, so the planner can use the indexes."""
-    clauses, params = ["t.user_id = $1"], [user_id]
-
-    def bind(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    if filters.account_id is not None:
-        clauses.append(f"t.account_id = {bind(filters.account_id)}")
-    if filters.category is not None:
-        clauses.append(f"t.category = {bind(filters.category)}")
-    if filters.since is not None:
-        clauses.append(f"t.ts >= {bind(filters.since)}")
-    if filters.until is not None:
-        clauses.append(f"t.ts < {bind(filters.until)}")
-    if filters.min_score is not None:
-        clauses.append(f"s.score >= {bind(filters.min_score)}")
+    """Newest first."""
+    q = _Query("t.user_id = $1", user_id=user_id).filter(filters)
     if filters.after is not None:
         ts, transaction_id = filters.after
-        clauses.append(f"(t.ts, t.transaction_id) < ({bind(ts)}, {bind(transaction_id)})")
+        q.clauses.append(f"(t.ts, t.transaction_id) < ({q.bind(ts)}, {q.bind(transaction_id)})")
     join = "JOIN" if filters.min_score is not None else "LEFT JOIN"
     sql = f"""
         SELECT {_TRANSACTION_COLUMNS}
         FROM transactions t {join} scores s USING (user_id, transaction_id)
-        WHERE {" AND ".join(clauses)}
+        WHERE {q.where}
         ORDER BY t.ts DESC, t.transaction_id DESC
-        LIMIT {bind(limit)}"""  # noqa: S608 -- only fixed clause templates; values are bound
-    return list(await pool.fetch(sql, *params))
-
-
-@dataclass(frozen=True)
-class AnomalyFilter:
-    account_id: str | None = None
-    category: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    min_score: float | None = None
-    after: tuple[float, str] | None = None  # keyset position: (score, transaction_id)
+        LIMIT {q.bind(limit)}"""  # noqa: S608 -- only fixed clause templates; values are bound
+    return list(await pool.fetch(sql, *q.params))
 
 
 async def list_anomalies(
-    pool: asyncpg.Pool, user_id: str, filters: AnomalyFilter, limit: int
+    pool: asyncpg.Pool, user_id: str, filters: ListFilter, limit: int
 ) -> list[asyncpg.Record]:
     """Highest score first, through the partial index on anomalies."""
-    clauses, params = ["s.user_id = $1", "s.is_anomaly"], [user_id]
-
-    def bind(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    if filters.account_id is not None:
-        clauses.append(f"t.account_id = {bind(filters.account_id)}")
-    if filters.category is not None:
-        clauses.append(f"t.category = {bind(filters.category)}")
-    if filters.since is not None:
-        clauses.append(f"t.ts >= {bind(filters.since)}")
-    if filters.until is not None:
-        clauses.append(f"t.ts < {bind(filters.until)}")
-    if filters.min_score is not None:
-        clauses.append(f"s.score >= {bind(filters.min_score)}")
+    q = _Query("s.user_id = $1", "s.is_anomaly", user_id=user_id).filter(filters)
     if filters.after is not None:
         score, transaction_id = filters.after
-        clauses.append(
-            f"(s.score, s.transaction_id) < ({bind(score)}::real, {bind(transaction_id)})"
+        q.clauses.append(
+            f"(s.score, s.transaction_id) < ({q.bind(score)}::real, {q.bind(transaction_id)})"
         )
     sql = f"""
         SELECT {_TRANSACTION_COLUMNS}, f.label AS feedback
         FROM scores s JOIN transactions t USING (user_id, transaction_id)
         LEFT JOIN feedback f USING (user_id, transaction_id)
-        WHERE {" AND ".join(clauses)}
+        WHERE {q.where}
         ORDER BY s.score DESC, s.transaction_id DESC
-        LIMIT {bind(limit)}"""  # noqa: S608 -- only fixed clause templates; values are bound
-    return list(await pool.fetch(sql, *params))
+        LIMIT {q.bind(limit)}"""  # noqa: S608 -- only fixed clause templates; values are bound
+    return list(await pool.fetch(sql, *q.params))
 
 
 async def set_feedback(

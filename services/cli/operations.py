@@ -67,7 +67,7 @@ def import_file(
                 _fail("--account is required for CSV files")
             mapping = CsvMapping(
                 date=date_column,
-                amount=None if debit_column or credit_column else amount_column,
+                amount=amount_column,
                 debit=debit_column,
                 credit=credit_column,
                 description=description_column,

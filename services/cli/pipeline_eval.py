@@ -14,10 +14,8 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from services.cli.stack import Stack, service_url
+from services.cli.stack import Stack, isolated_settings, service_url
 from services.core.auth import create_key
-from services.core.embedded import free_port
-from services.core.settings import Settings
 from services.demo.generator import DemoRecord, generate
 from services.demo.loader import post_records
 from services.scorer.evaluation import detection_metrics
@@ -108,14 +106,8 @@ def evaluate_through_pipeline(
     split = int(len(records) * train_fraction)
     first, rest = records[:split], records[split:]
     with tempfile.TemporaryDirectory(prefix="spendstream-eval-") as data_dir:
-        settings = Settings(
-            data_dir=Path(data_dir),
-            embedded_kafka_port=free_port(),
-            embedded_postgres_port=free_port(),
-            api_port=free_port(),
-            ingest_port=free_port(),
-            scorer_port=free_port(),
-            forecaster_port=free_port(),
+        settings = isolated_settings(
+            Path(data_dir),
             min_training_rows=split,
             retrain_after_transactions=10**9,
             retrain_interval_s=10**9,

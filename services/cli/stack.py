@@ -12,12 +12,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 
 from services.core.db import migrate
-from services.core.embedded import EmbeddedKafka, EmbeddedPostgres, die_with_parent, stop_process
+from services.core.embedded import (
+    EmbeddedKafka,
+    EmbeddedPostgres,
+    die_with_parent,
+    free_port,
+    stop_process,
+)
 from services.core.kafka import ensure_topics
 from services.core.settings import Settings, settings_env
 
@@ -54,6 +61,13 @@ def load_runtime(settings: Settings) -> Settings:
             "kafka_bootstrap": settings.kafka_bootstrap or runtime.get("kafka_bootstrap"),
         }
     )
+
+
+def isolated_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a stack of its own beside any other: free ports everywhere, its own data."""
+    ports = ("embedded_kafka", "embedded_postgres", *SERVICE_APPS)
+    fields: dict[str, Any] = {f"{name}_port": free_port() for name in ports}
+    return Settings.model_validate({"data_dir": data_dir, **fields, **overrides})
 
 
 @dataclass

@@ -273,7 +273,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     )
                 mapping = CsvMapping(
                     date=date_column,
-                    amount=None if debit_column or credit_column else amount_column,
+                    amount=amount_column,
                     debit=debit_column,
                     credit=credit_column,
                     description=description_column,

@@ -38,7 +38,7 @@ DATE_FORMATS = (
 class CsvMapping:
     date: str = "date"
     amount: str | None = "amount"  # signed: negative is money out, unless negative_is_debit=False
-    debit: str | None = None  # or separate money-out and money-in columns
+    debit: str | None = None  # or separate money-out and money-in columns, which then win
     credit: str | None = None
     description: str | None = "description"
     merchant: str | None = None
@@ -129,13 +129,14 @@ def _build(rows: list[tuple[int, dict[str, Any]]], account_id: str) -> list[Tran
 def parse_csv(
     text: str, mapping: CsvMapping, *, account_id: str, currency: str = "USD"
 ) -> list[Transaction]:
+    split = bool(mapping.debit or mapping.credit)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     columns = set(reader.fieldnames or [])
     wanted = [
         c
         for c in (
             mapping.date,
-            mapping.amount,
+            None if split else mapping.amount,
             mapping.debit,
             mapping.credit,
             mapping.description,
@@ -165,7 +166,7 @@ def parse_csv(
             errors.append(RowError(line, mapping.date, str(exc)))
             continue
         try:
-            if mapping.amount:
+            if not split and mapping.amount:
                 signed = parse_amount(record[mapping.amount] or "")
                 if not mapping.negative_is_debit:
                     signed = -signed
@@ -182,7 +183,13 @@ def parse_csv(
                 )
                 signed = into - abs(out)
         except ValueError as exc:
-            errors.append(RowError(line, mapping.amount or mapping.debit or "amount", str(exc)))
+            errors.append(
+                RowError(
+                    line,
+                    (mapping.debit or mapping.credit if split else mapping.amount) or "amount",
+                    str(exc),
+                )
+            )
             continue
         if signed == 0:
             continue  # zero lines (holds, notes) are not transactions
