@@ -504,3 +504,32 @@ async def test_insights_charts_and_validation(stack: Stack, new_user: NewUser) -
         assert page.status_code == 200 and "<title>Spendstream</title>" in page.text
         assert (await client.get(f"{api}/favicon.ico")).status_code == 200
         assert (await client.get(f"{api}/static/vega.js")).text.count("vegaEmbed") >= 1
+
+
+def test_dlq_list_and_replay(stack: Stack) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "SPENDSTREAM_KAFKA_BOOTSTRAP": stack.settings.kafka_bootstrap_or_default,
+        "SPENDSTREAM_DATABASE_URL": stack.settings.require_database_url(),
+    }
+    listed = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "dlq", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "invalid event" in listed.stdout and "dead letter(s)" in listed.stdout
+    replayed = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "dlq", "replay", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replayed.returncode == 0 and "replayed 1 message(s)" in replayed.stdout
