@@ -8,7 +8,7 @@ from sklearn.preprocessing import RobustScaler
 
 from services.scorer.detectors.base import as_2d
 
-MAX_TRAINING_ROWS = 4_000  # every score is a neighbour query against these rows
+MAX_TRAINING_ROWS = 2_000  # every score is a neighbour query against these rows
 
 
 class LOFDetector:
