@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -47,6 +49,22 @@ def load_migrations() -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise RuntimeError(f"duplicate migration numbers in {versions}")
     return migrations
+
+
+@asynccontextmanager
+async def advisory_lock(
+    pool: asyncpg.Pool, lock_id: int
+) -> AsyncIterator[asyncpg.Connection | None]:
+    """Hold a PostgreSQL advisory lock for the block, yielding its connection; yields None at
+    once when another process holds it, so only one instance does the work."""
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):
+            yield None
+            return
+        try:
+            yield conn
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
 
 
 async def migrate(dsn: str) -> list[Migration]:

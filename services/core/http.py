@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import asyncpg
@@ -59,6 +60,13 @@ async def current_user(request: Request) -> str:
 CurrentUser = Annotated[str, Depends(current_user)]
 
 
+def unprocessable(field: str, message: str, kind: str = "value_error") -> JSONResponse:
+    """A 422 about one field of the body, shaped like every other validation error."""
+    return JSONResponse(
+        validation_error_body([error_entry(("body", field), message, kind)]), status_code=422
+    )
+
+
 def validation_error_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
     fields = sorted({str(e["field"]) for e in errors if "field" in e})
     message = f"invalid input in: {', '.join(fields)}" if fields else "invalid input"
@@ -69,13 +77,17 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [_with_field(dict(e)) for e in exc.errors(include_url=False, include_input=False)]
 
 
-def _with_field(error: dict[str, Any]) -> dict[str, Any]:
-    loc = list(error.get("loc", ()))
-    out = {"loc": loc, "msg": error.get("msg", ""), "type": error.get("type", "")}
+def error_entry(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, Any]:
+    """One validation error, with ``field``: the innermost name in its location."""
+    out: dict[str, Any] = {"loc": list(loc), "msg": msg, "type": kind}
     field = next((p for p in reversed(loc) if isinstance(p, str)), None)
     if field is not None:
         out["field"] = field
     return out
+
+
+def _with_field(error: dict[str, Any]) -> dict[str, Any]:
+    return error_entry(error.get("loc", ()), error.get("msg", ""), error.get("type", ""))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +26,7 @@ from services.core.lag import watch_lag
 from services.core.logging import configure_logging
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
+from services.core.tasks import running
 from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.refresher import ForecastRefresher
 from services.forecaster.store import add_to_daily_spend
@@ -63,17 +62,10 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     context.set_global("pool", pool)
     refresher = ForecastRefresher(pool, settings, lambda event: forecasts_publisher.publish(event))
     clusters = ClusterRefresher(pool, Embedder(pool), settings)
-    background = [
-        *(asyncio.create_task(task.run()) for task in (refresher, clusters)),
-        asyncio.create_task(watch_lag(settings, GROUP_ID)),
-    ]
     try:
-        yield
+        async with running(refresher.run(), clusters.run(), watch_lag(settings, GROUP_ID)):
+            yield
     finally:
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await pool.close()
 
 

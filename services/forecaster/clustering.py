@@ -7,9 +7,11 @@ import logging
 
 import asyncpg
 
+from services.core.db import advisory_lock
 from services.core.embeddings import Embedder
 from services.core.semantic import TextSpace, cluster
 from services.core.settings import Settings
+from services.core.tasks import repeat
 from services.forecaster import store
 
 log = logging.getLogger(__name__)
@@ -27,18 +29,15 @@ class ClusterRefresher:
 
     async def refresh(self) -> int:
         """Re-cluster users with new transactions; return how many were clustered."""
-        async with self.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", CLUSTER_LOCK_ID):
+        async with advisory_lock(self.pool, CLUSTER_LOCK_ID) as conn:
+            if conn is None:
                 return 0
-            try:
-                users, last = await store.users_changed_since(self.pool, self.after_seq)
-                done = 0
-                for user in users:
-                    done += await self.refresh_user(user)
-                self.after_seq = last
-                return done
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", CLUSTER_LOCK_ID)
+            users, last = await store.users_changed_since(self.pool, self.after_seq)
+            done = 0
+            for user in users:
+                done += await self.refresh_user(user)
+            self.after_seq = last
+            return done
 
     async def refresh_user(self, user_id: str) -> int:
         texts = await store.user_texts(self.pool, user_id)
@@ -61,11 +60,6 @@ class ClusterRefresher:
         return 1
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("clustering failed; retrying later")
-            await asyncio.sleep(self.settings.cluster_interval_s)
+        await repeat(
+            self.refresh, every_s=lambda: self.settings.cluster_interval_s, what="clustering"
+        )

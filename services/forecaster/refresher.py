@@ -15,7 +15,9 @@ import pandas as pd
 from prometheus_client import Counter, Gauge, Histogram
 
 from schemas import ForecastsUpdated
+from services.core.db import advisory_lock
 from services.core.settings import Settings
+from services.core.tasks import repeat
 from services.forecaster import store
 from services.forecaster.forecasting import ForecastConfig, ForecastRun, forecast_all
 
@@ -80,15 +82,10 @@ class ForecastRefresher:
     async def refresh_if_due(self) -> str | None:
         if not await self.due():
             return None
-        async with self.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REFRESH_LOCK_ID):
+        async with advisory_lock(self.pool, REFRESH_LOCK_ID) as conn:
+            if conn is None or not await self.due():
                 return None
-            try:
-                if not await self.due():
-                    return None
-                return await self._refresh(conn)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", REFRESH_LOCK_ID)
+            return await self._refresh(conn)
 
     async def _refresh(self, conn: asyncpg.Connection) -> str:
         s = self.settings
@@ -144,11 +141,8 @@ class ForecastRefresher:
         return run_id
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.refresh_if_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("forecast refresh failed; retrying later")
-            await asyncio.sleep(self.settings.forecast_check_interval_s)
+        await repeat(
+            self.refresh_if_due,
+            every_s=lambda: self.settings.forecast_check_interval_s,
+            what="forecast refresh",
+        )

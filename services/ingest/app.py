@@ -29,6 +29,7 @@ from services.core.http import (
     field_errors,
     install_error_handlers,
     read_capped_body,
+    unprocessable,
     validation_error_body,
 )
 from services.core.metrics import install_metrics
@@ -199,19 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             TRANSACTIONS_REJECTED.labels("webhook", "invalid").inc()
             return JSONResponse(validation_error_body(field_errors(exc)), status_code=422)
         if not await store.user_exists(pool, payload.user_id):
-            return JSONResponse(
-                validation_error_body(
-                    [
-                        {
-                            "loc": ["body", "user_id"],
-                            "field": "user_id",
-                            "msg": "unknown user",
-                            "type": "value_error",
-                        }
-                    ]
-                ),
-                status_code=422,
-            )
+            return unprocessable("user_id", "unknown user")
         return await accept(
             request, payload.user_id, payload.transactions, TransactionSource.webhook
         )
@@ -258,18 +247,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 transactions, _ = parse_ofx(text, account_id=account_id, currency=currency)
             else:
                 if not account_id:
-                    return JSONResponse(
-                        validation_error_body(
-                            [
-                                {
-                                    "loc": ["body", "account_id"],
-                                    "field": "account_id",
-                                    "msg": "account_id is required for CSV files",
-                                    "type": "missing",
-                                }
-                            ]
-                        ),
-                        status_code=422,
+                    return unprocessable(
+                        "account_id", "account_id is required for CSV files", "missing"
                     )
                 mapping = CsvMapping(
                     date=date_column,

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import Transaction
+from services.core.http import error_entry
 
 DATE_FORMATS = (
     "%Y-%m-%d",
@@ -55,13 +56,8 @@ class RowError:
     message: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "row": self.row,
-            "column": self.column,
-            "msg": self.message,
-            "loc": ["file", self.row, self.column],
-            "field": self.column,
-        }
+        entry = error_entry(("file", self.row, self.column), self.message, "value_error")
+        return {**entry, "row": self.row, "column": self.column}
 
 
 class ImportErrors(Exception):

@@ -9,6 +9,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas import Transaction
+from services.core.http import error_entry
 
 
 @dataclass(frozen=True)
@@ -19,12 +20,9 @@ class FieldError:
     index: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+        out = error_entry(self.loc, self.msg, self.type)
         if self.index is not None:
             out["index"] = self.index
-        field = next((p for p in reversed(self.loc) if isinstance(p, str)), None)
-        if field is not None:
-            out["field"] = field
         return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +31,7 @@ from services.core.lag import watch_lag
 from services.core.logging import configure_logging
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
+from services.core.tasks import running
 from services.scorer import store
 from services.scorer.categorize import Categorizer
 from services.scorer.categorize_types import Categorization
@@ -108,20 +108,15 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     keeper = ModelKeeper(pool, scorer, settings)
     await keeper.refresh()
     watcher = DriftWatcher(pool, settings, lambda event: drift_publisher.publish(event))
-    background = [
-        *(asyncio.create_task(task.run()) for task in (keeper, watcher, categorizer)),
-        asyncio.create_task(watch_lag(settings, GROUP_ID)),
-    ]
     context.set_global("pool", pool)
     context.set_global("scorer", scorer)
     context.set_global("categorizer", categorizer)
     try:
-        yield
+        async with running(
+            keeper.run(), watcher.run(), categorizer.run(), watch_lag(settings, GROUP_ID)
+        ):
+            yield
     finally:
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         keeper.close()
         await pool.close()
 

@@ -12,6 +12,7 @@ from schemas import TransactionEvent
 from services.core.embeddings import Embedder
 from services.core.semantic import TextSpace, knn_predict
 from services.core.settings import Settings
+from services.core.tasks import repeat
 from services.scorer import store
 from services.scorer.categorize_types import Categorization
 from services.scorer.features import merchant_key
@@ -79,15 +80,9 @@ class Categorizer:
         ]
         return updated, decided
 
+    def _pause(self) -> float:
+        # Until anyone has labelled a merchant, look again soon rather than once a minute.
+        return self.settings.categorize_refresh_s if self._space is not None else 5.0
+
     async def run(self) -> None:
-        while True:
-            try:
-                await self.refresh_index()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("refreshing the categorization index failed")
-            # Until anyone has labelled a merchant, look again soon rather than once a minute.
-            await asyncio.sleep(
-                self.settings.categorize_refresh_s if self._space is not None else 5.0
-            )
+        await repeat(self.refresh_index, every_s=self._pause, what="categorization index refresh")

@@ -14,7 +14,9 @@ import asyncpg
 from prometheus_client import Gauge
 
 from schemas import DriftEvent
+from services.core.db import advisory_lock
 from services.core.settings import Settings
+from services.core.tasks import repeat
 from services.scorer import store
 from services.scorer.drift import DriftResult, WindowData, compare_windows
 
@@ -57,13 +59,8 @@ class DriftWatcher:
 
     async def check(self) -> int:
         """One pass over scopes with new data; returns how many comparisons were stored."""
-        async with self.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", DRIFT_LOCK_ID):
-                return 0  # another scorer is on it
-            try:
-                return await self._check()
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", DRIFT_LOCK_ID)
+        async with advisory_lock(self.pool, DRIFT_LOCK_ID) as conn:
+            return 0 if conn is None else await self._check()  # None: another scorer is on it
 
     async def _check(self) -> int:
         after = await store.drift_progress(self.pool)
@@ -161,11 +158,6 @@ class DriftWatcher:
         )
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("drift check failed; retrying")
-            await asyncio.sleep(self.settings.drift_check_interval_s)
+        await repeat(
+            self.check, every_s=lambda: self.settings.drift_check_interval_s, what="drift check"
+        )

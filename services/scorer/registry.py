@@ -14,7 +14,9 @@ import asyncpg
 import numpy as np
 from prometheus_client import Gauge
 
+from services.core.db import advisory_lock
 from services.core.settings import Settings
+from services.core.tasks import repeat
 from services.scorer import store
 from services.scorer.ensemble import EnsembleModel, train_ensemble
 from services.scorer.features import FEATURE_NAMES
@@ -89,15 +91,11 @@ class ModelKeeper:
         """Train and register a model if one is due and no other scorer is training right now."""
         if not await self.training_due():
             return None
-        async with self.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", TRAINING_LOCK_ID):
+        async with advisory_lock(self.pool, TRAINING_LOCK_ID) as conn:
+            # Another scorer may be training, or may just have finished.
+            if conn is None or not await self.training_due():
                 return None
-            try:
-                if not await self.training_due():  # another scorer may have just finished
-                    return None
-                return await self._train(conn)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", TRAINING_LOCK_ID)
+            return await self._train(conn)
 
     async def _train(self, conn: asyncpg.Connection) -> str:
         s = self.settings
@@ -122,14 +120,12 @@ class ModelKeeper:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
+    async def tick(self) -> None:
+        await self.refresh()
+        if await self.train_if_due():
+            await self.refresh()
+
     async def run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-                if await self.train_if_due():
-                    await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("model registry loop failed; retrying")
-            await asyncio.sleep(self.settings.model_check_interval_s)
+        await repeat(
+            self.tick, every_s=lambda: self.settings.model_check_interval_s, what="model registry"
+        )
