@@ -50,6 +50,31 @@ class Score(BaseModel):
 
 
 class TransactionOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "transaction_id": "tx-20261103-0001",
+                    "account_id": "checking-1",
+                    "timestamp": "2026-11-03T12:41:07+01:00",
+                    "amount": "42.17",
+                    "direction": "debit",
+                    "currency": "EUR",
+                    "merchant": "WHOLE FOODS MARKET 1021",
+                    "description": None,
+                    "category": "Groceries",
+                    "category_source": "provided",
+                    "category_confidence": None,
+                    "channel": "card",
+                    "country": "DE",
+                    "metadata": None,
+                    "ingested_at": "2026-11-03T11:41:07.120Z",
+                    "score": None,
+                }
+            ]
+        }
+    )
+
     transaction_id: str
     account_id: str
     timestamp: datetime
@@ -86,6 +111,18 @@ class FeedbackIn(BaseModel):
 
 
 class FeedbackOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "transaction_id": "tx-20261103-0001",
+                    "label": "fraud",
+                    "updated_at": "2026-11-04T08:00:00Z",
+                }
+            ]
+        }
+    )
+
     transaction_id: str
     label: Literal["fraud", "legit"]
     updated_at: datetime
@@ -99,6 +136,38 @@ class TransactionPage(BaseModel):
 
 
 class DriftPoint(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "window_end": "2026-11-03T00:00:00Z",
+                    "current_start": "2026-10-27T00:00:00Z",
+                    "reference_start": "2026-09-29T00:00:00Z",
+                    "reference_end": "2026-10-27T00:00:00Z",
+                    "status": "drift",
+                    "n_current": 64,
+                    "n_reference": 240,
+                    "category_jsd": 0.18,
+                    "category_psi": 0.74,
+                    "amount_jsd": 0.05,
+                    "amount_ks": 0.11,
+                    "amount_ks_pvalue": 0.2,
+                    "amount_wasserstein": 6.2,
+                    "top_contributors": [
+                        {
+                            "category": "Travel",
+                            "contribution": 0.52,
+                            "current_share": 0.31,
+                            "reference_share": 0.04,
+                        }
+                    ],
+                    "breached": ["category_jsd"],
+                    "threshold": 0.1,
+                }
+            ]
+        }
+    )
+
     window_end: datetime = Field(description="End of the current window (event time).")
     current_start: datetime | None = Field(description="Start of the current window.")
     reference_start: datetime | None
