@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 import orjson
 import psutil
+
+from services.cli.stack import Stack
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -70,3 +73,18 @@ def write(results: list[BenchResult], path: Path) -> None:
 
 def load(path: Path) -> dict[str, dict[str, Any]]:
     return {b["name"]: b for b in orjson.loads(path.read_bytes())["benchmarks"]}
+
+
+@contextlib.contextmanager
+def services_stopped(stack: Stack, *names: str) -> Iterator[None]:
+    """Stop some of the stack's services for a benchmark that stands in for one of them, so
+    their background work (retraining, drift, clustering) does not take its cores; then restart
+    them and wait until they are healthy again."""
+    for name in names:
+        stack.stop_service(name)
+    try:
+        yield
+    finally:
+        for name in names:
+            stack.start_service(name)
+        stack.wait_healthy(names)

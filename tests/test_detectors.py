@@ -55,3 +55,24 @@ def test_learn_one_keeps_online_detectors_learning(detector_cls: type[Detector])
         assert not np.allclose(before, after), "an online detector changes as it learns"
     else:
         np.testing.assert_allclose(before, after)  # batch models learn only in fit
+
+
+def test_half_space_trees_match_rivers_own_score_then_learn() -> None:
+    from river import anomaly
+
+    from services.scorer.detectors.hst import _Forest
+
+    rng = np.random.default_rng(3)
+    X = rng.random(size=(1234, 5))
+    reference = anomaly.HalfSpaceTrees(n_trees=5, height=6, window_size=100, seed=7)
+    expected = []
+    for row in X:  # twelve window pivots, and a batch that ends mid-window
+        x = dict(enumerate(row.tolist()))
+        expected.append(reference.score_one(x))
+        reference.learn_one(x)
+    forest = _Forest.from_river(
+        anomaly.HalfSpaceTrees(n_trees=5, height=6, window_size=100, seed=7), 5
+    )
+    got = np.concatenate([forest.score_then_learn(X[i : i + 333]) for i in range(0, len(X), 333)])
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert len(set(np.round(got, 6))) > 100  # real scores, not a constant

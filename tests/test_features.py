@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from schemas import TransactionEvent
-from services.scorer.features import FEATURE_NAMES, FeatureExtractor
+from services.scorer.features import (
+    FEATURE_NAMES,
+    FeatureExtractor,
+    _median,
+    _median_absolute_deviation,
+)
 
 EST = timezone(timedelta(hours=-5))
 START = datetime(2026, 3, 2, 12, 0, tzinfo=EST)
@@ -98,3 +103,13 @@ def test_history_is_bounded() -> None:
     assert state.n == 32 and sum(state.merchants.values()) == 32
     assert sum(len(s) for s in state.by_merchant.values()) <= 32
     assert sum(state.hours) == 32 and sum(state.categories.values()) == 32
+
+
+def test_median_absolute_deviation_matches_numpy_with_ties_and_both_parities() -> None:
+    rng = np.random.default_rng(5)
+    for n in [1, 2, 3, 4, 5, 8, 31, 64, 255, 256] * 20:
+        raw = rng.normal(size=n)
+        values = sorted(np.where(rng.random(n) < 0.3, np.round(raw, 1), raw).tolist())
+        median = _median(values)
+        expected = float(np.median(np.abs(np.asarray(values) - median)))
+        assert _median_absolute_deviation(values, median) == pytest.approx(expected, abs=1e-12)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import pwd
 import shutil
@@ -24,13 +25,15 @@ _PR_SET_PDEATHSIG = 1
 
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """A ``preexec_fn`` that asks Linux to signal the child when its parent exits."""
+    return functools.partial(set_parent_death_signal, sig)
 
-    def _set() -> None:
-        # Off Linux this is unavailable; the parent's own shutdown path still stops the child.
-        with contextlib.suppress(OSError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
-    return _set
+def set_parent_death_signal(sig: int) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent exits (also usable as a
+    ``ProcessPoolExecutor`` initializer: it is a picklable module-level function)."""
+    # Off Linux this is unavailable; the parent's own shutdown path still stops the child.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
 
 def free_port() -> int:

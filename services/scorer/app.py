@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
-import torch
 from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
@@ -39,6 +37,7 @@ from services.scorer.drift_watcher import DriftWatcher
 from services.scorer.registry import ModelKeeper
 from services.scorer.scoring import AnomalyScorer, ScoredTransaction
 from services.scorer.state import rebuild_missing_histories
+from services.scorer.worker import ScoringWorker
 
 GROUP_ID = "scorer"
 log = logging.getLogger(__name__)
@@ -96,7 +95,6 @@ alerts_publisher = broker.publisher(
 @asynccontextmanager
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     configure_logging(settings.log_level, service="scorer")
-    torch.set_num_threads(1)  # batches are small; threads would only fight the event loop
     pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
     scorer = AnomalyScorer(
         settings.anomaly_threshold,
@@ -110,6 +108,8 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     watcher = DriftWatcher(pool, settings, lambda event: drift_publisher.publish(event))
     context.set_global("pool", pool)
     context.set_global("scorer", scorer)
+    worker = ScoringWorker()
+    context.set_global("worker", worker)
     context.set_global("categorizer", categorizer)
     try:
         async with running(
@@ -118,6 +118,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
             yield
     finally:
         keeper.close()
+        worker.close()
         await pool.close()
 
 
@@ -178,6 +179,7 @@ async def score_transactions(
     pool: Annotated[asyncpg.Pool, Context("pool")],
     scorer: Annotated[AnomalyScorer, Context("scorer")],
     categorizer: Annotated[Categorizer, Context("categorizer")],
+    worker: Annotated[ScoringWorker, Context("worker")],
 ) -> None:
     BATCH_SIZE.observe(len(batch))
     with BATCH_LATENCY.time():
@@ -199,7 +201,7 @@ async def score_transactions(
                 what="rebuilding account histories",
                 max_delay_s=settings.consumer_retry_max_seconds,
             )
-            scores = await asyncio.to_thread(scorer.score_batch, events)
+            scores = await worker.score(scorer, events)
             try:
                 await retry_transient(
                     lambda: store.persist_scored(pool, events, scores, categorized),

@@ -260,21 +260,31 @@ def _median(values: list[float]) -> float:
 
 
 def _median_absolute_deviation(values: list[float], median: float) -> float:
-    """MAD of sorted ``values``: the deviations on either side of the median are each sorted, so
-    merging them from the middle outwards reaches the middle deviation in n/2 steps."""
+    """MAD of sorted ``values``. The deviations below and above the median are two sorted runs,
+    so the middle deviation is a k-th smallest of two sorted arrays: a binary search, O(log n)."""
     n = len(values)
-    right = bisect_left(values, median)
-    left = right - 1
-    previous = current = 0.0
-    for _ in range(n // 2 + 1):
-        below = median - values[left] if left >= 0 else math.inf
-        above = values[right] - median if right < n else math.inf
-        previous = current
-        if below <= above:
-            current, left = below, left - 1
+    split = bisect_left(values, median)
+    middle = _kth_deviation(values, median, split, n // 2 + 1)
+    if n % 2:
+        return middle
+    return (_kth_deviation(values, median, split, n // 2) + middle) / 2
+
+
+def _kth_deviation(values: list[float], median: float, split: int, k: int) -> float:
+    """The k-th smallest (1-based) of |v - median|; ``values[:split]`` lie below the median."""
+    below, above = split, len(values) - split
+    lo, hi = max(0, k - above), min(k, below)
+    while lo < hi:  # find how many of the k smallest come from below the median
+        taken = (lo + hi) // 2
+        if median - values[split - 1 - taken] < values[split + k - taken - 1] - median:
+            lo = taken + 1
         else:
-            current, right = above, right + 1
-    return current if n % 2 else (previous + current) / 2
+            hi = taken
+    from_above = k - lo
+    return max(
+        median - values[split - lo] if lo > 0 else -math.inf,
+        values[split + from_above - 1] - median if from_above > 0 else -math.inf,
+    )
 
 
 def _robust_z(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import signal
 import socket
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ import numpy as np
 from prometheus_client import Gauge
 
 from services.core.db import advisory_lock
+from services.core.embedded import set_parent_death_signal
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.scorer import store
@@ -113,7 +115,14 @@ class ModelKeeper:
 
     def _trainer(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+            # SIGKILL on the scorer's exit: a half-trained model is worthless, and an orphan
+            # would keep training on a core the next scorer needs.
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=get_context("spawn"),
+                initializer=set_parent_death_signal,
+                initargs=(signal.SIGKILL,),
+            )
         return self._pool
 
     def close(self) -> None:

@@ -17,18 +17,19 @@ from services.scorer.scoring import ScoredTransaction
 
 Key = tuple[str, str]
 
+# Rows travel as one JSON document per statement: asyncpg's per-element array encoding cost
+# more client CPU than scoring's features (16 ms per 500 rows, against 5 ms for orjson), and
+# PostgreSQL's json_to_recordset parses it faster than it did the 28 arrays.
 _INSERT_TRANSACTIONS = """
 INSERT INTO transactions (
     user_id, transaction_id, account_id, ts, utc_offset_minutes, amount, direction, currency,
     merchant, description, category, category_source, channel, country, metadata, source,
     ingested_at, category_confidence, merchant_key)
-SELECT u, t, a, ts, off, amt, dir, cur, mer, descr, cat, cs, ch, co, meta::jsonb, src, ing,
-       conf, mk
-FROM unnest(
-    $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::smallint[], $6::numeric[],
-    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-    $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::real[], $19::text[])
-    AS x(u, t, a, ts, off, amt, dir, cur, mer, descr, cat, cs, ch, co, meta, src, ing, conf, mk)
+SELECT u, t, a, ts, o, amt, dir, cur, mer, des, cat, cs, ch, co, meta, src, ing, conf, mk
+FROM json_to_recordset($1::json) AS x(
+    u text, t text, a text, ts timestamptz, o smallint, amt numeric, dir text, cur text,
+    mer text, des text, cat text, cs text, ch text, co text, meta jsonb, src text,
+    ing timestamptz, conf real, mk text)
 ON CONFLICT (user_id, transaction_id) DO NOTHING
 """
 
@@ -36,21 +37,54 @@ _INSERT_SCORES = """
 INSERT INTO scores (
     user_id, transaction_id, score, is_anomaly, severity, detector_scores, explanation,
     model_version, features)
-SELECT u, t, s, a, sev, d::jsonb, e::jsonb, v, f::real[]
-FROM unnest($1::text[], $2::text[], $3::real[], $4::boolean[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[])
-    AS x(u, t, s, a, sev, d, e, v, f)
+SELECT u, t, s, an, sev, d, e, v, f
+FROM json_to_recordset($1::json) AS x(
+    u text, t text, s real, an boolean, sev text, d jsonb, e jsonb, v text, f real[])
 ON CONFLICT (user_id, transaction_id) DO NOTHING
 """
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _offset_minutes(event: TransactionEvent) -> int:
     offset = event.timestamp.utcoffset()
     return int(offset.total_seconds() // 60) if offset is not None else 0
+
+
+def _transaction_row(event: TransactionEvent, how: Categorization) -> dict[str, Any]:
+    return {
+        "u": event.user_id,
+        "t": event.transaction_id,
+        "a": event.account_id,
+        "ts": event.timestamp,
+        "o": _offset_minutes(event),
+        "amt": str(event.amount),
+        "dir": event.direction.value,
+        "cur": event.currency,
+        "mer": event.merchant,
+        "des": event.description,
+        "cat": event.category,
+        "cs": how.source,
+        "ch": event.channel.value,
+        "co": event.country,
+        "meta": event.metadata,
+        "src": event.source.value,
+        "ing": event.ingested_at,
+        "conf": how.confidence,
+        "mk": merchant_key(event) if (event.merchant or event.description) else None,
+    }
+
+
+def _score_row(event: TransactionEvent, scored: ScoredTransaction) -> dict[str, Any]:
+    return {
+        "u": event.user_id,
+        "t": event.transaction_id,
+        "s": scored.score,
+        "an": scored.is_anomaly,
+        "sev": scored.severity,
+        "d": scored.detector_scores,
+        "e": scored.explanation,
+        "v": scored.model_version,
+        "f": scored.features,
+    }
 
 
 async def persist_scored(
@@ -63,46 +97,20 @@ async def persist_scored(
 
     ``categorized`` says how categories the client did not send were decided."""
     decided = categorized or {}
-    how = [
-        decided.get((e.user_id, e.transaction_id))
-        or Categorization("provided" if e.category else "none")
-        for e in events
-    ]
+    transactions = orjson.dumps(
+        [
+            _transaction_row(
+                e,
+                decided.get((e.user_id, e.transaction_id))
+                or Categorization("provided" if e.category else "none"),
+            )
+            for e in events
+        ]
+    ).decode()
+    scored = orjson.dumps([_score_row(e, s) for e, s in zip(events, scores, strict=True)]).decode()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            _INSERT_TRANSACTIONS,
-            [e.user_id for e in events],
-            [e.transaction_id for e in events],
-            [e.account_id for e in events],
-            [e.timestamp for e in events],
-            [_offset_minutes(e) for e in events],
-            [e.amount for e in events],
-            [e.direction.value for e in events],
-            [e.currency for e in events],
-            [e.merchant for e in events],
-            [e.description for e in events],
-            [e.category for e in events],
-            [h.source for h in how],
-            [e.channel.value for e in events],
-            [e.country for e in events],
-            [_json(e.metadata) if e.metadata is not None else None for e in events],
-            [e.source.value for e in events],
-            [e.ingested_at for e in events],
-            [h.confidence for h in how],
-            [merchant_key(e) if (e.merchant or e.description) else None for e in events],
-        )
-        await conn.execute(
-            _INSERT_SCORES,
-            [e.user_id for e in events],
-            [e.transaction_id for e in events],
-            [s.score for s in scores],
-            [s.is_anomaly for s in scores],
-            [s.severity for s in scores],
-            [_json(s.detector_scores) for s in scores],
-            [_json(s.explanation) for s in scores],
-            [s.model_version for s in scores],
-            ["{" + ",".join(map(str, s.features)) + "}" for s in scores],
-        )
+        await conn.execute(_INSERT_TRANSACTIONS, transactions)
+        await conn.execute(_INSERT_SCORES, scored)
 
 
 async def already_stored(
