@@ -78,6 +78,7 @@ class Stack:
     kafka: EmbeddedKafka | None = None
     postgres: EmbeddedPostgres | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    replica_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -125,18 +126,31 @@ class Stack:
                     raise RuntimeError(f"cannot create topics: {exc!r}") from exc
                 await asyncio.sleep(0.5)
 
-    def start_service(self, name: str) -> None:
+    def start_service(self, name: str, *, replica: int = 0) -> str:
+        """Start a service; ``replica`` > 0 starts one more instance of it (a scorer, say) on a
+        port of its own, as ``docker compose --scale`` would. Returns its process name."""
+        label = name if replica == 0 else f"{name}-{replica}"
+        env = self.env()
+        if replica:
+            self.replica_ports[label] = free_port()
+            env[f"SPENDSTREAM_{name.upper()}_PORT"] = str(self.replica_ports[label])
         self.log_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "services.cli.main", "serve", name]
-        with (self.log_dir / f"{name}.log").open("ab") as out:
-            self.processes[name] = subprocess.Popen(
+        with (self.log_dir / f"{label}.log").open("ab") as out:
+            self.processes[label] = subprocess.Popen(
                 command,
-                env=self.env(),
+                env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent(),
             )
+        return label
+
+    def url(self, label: str) -> str:
+        if label in self.replica_ports:
+            return f"http://{self.settings.host}:{self.replica_ports[label]}"
+        return service_url(self.settings, label)
 
     def stop_service(self, name: str, sig: int = signal.SIGTERM) -> None:
         stop_process(self.processes.pop(name, None), sig)
@@ -154,10 +168,7 @@ class Stack:
                             f"{name} exited with code {proc.returncode}; see {log_file}"
                         )
                     try:
-                        ok = (
-                            client.get(f"{service_url(self.settings, name)}/healthz").status_code
-                            == 200
-                        )
+                        ok = client.get(f"{self.url(name)}/healthz").status_code == 200
                     except httpx.HTTPError:
                         ok = False
                     if ok:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
@@ -17,6 +19,7 @@ from prometheus_client import Counter, Histogram
 from schemas import AnomalyAlert, DeadLetter, DriftEvent, TransactionEvent
 from services.core.consuming import (
     TRANSIENT_DB_ERRORS,
+    Delivery,
     make_batch_decoder,
     process_isolating_poison,
     retry_transient,
@@ -34,6 +37,16 @@ from services.scorer import store
 from services.scorer.categorize import Categorizer
 from services.scorer.categorize_types import Categorization
 from services.scorer.drift_watcher import DriftWatcher
+from services.scorer.inflight import (
+    InFlight,
+    Job,
+    Offsets,
+    SettleBeforeRevoke,
+    commit,
+    first_offsets,
+    next_offsets,
+    rewind,
+)
 from services.scorer.registry import ModelKeeper
 from services.scorer.scoring import AnomalyScorer, ScoredTransaction
 from services.scorer.state import rebuild_missing_histories
@@ -110,6 +123,8 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     context.set_global("scorer", scorer)
     worker = ScoringWorker()
     context.set_global("worker", worker)
+    inflight = InFlight()
+    context.set_global("inflight", inflight)
     context.set_global("categorizer", categorizer)
     try:
         async with running(
@@ -117,6 +132,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         ):
             yield
     finally:
+        await inflight.settle()
         keeper.close()
         worker.close()
         await pool.close()
@@ -160,6 +176,20 @@ async def categorize(
         return events, {}
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A transaction scored in this batch, waiting to be stored."""
+
+    record: Any
+    event: TransactionEvent  # with the category auto-categorization filled in, if it did
+    result: ScoredTransaction
+    categorization: Categorization | None
+
+
+def key_of(event: TransactionEvent) -> tuple[str, str]:
+    return event.user_id, event.transaction_id
+
+
 @broker.subscriber(
     settings.transactions_topic,
     group_id=GROUP_ID,
@@ -167,7 +197,8 @@ async def categorize(
     max_records=settings.scorer_batch_size,
     batch_timeout_ms=100,
     auto_offset_reset="earliest",
-    ack_policy=AckPolicy.NACK_ON_ERROR,
+    ack_policy=AckPolicy.MANUAL,  # the store job commits exact offsets after the database
+    listener=SettleBeforeRevoke(lambda: broker.context.get("inflight")),
     decoder=make_batch_decoder(GROUP_ID),
     title="score-transactions",
     description="Scores every transaction and stores it with its scores; commits after the "
@@ -180,76 +211,143 @@ async def score_transactions(
     scorer: Annotated[AnomalyScorer, Context("scorer")],
     categorizer: Annotated[Categorizer, Context("categorizer")],
     worker: Annotated[ScoringWorker, Context("worker")],
+    inflight: Annotated[InFlight, Context("inflight")],
 ) -> None:
+    """Score this batch while the previous one is being stored, then hand this one to a store
+    job of its own (see services/scorer/inflight.py)."""
+    started = time.perf_counter()
     BATCH_SIZE.observe(len(batch))
-    with BATCH_LATENCY.time():
-        deliveries, dead = split_batch(msg.raw_message, batch)
+    consumer = cast(AIOKafkaConsumer, msg.consumer)
+    records = msg.raw_message
+    first = first_offsets(records)
+    results: dict[tuple[str, str], Scored] = {}
+    try:
+        deliveries, dead = split_batch(records, batch)
+        storing = inflight.keys  # scored already, being stored: not stored, not to score again
+        unseen = [d for d in deliveries if key_of(d.event) not in storing]
         stored = await retry_transient(
-            lambda: store.already_stored(pool, [d.event for d in deliveries]),
+            lambda: store.already_stored(pool, [d.event for d in unseen]),
             what="looking up stored transactions",
             max_delay_s=settings.consumer_retry_max_seconds,
         )
-        fresh = [d for d in deliveries if (d.event.user_id, d.event.transaction_id) not in stored]
-        results: dict[tuple[str, str], tuple[TransactionEvent, ScoredTransaction]] = {}
+        fresh = [d for d in unseen if key_of(d.event) not in stored]
+        record_of = {key_of(d.event): d.record for d in fresh}
 
-        async def score_and_persist(events: list[TransactionEvent]) -> None:
-            events, categorized = await categorize(categorizer, events)
-            await retry_transient(
-                lambda: rebuild_missing_histories(
-                    pool, scorer.features, events, settings.history_per_account
-                ),
-                what="rebuilding account histories",
-                max_delay_s=settings.consumer_retry_max_seconds,
-            )
-            scores = await worker.score(scorer, events)
+        async def score(events: list[TransactionEvent]) -> None:
             try:
+                events, categorized = await categorize(categorizer, events)
                 await retry_transient(
-                    lambda: store.persist_scored(pool, events, scores, categorized),
-                    what="persisting scored transactions",
+                    lambda: rebuild_missing_histories(
+                        pool, scorer.features, events, settings.history_per_account
+                    ),
+                    what="rebuilding account histories",
                     max_delay_s=settings.consumer_retry_max_seconds,
                 )
+                scores = await worker.score(scorer, events)
             except BaseException:
-                # The in-memory histories now hold transactions that were not stored; drop
-                # them, so they are rebuilt from the database when the batch comes back.
-                for event in events:
-                    scorer.features.forget((event.user_id, event.account_id))
+                forget(scorer, events)  # histories may hold part of them; rebuilt when needed
                 raise
-            for event, scored in zip(events, scores, strict=True):
-                results[(event.user_id, event.transaction_id)] = (event, scored)
+            for event, result in zip(events, scores, strict=True):
+                key = key_of(event)
+                results[key] = Scored(record_of[key], event, result, categorized.get(key))
 
         if fresh:
-            dead += await process_isolating_poison(fresh, score_and_persist, group=GROUP_ID)
-        now = time.time()
-        for event, scored in results.values():
-            END_TO_END.observe(max(0.0, now - event.ingested_at.timestamp()))
-            SCORES.observe(scored.score)
-            if scored.is_anomaly:
-                ANOMALIES.labels(scored.severity).inc()
-                await alerts_publisher.publish(
-                    alert_for(event, scored), key=event.account_id.encode()
-                )
-        for delivery in deliveries:  # re-delivered anomalies: the alert may not have gone out
-            row = stored.get((delivery.event.user_id, delivery.event.transaction_id))
-            if row is not None and row["is_anomaly"]:
-                await alerts_publisher.publish(
-                    alert_for(
-                        delivery.event,
-                        ScoredTransaction(
-                            score=row["score"],
-                            is_anomaly=True,
-                            severity=row["severity"],
-                            model_version=row["model_version"],
-                            detector_scores=row["detector_scores"],
-                            explanation=row["explanation"],
-                            features=[],
-                        ),
-                    ),
-                    key=delivery.event.account_id.encode(),
-                )
-        for letter in dead:
-            await dlq_publisher.publish(letter, key=letter.key.encode() if letter.key else None)
-        DEAD_LETTERS.labels(GROUP_ID).inc(len(dead))
-        SCORED.inc(len(results))
+            dead += await process_isolating_poison(fresh, score, group=GROUP_ID)
+    except BaseException:
+        forget(scorer, [r.event for r in results.values()])
+        rewind(consumer, first)
+        raise
+    previous = await inflight.wait()
+    if previous is not None:
+        # The batch before did not go cleanly: read it (if it is not committed) and this one
+        # again, scored against histories rebuilt from what the database holds.
+        for account in previous.accounts:
+            scorer.features.forget(account)
+        forget(scorer, [r.event for r in results.values()])
+        rewind(consumer, first, *([] if previous.committed else [previous.first]))
+        return
+    redelivered = [(d.event, stored[key_of(d.event)]) for d in unseen if key_of(d.event) in stored]
+    inflight.start(
+        lambda job: store_batch(
+            job, pool, consumer, next_offsets(records), results, redelivered, dead, started
+        ),
+        first=first,
+        keys=results,
+        accounts={(r.event.user_id, r.event.account_id) for r in results.values()},
+    )
+
+
+def forget(scorer: AnomalyScorer, events: Iterable[TransactionEvent]) -> None:
+    for event in events:
+        scorer.features.forget((event.user_id, event.account_id))
+
+
+async def store_batch(
+    job: Job,
+    pool: asyncpg.Pool,
+    consumer: AIOKafkaConsumer,
+    commit_to: Offsets,
+    results: dict[tuple[str, str], Scored],
+    redelivered: list[tuple[TransactionEvent, asyncpg.Record]],
+    dead: list[DeadLetter],
+    started: float,
+) -> None:
+    """Store the scored batch (isolating rows the database rejects), publish its alerts and dead
+    letters, then commit its offsets."""
+
+    async def persist(events: list[TransactionEvent]) -> None:
+        scored = [results[key_of(e)] for e in events]
+        await retry_transient(
+            lambda: store.persist_scored(
+                pool,
+                events,
+                [s.result for s in scored],
+                {key_of(s.event): s.categorization for s in scored if s.categorization},
+            ),
+            what="persisting scored transactions",
+            max_delay_s=settings.consumer_retry_max_seconds,
+        )
+
+    rejected = await process_isolating_poison(
+        [Delivery(s.record, s.event) for s in results.values()], persist, group=GROUP_ID
+    )
+    job.dirty = bool(rejected)
+    rejected_at = {(letter.topic, letter.partition, letter.offset) for letter in rejected}
+    now = time.time()
+    for s in results.values():
+        if (s.record.topic, s.record.partition, s.record.offset) in rejected_at:
+            continue
+        END_TO_END.observe(max(0.0, now - s.event.ingested_at.timestamp()))
+        SCORES.observe(s.result.score)
+        if s.result.is_anomaly:
+            ANOMALIES.labels(s.result.severity).inc()
+            await alerts_publisher.publish(
+                alert_for(s.event, s.result), key=s.event.account_id.encode()
+            )
+    for event, row in redelivered:  # a re-delivered anomaly's alert may not have gone out
+        if row["is_anomaly"]:
+            await alerts_publisher.publish(
+                alert_for(event, stored_result(row)), key=event.account_id.encode()
+            )
+    for letter in [*dead, *rejected]:
+        await dlq_publisher.publish(letter, key=letter.key.encode() if letter.key else None)
+    DEAD_LETTERS.labels(GROUP_ID).inc(len(dead) + len(rejected))
+    SCORED.inc(len(results) - len(rejected))
+    await commit(consumer, commit_to)
+    job.committed = True
+    BATCH_LATENCY.observe(time.perf_counter() - started)
+
+
+def stored_result(row: asyncpg.Record) -> ScoredTransaction:
+    return ScoredTransaction(
+        score=row["score"],
+        is_anomaly=row["is_anomaly"],
+        severity=row["severity"],
+        model_version=row["model_version"],
+        detector_scores=row["detector_scores"],
+        explanation=row["explanation"],
+        features=[],
+    )
 
 
 app = consumer_asgi_app(broker, lifespan=lifespan)
