@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 import numpy as np
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.harness import BenchResult, median, services_stopped, with_percentiles
 from schemas import TransactionEvent
@@ -67,19 +68,19 @@ async def _register_model(dsn: str) -> str:
     features = np.array([s.features for s in AnomalyScorer(threshold=0.97).score_batch(events)])
     version = f"bench-{time.time_ns()}"
     model = train_ensemble(features, version=version, feature_names=FEATURE_NAMES)
-    conn = await asyncpg.connect(dsn)
+    pool = await create_pool(dsn, size=1)  # with the JSON codecs the store expects
     try:
-        await store.save_model(
-            conn, version, len(features), model.metrics, serialize(model), "bench"
-        )
+        async with pool.acquire() as conn:
+            artifact = serialize(model)
+            await store.save_model(conn, version, len(features), model.metrics, artifact, "bench")
     finally:
-        await conn.close()
+        await pool.close()
     return version
 
 
 async def _queue(stack: Stack, total: int, tag: str) -> tuple[int, list[str]]:
     """POST ``total`` demo transactions of fresh users through ingest; they wait in Kafka."""
-    records = generate(users=max(2, total // 560), months=12, seed=21, end=date(2026, 9, 1))
+    records = generate(users=max(2, total // 280), months=12, seed=21, end=date(2026, 9, 1))
     records = [type(r)(f"{tag}-{r.user_id}", r.transaction, r.anomaly) for r in records][:total]
     conn = await asyncpg.connect(stack.settings.require_database_url())
     try:
@@ -110,9 +111,28 @@ async def _drained(dsn: str, users: list[str], total: int, timeout_s: float = 90
         await conn.close()
 
 
+async def _group_empty(stack: Stack, group: str = "scorer", within_s: float = 90) -> None:
+    """Until no member of the scorers' consumer group is left. The embedded broker can keep a
+    member that was stopped in the middle of a rebalance for a while, and the next scorers would
+    then wait for it instead of consuming."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            described = await admin.describe_consumer_groups([group])
+            members = described[0].groups[0][5] if described and described[0].groups else []
+            if not members:
+                return
+            await asyncio.sleep(1)
+    finally:
+        await admin.close()
+
+
 def _drain_rate(stack: Stack, scorers: int, total: int) -> float:
     tag = f"drain{scorers}x{time.time_ns()}"
     queued, users = asyncio.run(_queue(stack, total, tag))
+    asyncio.run(_group_empty(stack))
     labels = [stack.start_service("scorer", replica=i) for i in range(scorers)]
     try:
         stack.wait_healthy(tuple(labels))

@@ -132,7 +132,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         ):
             yield
     finally:
-        await inflight.settle()
+        await inflight.settle()  # normally done already, before the broker stopped
         keeper.close()
         worker.close()
         await pool.close()
@@ -351,3 +351,11 @@ def stored_result(row: asyncpg.Record) -> ScoredTransaction:
 
 
 app = consumer_asgi_app(broker, lifespan=lifespan)
+
+
+@app.on_shutdown
+async def finish_storing() -> None:
+    """Store and commit the batch in flight while the broker can still take its alerts."""
+    inflight: InFlight | None = app.context.get("inflight")
+    if inflight is not None:
+        await inflight.settle()

@@ -115,10 +115,11 @@ class InFlight:
             return job
         return job if job.dirty or not job.committed else None
 
-    async def settle(self) -> None:
-        """Let the job in flight finish (partitions revoked, or shutting down)."""
+    async def settle(self, timeout_s: float = 30.0) -> None:
+        """Let the job in flight finish (partitions revoked, or shutting down). After
+        ``timeout_s`` it goes on without it: its batch is then read again, and found stored."""
         with contextlib.suppress(Exception):
-            await self.wait()
+            await asyncio.wait_for(self.wait(), timeout_s)
 
 
 class SettleBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -130,8 +131,8 @@ class SettleBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         inflight = self._inflight()
-        if inflight is not None:
-            await inflight.settle()
+        if inflight is not None:  # well inside the rebalance timeout (the session timeout, 10 s)
+            await inflight.settle(timeout_s=5.0)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         return None
