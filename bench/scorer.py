@@ -4,12 +4,14 @@ in-process scoring time per batch, and the semantic categorization costs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, date, datetime
 
 import asyncpg
 import numpy as np
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from bench.harness import BenchResult, median, services_stopped, with_percentiles
 from schemas import TransactionEvent
@@ -92,48 +94,61 @@ async def _queue(stack: Stack, total: int, tag: str) -> tuple[int, list[str]]:
 
 
 async def _drained(dsn: str, users: list[str], total: int, timeout_s: float = 900) -> float:
-    """tx/s from the first stored score of these users to the last one."""
+    """Once all ``total`` transactions of these users are scored: tx/s between the first and
+    the last commit, from the database's own commit times (so polling adds no error)."""
     conn = await asyncpg.connect(dsn)
     try:
-        deadline, first = time.monotonic() + timeout_s, None
-        while time.monotonic() < deadline:
-            done: int = await conn.fetchval(
-                "SELECT count(*) FROM scores WHERE user_id = ANY($1::text[])", users
-            )
-            now = time.perf_counter()
-            if first is None and done > 0:
-                first = (now, done)
-            if done >= total and first is not None:
-                return (done - first[1]) / max(now - first[0], 1e-9)
+        deadline = time.monotonic() + timeout_s
+        query = "SELECT count(*) FROM scores WHERE user_id = ANY($1::text[])"
+        while await conn.fetchval(query, users) < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"scorers did not drain {total} transactions in {timeout_s}s")
             await asyncio.sleep(0.25)
-        raise TimeoutError(f"scorers did not drain {total} transactions in {timeout_s:.0f}s")
+        row = await conn.fetchrow(
+            """SELECT count(*) FILTER (WHERE scored_at > first) AS after_first,
+                      extract(epoch FROM max(scored_at) - min(scored_at)) AS seconds
+               FROM scores, (SELECT min(scored_at) AS first FROM scores
+                             WHERE user_id = ANY($1::text[])) f
+               WHERE user_id = ANY($1::text[])""",
+            users,
+        )
+        return float(row["after_first"]) / max(float(row["seconds"]), 1e-6)
     finally:
         await conn.close()
 
 
-async def _group_empty(stack: Stack, group: str = "scorer", within_s: float = 90) -> None:
-    """Until no member of the scorers' consumer group is left. The embedded broker can keep a
-    member that was stopped in the middle of a rebalance for a while, and the next scorers would
-    then wait for it instead of consuming."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap)
-    await admin.start()
+async def _start_group_at_end(stack: Stack, group: str) -> None:
+    """Commit the current end of the transactions topic for a new consumer group, so scorers
+    in that group read only what is queued from now on."""
+    settings = stack.settings
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
     try:
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            described = await admin.describe_consumer_groups([group])
-            members = described[0].groups[0][5] if described and described[0].groups else []
-            if not members:
-                return
-            await asyncio.sleep(1)
+        topic = settings.transactions_topic
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        await consumer.commit(dict(ends))
     finally:
-        await admin.close()
+        await consumer.stop()
 
 
 def _drain_rate(stack: Stack, scorers: int, total: int) -> float:
+    """Queue ``total`` transactions, then time ``scorers`` scorer processes working them off.
+    Each run has a consumer group of its own: the embedded broker can keep a member that was
+    stopped in the middle of a rebalance, and scorers joining that group would wait for it."""
     tag = f"drain{scorers}x{time.time_ns()}"
+    group = f"bench-{tag}"
+    asyncio.run(_start_group_at_end(stack, group))
     queued, users = asyncio.run(_queue(stack, total, tag))
-    asyncio.run(_group_empty(stack))
-    labels = [stack.start_service("scorer", replica=i) for i in range(scorers)]
+    overrides = {"SPENDSTREAM_SCORER_GROUP_ID": group}
+    labels = [
+        stack.start_service("scorer", replica=i + 1, settings=overrides) for i in range(scorers)
+    ]
     try:
         stack.wait_healthy(tuple(labels))
         return asyncio.run(_drained(stack.settings.require_database_url(), users, queued))
@@ -155,6 +170,9 @@ def scorer_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchR
     with services_stopped(stack, "scorer", "forecaster"):
         for scorers in (1,) if quick else (1, 2, 3):
             by_scale[scorers] = [_drain_rate(stack, scorers, total) for _ in range(repeats)]
+        for group in (stack.settings.scorer_group_id, "forecaster"):  # scored, and bench data
+            with contextlib.suppress(KafkaError):  # then they read it, and skip what is stored
+                asyncio.run(_start_group_at_end(stack, group))
     scoring_ms = asyncio.run(_scoring_latencies(dsn, demo_events(users=60, months=6, seed=11)))
     rate = median(by_scale[1])
     results = [

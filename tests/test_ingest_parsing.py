@@ -52,3 +52,24 @@ def test_too_many_items() -> None:
     with pytest.raises(InvalidBody) as info:
         parse_transactions(body, max_items=10)
     assert info.value.errors[0].type == "too_long"
+
+
+def test_stamped_messages_are_the_events_consumers_validate() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from schemas import TransactionEvent, TransactionSource
+    from services.ingest.publisher import stamped
+
+    body = {"transactions": [GOOD, {**GOOD, "transaction_id": "b", "metadata": {"x": [1, "}"]}}]}
+    transactions = parse_transactions(orjson.dumps(body), max_items=10)
+    before = datetime.now(UTC)
+    messages = stamped(transactions, "user-1", TransactionSource.webhook)
+    events = [TransactionEvent.model_validate_json(value) for _, value in messages]
+    assert [key for key, _ in messages] == [b"c", b"c"]
+    for tx, event in zip(transactions, events, strict=True):
+        assert event.model_dump(exclude={"user_id", "ingested_at", "source", "schema_version"}) == (
+            tx.model_dump()
+        )
+        assert (event.user_id, event.source) == ("user-1", TransactionSource.webhook)
+        assert before <= event.ingested_at <= before + timedelta(seconds=5)
+    assert events[1].metadata == {"x": [1, "}"]}

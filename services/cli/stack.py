@@ -126,11 +126,14 @@ class Stack:
                     raise RuntimeError(f"cannot create topics: {exc!r}") from exc
                 await asyncio.sleep(0.5)
 
-    def start_service(self, name: str, *, replica: int = 0) -> str:
+    def start_service(
+        self, name: str, *, replica: int = 0, settings: dict[str, str] | None = None
+    ) -> str:
         """Start a service; ``replica`` > 0 starts one more instance of it (a scorer, say) on a
-        port of its own, as ``docker compose --scale`` would. Returns its process name."""
+        port of its own, as ``docker compose --scale`` would; ``settings`` override the stack's
+        (``SPENDSTREAM_*`` variables). Returns its process name."""
         label = name if replica == 0 else f"{name}-{replica}"
-        env = self.env()
+        env = {**self.env(), **(settings or {})}
         if replica:
             self.replica_ports[label] = free_port()
             env[f"SPENDSTREAM_{name.upper()}_PORT"] = str(self.replica_ports[label])

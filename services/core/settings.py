@@ -53,6 +53,9 @@ class Settings(BaseSettings):
 
     # Consumers.
     scorer_batch_size: int = Field(500, ge=1)
+    scorer_group_id: str = Field(
+        "scorer", description="Consumer group of the scorers; all scorers of a deployment share it"
+    )
     forecaster_batch_size: int = Field(1_000, ge=1)
     consumer_retry_max_seconds: float = Field(
         30.0, gt=0, description="Longest backoff between retries of a failed database write"

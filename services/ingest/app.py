@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -17,7 +16,6 @@ from schemas import (
     Accepted,
     Transaction,
     TransactionBatch,
-    TransactionEvent,
     TransactionSource,
     WebhookPayload,
 )
@@ -37,7 +35,7 @@ from services.core.settings import Settings, get_settings
 from services.ingest import store
 from services.ingest.imports import CsvMapping, ImportErrors, parse_csv, parse_ofx
 from services.ingest.parsing import InvalidBody, parse_transactions
-from services.ingest.publisher import BrokerUnavailable, TransactionPublisher
+from services.ingest.publisher import BrokerUnavailable, TransactionPublisher, stamped
 from services.ingest.signing import InvalidSignature, verify
 
 RETRY_AFTER_SECONDS = "5"
@@ -58,18 +56,6 @@ _REQUEST_SCHEMA = TypeAdapter(Transaction | TransactionBatch).json_schema(
     ref_template="#/components/schemas/{model}"
 )
 _WEBHOOK_SCHEMA = WebhookPayload.model_json_schema(ref_template="#/components/schemas/{model}")
-
-
-def stamp(
-    transactions: list[Transaction], user_id: str, source: TransactionSource
-) -> list[TransactionEvent]:
-    now = datetime.now(UTC)
-    return [
-        TransactionEvent.model_construct(
-            **tx.__dict__, user_id=user_id, ingested_at=now, source=source, schema_version=1
-        )
-        for tx in transactions
-    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -104,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> JSONResponse:
         publisher: TransactionPublisher = request.app.state.publisher
         try:
-            await publisher.publish(stamp(transactions, user_id, source))
+            await publisher.publish(stamped(transactions, user_id, source))
         except BrokerUnavailable as exc:
             TRANSACTIONS_REJECTED.labels(source.value, "broker_unavailable").inc(len(transactions))
             return JSONResponse(

@@ -6,22 +6,49 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import Histogram
 
-from schemas import TransactionEvent
+from schemas import Transaction, TransactionSource
 from services.core.kafka import make_producer
 from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+JSON_HEADERS = [("content-type", b"application/json")]
 
 PRODUCE_LATENCY = Histogram(
     "spendstream_ingest_produce_duration_seconds",
     "Time from the first send to the broker's acknowledgement of a whole request.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+Message = tuple[bytes, bytes]  # key (the account, so each account stays in order), value
+
+
+def stamped(
+    transactions: Sequence[Transaction], user_id: str, source: TransactionSource
+) -> list[Message]:
+    """The ``TransactionEvent`` messages for validated transactions: each transaction's JSON with
+    the stamp's fields (owner, acceptance time, door) appended to the object. Building the event
+    models only to serialize them cost four times as much (18 ms per 1,000, against 5)."""
+    stamp = orjson.dumps(
+        {
+            "schema_version": 1,
+            "user_id": user_id,
+            "ingested_at": datetime.now(UTC),
+            "source": source.value,
+        }
+    )
+    fields = b"," + stamp[1:]  # '{"a":..}' becomes ',"a":..}'
+    return [
+        (tx.account_id.encode(), tx.model_dump_json().encode()[:-1] + fields) for tx in transactions
+    ]
 
 
 class BrokerUnavailable(Exception):
@@ -62,24 +89,19 @@ class TransactionPublisher:
             return False
         return True
 
-    async def publish(self, events: Sequence[TransactionEvent]) -> None:
+    async def publish(self, messages: Sequence[Message]) -> None:
         producer = await self._started()
         topic = self._settings.transactions_topic
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout_s):
                 futures = [
-                    await producer.send(
-                        topic,
-                        value=event.model_dump_json().encode(),
-                        key=event.account_id.encode(),
-                        headers=[("content-type", b"application/json")],
-                    )
-                    for event in events
+                    await producer.send(topic, value=value, key=key, headers=JSON_HEADERS)
+                    for key, value in messages
                 ]
                 await asyncio.gather(*futures)
         except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning("broker did not acknowledge %d events: %r", len(events), exc)
+            log.warning("broker did not acknowledge %d events: %r", len(messages), exc)
             raise BrokerUnavailable("the broker did not acknowledge the transactions") from None
         PRODUCE_LATENCY.observe(time.perf_counter() - started)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -26,7 +27,7 @@ from services.core.consuming import (
     split_batch,
 )
 from services.core.db import create_pool
-from services.core.embeddings import Embedder
+from services.core.embeddings import Embedder, load_model
 from services.core.kafka import make_broker
 from services.core.lag import watch_lag
 from services.core.logging import configure_logging
@@ -52,9 +53,9 @@ from services.scorer.scoring import AnomalyScorer, ScoredTransaction
 from services.scorer.state import rebuild_missing_histories
 from services.scorer.worker import ScoringWorker
 
-GROUP_ID = "scorer"
 log = logging.getLogger(__name__)
 settings = get_settings()
+GROUP_ID = settings.scorer_group_id
 
 SCORED = Counter("spendstream_scorer_transactions_scored_total", "Transactions scored and stored.")
 ANOMALIES = Counter(
@@ -115,7 +116,9 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         max_accounts=settings.max_accounts_in_memory,
         window=settings.history_per_account,
     )
-    categorizer = Categorizer(pool, Embedder(pool), settings)
+    # Loaded now, not by the first uncategorized transaction: that batch would wait seconds.
+    embedder = Embedder(pool, model=await asyncio.to_thread(load_model))
+    categorizer = Categorizer(pool, embedder, settings)
     keeper = ModelKeeper(pool, scorer, settings)
     await keeper.refresh()
     watcher = DriftWatcher(pool, settings, lambda event: drift_publisher.publish(event))
@@ -197,6 +200,7 @@ def key_of(event: TransactionEvent) -> tuple[str, str]:
     max_records=settings.scorer_batch_size,
     batch_timeout_ms=100,
     auto_offset_reset="earliest",
+    fetch_max_wait_ms=50,  # an idle partition answers a fetch after 50 ms, not the default 500
     ack_policy=AckPolicy.MANUAL,  # the store job commits exact offsets after the database
     listener=SettleBeforeRevoke(lambda: broker.context.get("inflight")),
     decoder=make_batch_decoder(GROUP_ID),
