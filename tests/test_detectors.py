@@ -60,14 +60,14 @@ def test_learn_one_keeps_online_detectors_learning(detector_cls: type[Detector])
 def test_half_space_trees_match_rivers_own_score_then_learn() -> None:
     from river import anomaly
 
-    from services.scorer.detectors.hst import _Forest
+    from services.scorer.detectors.hst import _Forest, feature_names
 
     rng = np.random.default_rng(3)
     X = rng.random(size=(1234, 5))
     reference = anomaly.HalfSpaceTrees(n_trees=5, height=6, window_size=100, seed=7)
     expected = []
     for row in X:  # twelve window pivots, and a batch that ends mid-window
-        x = dict(enumerate(row.tolist()))
+        x = dict(zip(feature_names(5), row.tolist(), strict=True))
         expected.append(reference.score_one(x))
         reference.learn_one(x)
     forest = _Forest.from_river(

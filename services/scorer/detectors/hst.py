@@ -68,6 +68,11 @@ class HalfSpaceTreesDetector:
         return self._trees(X.shape[1]).score_then_learn(X)
 
 
+def feature_names(n_features: int) -> list[str]:
+    # The names River's trees split on; the random trees depend on them (River sorts them).
+    return [f"f{i}" for i in range(n_features)]
+
+
 class _Forest:
     """River's padded trees as arrays in heap order (node i has children 2i+1 and 2i+2), with
     River's two mass counters: ``r_mass`` (the reference window, used to score) and ``l_mass``
@@ -95,7 +100,8 @@ class _Forest:
     @classmethod
     def from_river(cls, model: anomaly.HalfSpaceTrees, n_features: int) -> _Forest:
         if not model.trees:  # River builds its trees on the first row it learns
-            model.learn_one(dict.fromkeys(range(n_features), 0.5))
+            model.learn_one(dict.fromkeys(feature_names(n_features), 0.5))
+        column = {name: i for i, name in enumerate(feature_names(n_features))}
         n_branches = 2**model.height - 1
         feature = np.zeros((model.n_trees, n_branches), dtype=np.intp)
         threshold = np.zeros((model.n_trees, n_branches))
@@ -104,7 +110,7 @@ class _Forest:
             index = 0
             for _ in range(model.height):
                 for node in level:
-                    feature[t, index], threshold[t, index] = node.feature, node.threshold
+                    feature[t, index], threshold[t, index] = column[node.feature], node.threshold
                     index += 1
                 level = [child for node in level for child in node.children]
         return cls(feature, threshold, height=model.height, window_size=model.window_size)
