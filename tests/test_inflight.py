@@ -1,0 +1,63 @@
+"""The scorer's one-batch-in-flight bookkeeping: offsets, rewinds and what a failed job reports."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from aiokafka import TopicPartition
+
+from services.scorer.inflight import InFlight, Job, first_offsets, next_offsets, rewind
+
+TOPIC = "transactions.v1"
+
+
+def records(*positions: tuple[int, int]) -> list[SimpleNamespace]:
+    return [SimpleNamespace(topic=TOPIC, partition=p, offset=o) for p, o in positions]
+
+
+def test_offsets_to_rewind_to_and_to_commit_per_partition() -> None:
+    batch = records((0, 7), (1, 3), (0, 5), (0, 6), (1, 4))
+    assert first_offsets(batch) == {TopicPartition(TOPIC, 0): 5, TopicPartition(TOPIC, 1): 3}
+    assert next_offsets(batch) == {TopicPartition(TOPIC, 0): 8, TopicPartition(TOPIC, 1): 5}
+
+
+def test_rewind_seeks_each_partition_to_the_earliest_position() -> None:
+    seeks: dict[TopicPartition, int] = {}
+    consumer = SimpleNamespace(seek=lambda partition, offset: seeks.__setitem__(partition, offset))
+    previous = {TopicPartition(TOPIC, 0): 10, TopicPartition(TOPIC, 2): 4}
+    current = {TopicPartition(TOPIC, 0): 12, TopicPartition(TOPIC, 1): 9}
+    rewind(consumer, current, previous)
+    assert seeks == {
+        TopicPartition(TOPIC, 0): 10,
+        TopicPartition(TOPIC, 1): 9,
+        TopicPartition(TOPIC, 2): 4,
+    }
+
+
+async def _run(store_outcome: str) -> Job | None:
+    inflight = InFlight()
+
+    async def store(job: Job) -> None:
+        await asyncio.sleep(0.01)
+        if store_outcome == "fails":
+            raise RuntimeError("database rejected the batch")
+        job.dirty = store_outcome == "dirty"
+        job.committed = True
+
+    inflight.start(store, first={}, keys=[("u", "t1")], accounts=[("u", "a")])
+    assert inflight.keys == frozenset({("u", "t1")})
+    with pytest.raises(RuntimeError, match="already in flight"):
+        inflight.start(store, first={}, keys=[], accounts=[])
+    outcome = await inflight.wait()
+    assert inflight.keys == frozenset()
+    return outcome
+
+
+async def test_a_clean_job_reports_nothing_a_failed_or_dirty_one_reports_itself() -> None:
+    assert await _run("commits") is None
+    failed = await _run("fails")
+    assert failed is not None and not failed.committed and failed.accounts == {("u", "a")}
+    dirty = await _run("dirty")
+    assert dirty is not None and dirty.committed and dirty.dirty
