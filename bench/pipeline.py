@@ -14,10 +14,13 @@ import asyncpg
 import httpx
 import numpy as np
 import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.harness import BenchResult, median, services_stopped, with_percentiles
 from services.cli.stack import Stack, service_url
 from services.core.auth import create_key
+from services.core.lag import measure_lag
 
 
 def _tx(user_prefix: str, i: int, start: datetime) -> dict[str, Any]:
@@ -121,26 +124,34 @@ def ingest_single_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Be
     return [result]
 
 
-async def wait_until_idle(dsn: str, quiet_s: float = 5.0, within_s: float = 900.0) -> None:
-    """Until the scorer has worked off what earlier benchmarks queued: no new score for a while."""
-    conn = await asyncpg.connect(dsn)
+async def wait_until_caught_up(stack: Stack, within_s: float = 900.0) -> None:
+    """Until the scorers and the forecaster have committed everything earlier benchmarks queued,
+    so their backlog does not share the cores with the latency being measured."""
+    settings = stack.settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await consumer.start()
     try:
-        last, still_since, deadline = -1, time.monotonic(), time.monotonic() + within_s
+        deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
-            now = await conn.fetchval("SELECT count(*) FROM scores")
-            if now != last:
-                last, still_since = now, time.monotonic()
-            elif time.monotonic() - still_since >= quiet_s:
+            await consumer.topics()
+            lags = [
+                await measure_lag(admin, consumer, group, settings.transactions_topic)
+                for group in (settings.scorer_group_id, "forecaster")
+            ]
+            if all(sum(lag.values()) == 0 for lag in lags):
                 return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1)
     finally:
-        await conn.close()
+        await consumer.stop()
+        await admin.close()
 
 
 def end_to_end_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
     """POST accepted (ingest's stamp) to the scored row committed, at a steady 1,000 tx/s."""
     dsn = stack.settings.require_database_url()
-    asyncio.run(wait_until_idle(dsn))
+    asyncio.run(wait_until_caught_up(stack))
     url = f"{service_url(stack.settings, 'ingest')}/v1/transactions"
     seconds = 5 if quick else 15
     start = datetime(2026, 1, 1, tzinfo=UTC)

@@ -173,7 +173,8 @@ def scorer_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchR
         for group in (stack.settings.scorer_group_id, "forecaster"):  # scored, and bench data
             with contextlib.suppress(KafkaError):  # then they read it, and skip what is stored
                 asyncio.run(_start_group_at_end(stack, group))
-    scoring_ms = asyncio.run(_scoring_latencies(dsn, demo_events(users=60, months=6, seed=11)))
+        events = demo_events(users=60, months=6, seed=11)
+        scoring_ms = asyncio.run(_scoring_latencies(dsn, events))
     rate = median(by_scale[1])
     results = [
         BenchResult(

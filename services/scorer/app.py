@@ -318,6 +318,7 @@ async def store_batch(
     job.dirty = bool(rejected)
     rejected_at = {(letter.topic, letter.partition, letter.offset) for letter in rejected}
     now = time.time()
+    alerts = []
     for s in results.values():
         if (s.record.topic, s.record.partition, s.record.offset) in rejected_at:
             continue
@@ -325,16 +326,19 @@ async def store_batch(
         SCORES.observe(s.result.score)
         if s.result.is_anomaly:
             ANOMALIES.labels(s.result.severity).inc()
-            await alerts_publisher.publish(
-                alert_for(s.event, s.result), key=s.event.account_id.encode()
-            )
-    for event, row in redelivered:  # a re-delivered anomaly's alert may not have gone out
-        if row["is_anomaly"]:
-            await alerts_publisher.publish(
-                alert_for(event, stored_result(row)), key=event.account_id.encode()
-            )
-    for letter in [*dead, *rejected]:
-        await dlq_publisher.publish(letter, key=letter.key.encode() if letter.key else None)
+            alerts.append(alert_for(s.event, s.result))
+    # A re-delivered anomaly's alert may not have gone out the first time.
+    alerts += [
+        alert_for(event, stored_result(row)) for event, row in redelivered if row["is_anomaly"]
+    ]
+    # Sent together, so the producer batches them into one request instead of one per alert.
+    await asyncio.gather(
+        *(alerts_publisher.publish(alert, key=alert.account_id.encode()) for alert in alerts),
+        *(
+            dlq_publisher.publish(letter, key=letter.key.encode() if letter.key else None)
+            for letter in [*dead, *rejected]
+        ),
+    )
     DEAD_LETTERS.labels(GROUP_ID).inc(len(dead) + len(rejected))
     SCORED.inc(len(results) - len(rejected))
     await commit(consumer, commit_to)
