@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 import numpy as np
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from bench.harness import BenchResult, median, services_stopped, with_percentiles
@@ -18,6 +18,7 @@ from schemas import TransactionEvent
 from services.cli.stack import Stack, service_url
 from services.core.auth import create_key
 from services.core.db import create_pool
+from services.core.lag import topic_partitions
 from services.demo.generator import generate
 from services.demo.loader import post_records
 from services.scorer import store
@@ -126,10 +127,7 @@ async def _start_group_at_end(stack: Stack, group: str) -> None:
     )
     await consumer.start()
     try:
-        topic = settings.transactions_topic
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = topic_partitions(consumer, settings.transactions_topic)
         ends = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         await consumer.commit(dict(ends))

@@ -21,12 +21,15 @@ CONSUMER_LAG = Gauge(
 )
 
 
+def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, as far as the consumer's metadata knows them."""
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
 async def measure_lag(
     admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str, topic: str
 ) -> dict[int, int]:
-    partitions = [
-        TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
+    partitions = topic_partitions(consumer, topic)
     if not partitions:
         return {}
     ends = await consumer.end_offsets(partitions)

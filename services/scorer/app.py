@@ -292,7 +292,7 @@ async def store_batch(
     consumer: AIOKafkaConsumer,
     commit_to: Offsets,
     results: dict[tuple[str, str], Scored],
-    redelivered: list[tuple[TransactionEvent, asyncpg.Record]],
+    redelivered: list[tuple[TransactionEvent, ScoredTransaction]],
     dead: list[DeadLetter],
     started: float,
 ) -> None:
@@ -328,9 +328,7 @@ async def store_batch(
             ANOMALIES.labels(s.result.severity).inc()
             alerts.append(alert_for(s.event, s.result))
     # A re-delivered anomaly's alert may not have gone out the first time.
-    alerts += [
-        alert_for(event, stored_result(row)) for event, row in redelivered if row["is_anomaly"]
-    ]
+    alerts += [alert_for(event, result) for event, result in redelivered if result.is_anomaly]
     # Sent together, so the producer batches them into one request instead of one per alert.
     await asyncio.gather(
         *(alerts_publisher.publish(alert, key=alert.account_id.encode()) for alert in alerts),
@@ -344,18 +342,6 @@ async def store_batch(
     await commit(consumer, commit_to)
     job.committed = True
     BATCH_LATENCY.observe(time.perf_counter() - started)
-
-
-def stored_result(row: asyncpg.Record) -> ScoredTransaction:
-    return ScoredTransaction(
-        score=row["score"],
-        is_anomaly=row["is_anomaly"],
-        severity=row["severity"],
-        model_version=row["model_version"],
-        detector_scores=row["detector_scores"],
-        explanation=row["explanation"],
-        features=[],
-    )
 
 
 app = consumer_asgi_app(broker, lifespan=lifespan)

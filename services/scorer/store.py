@@ -115,7 +115,7 @@ async def persist_scored(
 
 async def already_stored(
     pool: asyncpg.Pool, events: Sequence[TransactionEvent]
-) -> dict[Key, asyncpg.Record]:
+) -> dict[Key, ScoredTransaction]:
     """Stored scores of the events that were processed before (re-delivered or re-sent)."""
     rows = await pool.fetch(
         """SELECT s.user_id, s.transaction_id, s.score, s.is_anomaly, s.severity,
@@ -125,7 +125,18 @@ async def already_stored(
         [e.user_id for e in events],
         [e.transaction_id for e in events],
     )
-    return {(r["user_id"], r["transaction_id"]): r for r in rows}
+    return {
+        (r["user_id"], r["transaction_id"]): ScoredTransaction(
+            score=r["score"],
+            is_anomaly=r["is_anomaly"],
+            severity=r["severity"],
+            model_version=r["model_version"],
+            detector_scores=r["detector_scores"],
+            explanation=r["explanation"],
+            features=[],  # not needed again
+        )
+        for r in rows
+    }
 
 
 async def account_histories(
