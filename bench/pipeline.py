@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.harness import BenchResult, median, services_stopped, with_percentiles
+from bench.load import LoadResult, open_loop, render_posts
 from services.cli.stack import Stack, service_url
 from services.core.auth import create_key
 from services.core.lag import measure_lag
@@ -89,34 +90,25 @@ def ingest_single_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Be
     rate, seconds = 500, (4 if quick else 10)
     start = datetime(2026, 1, 1, tzinfo=UTC)
 
-    async def run(round_: int) -> list[float]:
+    async def run(round_: int) -> LoadResult:
         key = await _key(dsn, f"bench-single-{round_}-{time.time_ns()}")
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        latencies: list[float] = []
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=10, limits=limits) as client:
-
-            async def send(i: int) -> None:
-                body = orjson.dumps(_tx(f"sl{round_}", i, start))
-                began = time.perf_counter()
-                response = await client.post(url, content=body, headers=headers)
-                latencies.append((time.perf_counter() - began) * 1000)
-                assert response.status_code == 202
-
-            tasks, began = [], time.perf_counter()
-            for i in range(rate * seconds):  # open loop: requests leave on schedule
-                delay = began + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(send(i)))
-            await asyncio.gather(*tasks)
-        return latencies
+        bodies = [orjson.dumps(_tx(f"sl{round_}", i, start)) for i in range(rate * seconds)]
+        load = await open_loop(url, render_posts(url, bodies, headers), rate, connections=32)
+        assert load.statuses == {202: len(bodies)}, load.statuses
+        return load
 
     with services_stopped(stack, "scorer", "forecaster"):
-        samples = [s for r in range(repeats) for s in asyncio.run(run(r))]
+        loads = [asyncio.run(run(r)) for r in range(repeats)]
+    samples = [s for load in loads for s in load.latencies_ms]
     result = with_percentiles(
         BenchResult(
-            "ingest_single_latency", "ms", median(samples), {"rate_per_s": rate, "seconds": seconds}
+            "ingest_single_latency",
+            "ms",
+            median(samples),
+            {"rate_per_s": rate, "seconds": seconds, "connections": 32},
+            runs=[float(np.percentile(load.latencies_ms, 99)) for load in loads],
+            extra={"achieved_rate_per_s": [round(load.achieved_rate, 1) for load in loads]},
         ),
         samples,
     )

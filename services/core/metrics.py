@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from prometheus_client import (
@@ -13,10 +12,8 @@ from prometheus_client import (
     generate_latest,
     make_asgi_app,
 )
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 metrics_app: ASGIApp = make_asgi_app()
 
@@ -33,15 +30,6 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def _route_template(request: Request) -> str:
-    # The template, never the raw path, keeps ids out of label values.
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
-
-
 def install_metrics(app: FastAPI, service: str) -> None:
     """Serve /metrics and record every request's route, status and latency."""
 
@@ -49,24 +37,36 @@ def install_metrics(app: FastAPI, service: str) -> None:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.middleware("http")(http_metrics_middleware(service))
+    app.add_middleware(HttpMetrics, service=service)
 
 
-def http_metrics_middleware(
-    service: str,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class HttpMetrics:
+    """Records each request's route template, status and latency. A plain ASGI middleware:
+    Starlette's ``BaseHTTPMiddleware`` runs every request in a task group of its own, which cost
+    ingest a tenth of its CPU at 400 single-transaction requests a second."""
+
+    def __init__(self, app: ASGIApp, service: str):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = _route_template(request)
-            HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - started)
-            HTTP_REQUESTS.labels(service, route, request.method, str(status)).inc()
 
-    return middleware
+        async def send_recording_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording_status)
+        finally:
+            # The router leaves the matched route in the scope: its template, never the raw
+            # path, keeps ids out of label values.
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            HTTP_LATENCY.labels(self.service, route).observe(time.perf_counter() - started)
+            HTTP_REQUESTS.labels(self.service, route, scope["method"], str(status)).inc()
