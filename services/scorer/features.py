@@ -13,8 +13,6 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
-
 from schemas import Direction, TransactionEvent
 from services.core.text import normalize_text
 
@@ -52,6 +50,8 @@ MIN_CATEGORY_HISTORY = 5
 MIN_MERCHANT_HISTORY = 3
 MIN_HOME_HISTORY = 10
 NO_PREVIOUS_SECONDS = 30 * 86400.0
+_WEEKDAY_SIN = [math.sin(2 * math.pi * day / 7) for day in range(7)]
+_WEEKDAY_COS = [math.cos(2 * math.pi * day / 7) for day in range(7)]
 UNCATEGORIZED = "Uncategorized"
 
 
@@ -59,8 +59,9 @@ def merchant_key(event: TransactionEvent) -> str:
     return normalize_text(event.merchant or event.description) or "unknown"
 
 
-class _Entry:
-    """One transaction's contribution to its account's window."""
+class Entry:
+    """One transaction's contribution to its account's window, and the parsed facts its features
+    start from (parsed once: the merchant's normalized key alone costs microseconds)."""
 
     __slots__ = (
         "amount",
@@ -92,19 +93,19 @@ class _Series:
 
     def __init__(self, cap: int):
         self.cap = cap
-        self.entries: deque[_Entry] = deque()
+        self.entries: deque[Entry] = deque()
         self.sorted: list[float] = []
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def append(self, entry: _Entry) -> None:
+    def append(self, entry: Entry) -> None:
         if len(self.entries) == self.cap:
             self._drop_oldest()
         self.entries.append(entry)
         insort(self.sorted, entry.log_amount)
 
-    def drop_if_oldest(self, entry: _Entry) -> None:
+    def drop_if_oldest(self, entry: Entry) -> None:
         if self.entries and self.entries[0] is entry:
             self._drop_oldest()
 
@@ -130,7 +131,7 @@ class AccountState:
 
     def __init__(self, window: int = DEFAULT_WINDOW):
         self.window_size = window
-        self.window: deque[_Entry] = deque()
+        self.window: deque[Entry] = deque()
         self.recent_amounts = _Series(MAX_AMOUNTS_PER_ACCOUNT)
         self.by_category: dict[str, _Series] = {}
         self.by_merchant: dict[str, _Series] = {}
@@ -148,10 +149,9 @@ class AccountState:
     def home(self, counts: Counter[str]) -> str | None:
         if self.n < MIN_HOME_HISTORY or not counts:
             return None
-        return counts.most_common(1)[0][0]
+        return max(counts, key=counts.__getitem__)  # as most_common(1): the first of equals
 
-    def add(self, event: TransactionEvent) -> None:
-        entry = _Entry(event)
+    def add(self, entry: Entry) -> None:
         self.window.append(entry)
         self.recent_amounts.append(entry)
         for index, key, cap in (
@@ -172,7 +172,7 @@ class AccountState:
         if len(self.window) > self.window_size:
             self._evict(self.window.popleft())
 
-    def _evict(self, old: _Entry) -> None:
+    def _evict(self, old: Entry) -> None:
         self.recent_amounts.drop_if_oldest(old)
         for index, key in ((self.by_category, old.category), (self.by_merchant, old.merchant)):
             series = index.get(key)
@@ -241,16 +241,17 @@ class FeatureExtractor:
             self._accounts.move_to_end(account)
         return state
 
-    def transform(self, event: TransactionEvent) -> tuple[np.ndarray, FeatureContext]:
+    def transform(self, event: TransactionEvent) -> tuple[list[float], FeatureContext]:
         """Features of ``event`` against the window so far; the event then joins the window."""
         state = self.state((event.user_id, event.account_id))
-        features, context = compute_features(state, event)
-        state.add(event)
+        entry = Entry(event)
+        features, context = compute_features(state, event, entry)
+        state.add(entry)
         return features, context
 
     def learn(self, event: TransactionEvent) -> None:
         """Fold ``event`` into its window without computing features (replaying history)."""
-        self.state((event.user_id, event.account_id)).add(event)
+        self.state((event.user_id, event.account_id)).add(Entry(event))
 
 
 def _median(values: list[float]) -> float:
@@ -300,14 +301,18 @@ def _robust_z(
 
 
 def compute_features(
-    state: AccountState, event: TransactionEvent
-) -> tuple[np.ndarray, FeatureContext]:
-    category = event.category or UNCATEGORIZED
-    merchant = merchant_key(event)
+    state: AccountState, event: TransactionEvent, entry: Entry | None = None
+) -> tuple[list[float], FeatureContext]:
+    """The feature row of ``event`` (in ``FEATURE_NAMES`` order) and the facts behind it."""
+    entry = entry or Entry(event)
+    category, merchant, now, amount, log_amount = (
+        entry.category,
+        entry.merchant,
+        entry.time,
+        entry.amount,
+        entry.log_amount,
+    )
     local = event.timestamp
-    now = local.timestamp()
-    amount = float(event.amount)
-    log_amount = math.log1p(amount)
     window = state.window
 
     robust_z, usual = _robust_z(log_amount, state.by_category.get(category))
@@ -322,60 +327,60 @@ def compute_features(
     gap = max(0.0, now - window[-1].time) if window else NO_PREVIOUS_SECONDS
     velocity_1h = velocity_24h = 0
     duplicate = False
-    for depth, entry in enumerate(reversed(window)):
-        age = now - entry.time
+    for depth, earlier in enumerate(reversed(window)):
+        age = now - earlier.time
         if age > 86400:
             break
         if age >= 0:
             velocity_24h += 1
             velocity_1h += age <= 3600
-            if depth < MAX_RECENT and entry.merchant == merchant:
-                duplicate = duplicate or abs(entry.amount - amount) < 0.005
+            if depth < MAX_RECENT and earlier.merchant == merchant:
+                duplicate = duplicate or abs(earlier.amount - amount) < 0.005
     last_here = state.merchant_last_seen.get(merchant)
     since_here = max(0.0, now - last_here) if last_here is not None else NO_PREVIOUS_SECONDS
 
-    hour = local.hour + local.minute / 60
+    hour = entry.hour + local.minute / 60
+    weekday = local.weekday()
     n = state.n
-    hour_share = sum(state.hours[(local.hour + d) % 24] for d in (-1, 0, 1)) / n if n else 1.0
+    hours, h = state.hours, entry.hour
+    hour_share = (hours[h - 1] + hours[h] + hours[(h + 1) % 24]) / n if n else 1.0
     seen = state.merchants.get(merchant, 0)
+    merchant_new = seen == 0 and n > 0
     home_country = state.home(state.countries)
     home_currency = state.home(state.currencies)
     foreign_country = bool(event.country and home_country and event.country != home_country)
     foreign_currency = bool(home_currency and event.currency != home_currency)
 
-    features = np.array(
-        [
-            log_amount,
-            robust_z,
-            math.sin(2 * math.pi * hour / 24),
-            math.cos(2 * math.pi * hour / 24),
-            math.sin(2 * math.pi * local.weekday() / 7),
-            math.cos(2 * math.pi * local.weekday() / 7),
-            math.log1p(gap),
-            velocity_1h,
-            velocity_24h,
-            float(seen == 0 and n > 0),
-            seen / n if n else 0.0,
-            state.categories.get(category, 0) / n if n else 0.0,
-            hour_share,
-            float(foreign_country),
-            float(foreign_currency),
-            float(event.direction is Direction.credit),
-            math.log1p(n),
-            float(duplicate),
-            math.log1p(since_here),
-            account_z,
-            merchant_z,
-        ],
-        dtype=np.float64,
-    )
+    features = [
+        log_amount,
+        robust_z,
+        math.sin(2 * math.pi * hour / 24),
+        math.cos(2 * math.pi * hour / 24),
+        _WEEKDAY_SIN[weekday],
+        _WEEKDAY_COS[weekday],
+        math.log1p(gap),
+        velocity_1h,
+        velocity_24h,
+        float(merchant_new),
+        seen / n if n else 0.0,
+        state.categories.get(category, 0) / n if n else 0.0,
+        hour_share,
+        float(foreign_country),
+        float(foreign_currency),
+        float(event.direction is Direction.credit),
+        math.log1p(n),
+        float(duplicate),
+        math.log1p(since_here),
+        account_z,
+        merchant_z,
+    ]
     context = FeatureContext(
         category=category,
         amount_basis=(event.merchant or merchant) if merchant_usual is not None else category,
         usual_amount=usual,
         amount_ratio=ratio,
         merchant=merchant,
-        merchant_new=seen == 0 and n > 0,
+        merchant_new=merchant_new,
         local_time=local,
         hour_share=hour_share,
         velocity_1h=velocity_1h,

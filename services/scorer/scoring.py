@@ -71,7 +71,7 @@ class AnomalyScorer:
         if not events:
             return []
         rows = [self.features.transform(event) for event in events]
-        X = np.vstack([features for features, _ in rows])
+        X = np.array([features for features, _ in rows], dtype=np.float64)
         hst_raw = self.hst.score_then_learn(X)
         p_values = {"hst": self.hst_calibrator.p_value(hst_raw)}
         self.hst_calibrator.observe(hst_raw)
@@ -81,19 +81,28 @@ class AnomalyScorer:
             ensemble = model.combine(p_values)
         else:
             ensemble = 1.0 - p_values["hst"]
+        version = model.version if model is not None else COLD_START_VERSION
+        # Whole columns at once: per-row numpy scalars cost more than the detectors' own work.
+        names = list(p_values)
+        detector_rows = zip(
+            *(np.round(1.0 - p_values[name], 6).tolist() for name in names), strict=True
+        )
+        scores = np.clip(ensemble, 0.0, 1.0).tolist()
         scored = []
-        for i, (features, context) in enumerate(rows):
-            detectors = {name: round(float(1.0 - p[i]), 6) for name, p in p_values.items()}
-            score = float(np.clip(ensemble[i], 0.0, 1.0))
+        for (features, context), score, detector_row in zip(
+            rows, scores, detector_rows, strict=True
+        ):
+            detectors = dict(zip(names, detector_row, strict=True))
+            flagged = score >= self.threshold
             scored.append(
                 ScoredTransaction(
                     score=round(score, 6),
-                    is_anomaly=score >= self.threshold,
+                    is_anomaly=flagged,
                     severity=severity(score, self.threshold),
-                    model_version=model.version if model is not None else COLD_START_VERSION,
+                    model_version=version,
                     detector_scores=detectors,
-                    explanation=explain(context, detectors, flagged=score >= self.threshold),
-                    features=features.tolist(),
+                    explanation=explain(context, detectors, flagged=flagged),
+                    features=features,
                 )
             )
         return scored
