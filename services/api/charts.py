@@ -1,39 +1,56 @@
 """Every chart, defined once as Vega-Lite (through altair): the dashboard renders the JSON spec
-interactively, and the API renders the same spec to PNG or SVG with vl-convert."""
+interactively, and the API renders the same spec to PNG or SVG with vl-convert.
+
+Each definition is built once and reads its rows from named datasets, filled per request: building
+altair's encodings costs 35-75 ms whatever the data, a fifth of a warm PNG's time budget."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 import altair as alt
 import orjson
-import pandas as pd
 
 CHARTS = ("trend", "heatmap", "anomalies", "categories", "drift", "forecast")
 WIDTH, HEIGHT = 640, 260
 
-alt.data_transformers.disable_max_rows()
+Rows = Sequence[dict[str, Any]]
 
 
-def _frame(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=list(columns))
+def _data(name: str) -> alt.NamedData:
+    return alt.NamedData(name=name)
 
 
-def _finish(chart: alt.TopLevelMixin, title: str) -> dict[str, Any]:
-    # Through JSON once, so dates and decimals in the data become plain values vl-convert reads.
-    spec: dict[str, Any] = orjson.loads(
-        orjson.dumps(chart.properties(title=title).to_dict(), default=str)
-    )
+def _definition(chart: alt.TopLevelMixin, title: str) -> dict[str, Any]:
+    spec: dict[str, Any] = chart.properties(title=title).to_dict()
     return spec
 
 
-def trend(weekly: Sequence[dict[str, Any]], forecast: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _filled(definition: dict[str, Any], **datasets: tuple[Rows, Sequence[str]]) -> dict[str, Any]:
+    """The definition with each named dataset's rows, keeping only the columns it plots. Through
+    JSON once, so dates and decimals become plain values vl-convert reads."""
+    rows = {
+        name: [{column: row.get(column) for column in columns} for row in values]
+        for name, (values, columns) in datasets.items()
+    }
+    return {**definition, "datasets": orjson.loads(orjson.dumps(rows, default=str))}
+
+
+def trend(weekly: Rows, forecast: Rows) -> dict[str, Any]:
     """Weekly spend per category, and the forecast of the total with its p10-p90 band."""
-    spent = _frame(weekly, ["week", "category", "total"])
-    ahead = _frame(forecast, ["week", "p10", "p50", "p90"])
+    return _filled(
+        _trend(),
+        spent=(weekly, ("week", "category", "total")),
+        ahead=(forecast, ("week", "p10", "p50", "p90")),
+    )
+
+
+@cache
+def _trend() -> dict[str, Any]:
     lines = (
-        alt.Chart(spent)
+        alt.Chart(_data("spent"))
         .mark_line(point=True)
         .encode(
             x=alt.X("week:T", title="week"),
@@ -43,7 +60,7 @@ def trend(weekly: Sequence[dict[str, Any]], forecast: Sequence[dict[str, Any]]) 
         )
     )
     band = (
-        alt.Chart(ahead)
+        alt.Chart(_data("ahead"))
         .mark_area(opacity=0.25, color="#4c78a8")
         .encode(
             x="week:T",
@@ -57,7 +74,7 @@ def trend(weekly: Sequence[dict[str, Any]], forecast: Sequence[dict[str, Any]]) 
         )
     )
     median = (
-        alt.Chart(ahead)
+        alt.Chart(_data("ahead"))
         .mark_line(strokeDash=[4, 3], color="#4c78a8")
         .encode(
             x="week:T",
@@ -65,16 +82,20 @@ def trend(weekly: Sequence[dict[str, Any]], forecast: Sequence[dict[str, Any]]) 
             tooltip=["week:T", alt.Tooltip("p50:Q", format=",.0f")],
         )
     )
-    return _finish(
+    return _definition(
         alt.layer(band, median, lines).properties(width=WIDTH, height=HEIGHT),
         "Spending per week, with the forecast of the total (p10-p90)",
     )
 
 
-def heatmap(weekly: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    spent = _frame(weekly, ["week", "category", "total"])
+def heatmap(weekly: Rows) -> dict[str, Any]:
+    return _filled(_heatmap(), spent=(weekly, ("week", "category", "total")))
+
+
+@cache
+def _heatmap() -> dict[str, Any]:
     chart = (
-        alt.Chart(spent)
+        alt.Chart(_data("spent"))
         .mark_rect()
         .encode(
             x=alt.X("yearmonthdate(week):O", title="week starting"),
@@ -83,15 +104,18 @@ def heatmap(weekly: Sequence[dict[str, Any]]) -> dict[str, Any]:
             tooltip=["week:T", "category:N", alt.Tooltip("total:Q", format=",.2f")],
         )
     )
-    return _finish(chart.properties(width=WIDTH, height=HEIGHT), "Category by week")
+    return _definition(chart.properties(width=WIDTH, height=HEIGHT), "Category by week")
 
 
-def anomalies(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    frame = _frame(
-        points, ["timestamp", "amount", "score", "merchant", "category", "reason", "transaction_id"]
-    )
+def anomalies(points: Rows) -> dict[str, Any]:
+    columns = ("timestamp", "amount", "score", "merchant", "category", "reason", "transaction_id")
+    return _filled(_anomalies(), points=(points, columns))
+
+
+@cache
+def _anomalies() -> dict[str, Any]:
     chart = (
-        alt.Chart(frame)
+        alt.Chart(_data("points"))
         .mark_circle(opacity=0.8)
         .encode(
             x=alt.X("timestamp:T", title="time"),
@@ -110,16 +134,20 @@ def anomalies(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
             ],
         )
     )
-    return _finish(
+    return _definition(
         chart.properties(width=WIDTH, height=HEIGHT).interactive(),
         "Transactions by time and amount, coloured by anomaly score",
     )
 
 
-def categories(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    frame = _frame(points, ["x", "y", "text", "cluster"])
+def categories(points: Rows) -> dict[str, Any]:
+    return _filled(_categories(), points=(points, ("x", "y", "text", "cluster")))
+
+
+@cache
+def _categories() -> dict[str, Any]:
     chart = (
-        alt.Chart(frame)
+        alt.Chart(_data("points"))
         .mark_circle(size=70)
         .encode(
             x=alt.X("x:Q", axis=None),
@@ -129,16 +157,24 @@ def categories(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
         )
     )
     labels = chart.mark_text(dy=-9, fontSize=9).encode(text="text:N")
-    return _finish(
+    return _definition(
         alt.layer(chart, labels).properties(width=WIDTH, height=HEIGHT),
         "Merchants and categories by meaning (2-D projection)",
     )
 
 
-def drift(points: Sequence[dict[str, Any]], threshold: float) -> dict[str, Any]:
-    frame = _frame(points, ["window_end", "account_id", "metric", "value"])
+def drift(points: Rows, threshold: float) -> dict[str, Any]:
+    return _filled(
+        _drift(threshold),
+        points=(points, ("window_end", "account_id", "metric", "value")),
+        threshold=([{"threshold": threshold}], ("threshold",)),
+    )
+
+
+@cache
+def _drift(threshold: float) -> dict[str, Any]:
     lines = (
-        alt.Chart(frame)
+        alt.Chart(_data("points"))
         .mark_line(point=True)
         .encode(
             x=alt.X("window_end:T", title="window end"),
@@ -154,19 +190,25 @@ def drift(points: Sequence[dict[str, Any]], threshold: float) -> dict[str, Any]:
         )
     )
     rule = (
-        alt.Chart(pd.DataFrame({"threshold": [threshold]}))
+        alt.Chart(_data("threshold"))
         .mark_rule(color="#d62728", strokeDash=[6, 4])
         .encode(y="threshold:Q")
     )
-    return _finish(
+    return _definition(
         alt.layer(lines, rule).properties(width=WIDTH, height=HEIGHT),
         f"Drift of spending (threshold {threshold:g})",
     )
 
 
-def forecast(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    frame = _frame(points, ["day", "category", "p10", "p50", "p90"])
-    base = alt.Chart(frame).encode(x=alt.X("day:T", title="day"), color=alt.Color("category:N"))
+def forecast(points: Rows) -> dict[str, Any]:
+    return _filled(_forecast(), points=(points, ("day", "category", "p10", "p50", "p90")))
+
+
+@cache
+def _forecast() -> dict[str, Any]:
+    base = alt.Chart(_data("points")).encode(
+        x=alt.X("day:T", title="day"), color=alt.Color("category:N")
+    )
     band = base.mark_area(opacity=0.2).encode(y=alt.Y("p10:Q", title="spend"), y2="p90:Q")
     line = base.mark_line().encode(
         y="p50:Q",
@@ -178,7 +220,7 @@ def forecast(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
             alt.Tooltip("p90:Q", format=",.2f"),
         ],
     )
-    return _finish(
+    return _definition(
         alt.layer(band, line).properties(width=WIDTH, height=HEIGHT),
         "Forecast per category: median and 80% interval",
     )
