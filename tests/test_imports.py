@@ -4,7 +4,14 @@ from decimal import Decimal
 
 import pytest
 
-from services.ingest.imports import CsvMapping, ImportErrors, parse_csv, parse_ofx
+from services.ingest.imports import (
+    AccountRequired,
+    CsvMapping,
+    ImportErrors,
+    parse_csv,
+    parse_export,
+    parse_ofx,
+)
 
 SIGNED = """date,description,amount,category
 2026-03-01,WHOLE FOODS #12,-54.20,Groceries
@@ -92,3 +99,26 @@ def test_ofx() -> None:
         ("F2", "credit", Decimal("100.00"), "EUR"),
     ]
     assert txs[0].merchant == "REWE MARKT" and txs[0].timestamp.hour == 12
+
+
+def test_one_parser_for_every_door_tells_ofx_from_csv_by_name_or_content() -> None:
+    default = CsvMapping()
+    # OFX saved under a name that says nothing: the content gives it away
+    by_content = parse_export(OFX, filename="download.txt", mapping=default)
+    assert [(t.account_id, t.currency) for t in by_content] == [("DE-991", "EUR")] * 2
+    overridden = parse_export(OFX, filename="x.qfx", mapping=default, account_id="joint")
+    assert {t.account_id for t in overridden} == {"joint"}
+
+    with pytest.raises(AccountRequired):
+        parse_export(SIGNED, filename="export.csv", mapping=default)
+    csv = parse_export(SIGNED, filename="export.csv", mapping=default, account_id="checking")
+    assert len(csv) == 4 and {t.currency for t in csv} == {"USD"}
+    credits_negative = parse_export(
+        SIGNED,
+        filename="export.csv",
+        mapping=CsvMapping(negative_is_debit=False),
+        account_id="card",
+        currency="GBP",
+    )
+    assert credits_negative[0].direction.value == "credit"
+    assert {t.currency for t in credits_negative} == {"GBP"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import httpx
 import orjson
@@ -24,7 +24,7 @@ dlq_app = typer.Typer(help="Inspect and replay the dead-letter topic.", no_args_
 webhooks_app = typer.Typer(help="Webhook secrets per user.", no_args_is_help=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(1)
 
@@ -44,13 +44,20 @@ def import_file(
     description_column: Annotated[
         str | None, typer.Option(help="CSV description column.")
     ] = "description",
+    merchant_column: Annotated[str | None, typer.Option(help="CSV merchant column.")] = None,
     category_column: Annotated[str | None, typer.Option(help="CSV category column.")] = None,
     id_column: Annotated[str | None, typer.Option(help="CSV transaction id column.")] = None,
     date_format: Annotated[str | None, typer.Option(help="strptime format, e.g. %d/%m/%Y.")] = None,
-    currency: Annotated[str, typer.Option(help="Currency of a CSV file.")] = "USD",
+    negative_is_debit: Annotated[
+        bool,
+        typer.Option(help="In a signed amount column, negative is money out (else money in)."),
+    ] = True,
+    currency: Annotated[
+        str | None, typer.Option(help="Currency (CSV default USD; OFX files name their own).")
+    ] = None,
 ) -> None:
     """Import a bank export through ingest. Re-importing creates no duplicates."""
-    from services.ingest.imports import CsvMapping, ImportErrors, parse_csv, parse_ofx
+    from services.ingest.imports import AccountRequired, CsvMapping, ImportErrors, parse_export
 
     if not file.exists():
         _fail(f"no such file: {file}")
@@ -58,24 +65,28 @@ def import_file(
     api_key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
     if not api_key:
         _fail("pass --api-key or set SPENDSTREAM_API_KEY (make one: `spendstream keys create`)")
-    text = file.read_text(encoding="utf-8-sig", errors="replace")
+    mapping = CsvMapping(
+        date=date_column,
+        amount=amount_column,
+        debit=debit_column,
+        credit=credit_column,
+        description=description_column,
+        merchant=merchant_column,
+        category=category_column,
+        transaction_id=id_column,
+        date_format=date_format,
+        negative_is_debit=negative_is_debit,
+    )
     try:
-        if file.suffix.lower() in (".ofx", ".qfx"):
-            transactions, account = parse_ofx(text, account_id=account)
-        else:
-            if not account:
-                _fail("--account is required for CSV files")
-            mapping = CsvMapping(
-                date=date_column,
-                amount=amount_column,
-                debit=debit_column,
-                credit=credit_column,
-                description=description_column,
-                category=category_column,
-                transaction_id=id_column,
-                date_format=date_format,
-            )
-            transactions = parse_csv(text, mapping, account_id=str(account), currency=currency)
+        transactions = parse_export(
+            file.read_text(encoding="utf-8-sig", errors="replace"),
+            filename=file.name,
+            mapping=mapping,
+            account_id=account,
+            currency=currency,
+        )
+    except AccountRequired:
+        _fail("--account is required for CSV files")
     except ImportErrors as exc:
         for problem in exc.errors[:20]:
             err.print(f"row {problem.row}, column {problem.column}: {problem.message}")

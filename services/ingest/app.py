@@ -33,7 +33,7 @@ from services.core.http import (
 from services.core.metrics import install_metrics
 from services.core.settings import Settings, get_settings
 from services.ingest import store
-from services.ingest.imports import CsvMapping, ImportErrors, parse_csv, parse_ofx
+from services.ingest.imports import AccountRequired, CsvMapping, ImportErrors, parse_export
 from services.ingest.parsing import InvalidBody, parse_transactions
 from services.ingest.publisher import BrokerUnavailable, TransactionPublisher, stamped
 from services.ingest.signing import InvalidSignature, verify
@@ -226,31 +226,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data = await file.read(settings.max_body_bytes + 1)
         if len(data) > settings.max_body_bytes:
             raise PayloadTooLarge(settings.max_body_bytes)
-        text = data.decode("utf-8-sig", errors="replace")
-        name = (file.filename or "").lower()
+        mapping = CsvMapping(
+            date=date_column,
+            amount=amount_column,
+            debit=debit_column,
+            credit=credit_column,
+            description=description_column,
+            merchant=merchant_column,
+            category=category_column,
+            transaction_id=id_column,
+            date_format=date_format,
+            negative_is_debit=negative_is_debit,
+        )
         try:
-            if name.endswith((".ofx", ".qfx")) or "<OFX>" in text[:2000].upper():
-                transactions, _ = parse_ofx(text, account_id=account_id, currency=currency)
-            else:
-                if not account_id:
-                    return unprocessable(
-                        "account_id", "account_id is required for CSV files", "missing"
-                    )
-                mapping = CsvMapping(
-                    date=date_column,
-                    amount=amount_column,
-                    debit=debit_column,
-                    credit=credit_column,
-                    description=description_column,
-                    merchant=merchant_column,
-                    category=category_column,
-                    transaction_id=id_column,
-                    date_format=date_format,
-                    negative_is_debit=negative_is_debit,
-                )
-                transactions = parse_csv(
-                    text, mapping, account_id=account_id, currency=currency or "USD"
-                )
+            transactions = parse_export(
+                data.decode("utf-8-sig", errors="replace"),
+                filename=file.filename or "",
+                mapping=mapping,
+                account_id=account_id,
+                currency=currency,
+            )
+        except AccountRequired:
+            return unprocessable("account_id", "account_id is required for CSV files", "missing")
         except ImportErrors as exc:
             TRANSACTIONS_REJECTED.labels("import", "invalid").inc()
             return JSONResponse(

@@ -264,3 +264,31 @@ def parse_ofx(
     if errors:
         raise ImportErrors(errors)
     return _build(rows, account), account
+
+
+class AccountRequired(ValueError):
+    """A CSV export names no account: the caller has to."""
+
+
+def is_ofx(filename: str, text: str) -> bool:
+    return filename.lower().endswith((".ofx", ".qfx")) or "<OFX>" in text[:2000].upper()
+
+
+def parse_export(
+    text: str,
+    *,
+    filename: str,
+    mapping: CsvMapping,
+    account_id: str | None = None,
+    currency: str | None = None,
+) -> list[Transaction]:
+    """The transactions of a bank export, OFX/QFX (known by its name or its content) or CSV read
+    with ``mapping``: one set of rules for the CLI and the HTTP import. OFX files name their
+    account and currency unless ``account_id`` or ``currency`` override them; a CSV needs the
+    account and is in USD unless told otherwise."""
+    if is_ofx(filename, text):
+        transactions, _ = parse_ofx(text, account_id=account_id, currency=currency)
+        return transactions
+    if not account_id:
+        raise AccountRequired("an account is required for CSV files")
+    return parse_csv(text, mapping, account_id=account_id, currency=currency or "USD")
