@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import platform
 import statistics
@@ -14,10 +15,14 @@ from typing import Any
 import numpy as np
 import orjson
 import psutil
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from services.cli.stack import Stack
+from services.core.lag import topic_partitions
 
 RESULTS = Path(__file__).parent / "results"
+FORECASTER_GROUP = "forecaster"
 
 
 @dataclass
@@ -75,16 +80,40 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
     return {b["name"]: b for b in orjson.loads(path.read_bytes())["benchmarks"]}
 
 
+async def start_group_at_end(stack: Stack, group: str) -> None:
+    """Commit the current end of the transactions topic for a consumer group, so its consumers
+    read only what is queued from now on."""
+    settings = stack.settings
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = topic_partitions(consumer, settings.transactions_topic)
+        ends = await consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
+
+
 @contextlib.contextmanager
-def services_stopped(stack: Stack, *names: str) -> Iterator[None]:
-    """Stop some of the stack's services for a benchmark that stands in for one of them, so
-    their background work (retraining, drift, clustering) does not take its cores; then restart
-    them and wait until they are healthy again."""
+def consumers_stopped(stack: Stack) -> Iterator[None]:
+    """Stop the scorer and the forecaster for a benchmark that stands in for them or feeds them,
+    so their background work (retraining, drift, clustering) does not take its cores. They come
+    back past what was queued meanwhile: that is benchmark data, and working it off would take
+    the cores of the benchmarks after."""
+    names = ("scorer", "forecaster")
     for name in names:
         stack.stop_service(name)
     try:
         yield
     finally:
+        for group in (stack.settings.scorer_group_id, FORECASTER_GROUP):
+            # The broker refuses when a member it still counts has not left yet; the consumers
+            # then work the backlog off, as before.
+            with contextlib.suppress(KafkaError):
+                asyncio.run(start_group_at_end(stack, group))
         for name in names:
             stack.start_service(name)
         stack.wait_healthy(names)

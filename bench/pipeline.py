@@ -17,7 +17,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.harness import BenchResult, median, services_stopped, with_percentiles
+from bench.harness import (
+    FORECASTER_GROUP,
+    BenchResult,
+    consumers_stopped,
+    median,
+    with_percentiles,
+)
 from bench.load import LoadResult, open_loop, render_posts
 from services.cli.stack import Stack, service_url
 from services.core.auth import create_key
@@ -69,7 +75,7 @@ def ingest_batch_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[
             return batches * 1000 / (time.perf_counter() - began)
 
     # Consumers stopped: on two cores they would take the CPU this measures ingest's use of.
-    with services_stopped(stack, "scorer", "forecaster"):
+    with consumers_stopped(stack):
         rates = [asyncio.run(run(r)) for r in range(repeats)]
     return [
         BenchResult(
@@ -102,7 +108,7 @@ def ingest_single_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Be
         assert load.statuses == {202: len(bodies)}, load.statuses
         return load
 
-    with services_stopped(stack, "scorer", "forecaster"):
+    with consumers_stopped(stack):
         loads = [asyncio.run(run(r)) for r in range(repeats)]
     samples = [s for load in loads for s in load.latencies_ms]
     result = with_percentiles(
@@ -134,7 +140,7 @@ async def wait_until_caught_up(stack: Stack, within_s: float = 900.0) -> None:
             await consumer.topics()
             lags = [
                 await measure_lag(admin, consumer, group, settings.transactions_topic)
-                for group in (settings.scorer_group_id, "forecaster")
+                for group in (settings.scorer_group_id, FORECASTER_GROUP)
             ]
             if all(sum(lag.values()) == 0 for lag in lags):
                 return

@@ -4,21 +4,23 @@ in-process scoring time per batch, and the semantic categorization costs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from datetime import UTC, date, datetime
 
 import asyncpg
 import numpy as np
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 
-from bench.harness import BenchResult, median, services_stopped, with_percentiles
+from bench.harness import (
+    BenchResult,
+    consumers_stopped,
+    median,
+    start_group_at_end,
+    with_percentiles,
+)
 from schemas import TransactionEvent
 from services.cli.stack import Stack, service_url
 from services.core.auth import create_key
 from services.core.db import create_pool
-from services.core.lag import topic_partitions
 from services.demo.generator import generate
 from services.demo.loader import post_records
 from services.scorer import store
@@ -118,30 +120,13 @@ async def _drained(dsn: str, users: list[str], total: int, timeout_s: float = 90
         await conn.close()
 
 
-async def _start_group_at_end(stack: Stack, group: str) -> None:
-    """Commit the current end of the transactions topic for a new consumer group, so scorers
-    in that group read only what is queued from now on."""
-    settings = stack.settings
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = topic_partitions(consumer, settings.transactions_topic)
-        ends = await consumer.end_offsets(partitions)
-        consumer.assign(partitions)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
-
-
 def _drain_rate(stack: Stack, scorers: int, total: int) -> float:
     """Queue ``total`` transactions, then time ``scorers`` scorer processes working them off.
     Each run has a consumer group of its own: the embedded broker can keep a member that was
     stopped in the middle of a rebalance, and scorers joining that group would wait for it."""
     tag = f"drain{scorers}x{time.time_ns()}"
     group = f"bench-{tag}"
-    asyncio.run(_start_group_at_end(stack, group))
+    asyncio.run(start_group_at_end(stack, group))
     queued, users = asyncio.run(_queue(stack, total, tag))
     overrides = {"SPENDSTREAM_SCORER_GROUP_ID": group}
     labels = [
@@ -165,12 +150,9 @@ def scorer_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchR
     total = 15_000 if quick else 40_000
     asyncio.run(_register_model(dsn))
     by_scale: dict[int, list[float]] = {}
-    with services_stopped(stack, "scorer", "forecaster"):
+    with consumers_stopped(stack):
         for scorers in (1,) if quick else (1, 2, 3):
             by_scale[scorers] = [_drain_rate(stack, scorers, total) for _ in range(repeats)]
-        for group in (stack.settings.scorer_group_id, "forecaster"):  # scored, and bench data
-            with contextlib.suppress(KafkaError):  # then they read it, and skip what is stored
-                asyncio.run(_start_group_at_end(stack, group))
         events = demo_events(users=60, months=6, seed=11)
         scoring_ms = asyncio.run(_scoring_latencies(dsn, events))
     rate = median(by_scale[1])
