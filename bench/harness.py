@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import platform
 import statistics
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -16,13 +17,11 @@ import numpy as np
 import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 
 from services.cli.stack import Stack
 from services.core.lag import topic_partitions
 
 RESULTS = Path(__file__).parent / "results"
-FORECASTER_GROUP = "forecaster"
 
 
 @dataclass
@@ -101,19 +100,25 @@ async def start_group_at_end(stack: Stack, group: str) -> None:
 def consumers_stopped(stack: Stack) -> Iterator[None]:
     """Stop the scorer and the forecaster for a benchmark that stands in for them or feeds them,
     so their background work (retraining, drift, clustering) does not take its cores. They come
-    back past what was queued meanwhile: that is benchmark data, and working it off would take
-    the cores of the benchmarks after."""
+    back past what was queued meanwhile: that is benchmark data, and working it off (and then
+    forecasting and clustering thousands of benchmark users) would take the cores of the
+    benchmarks after. They come back in new consumer groups, committed at the end of the topic:
+    the embedded broker keeps a stopped member in its old group, and refuses to move that
+    group's offsets while it does."""
     names = ("scorer", "forecaster")
     for name in names:
         stack.stop_service(name)
     try:
         yield
     finally:
-        for group in (stack.settings.scorer_group_id, FORECASTER_GROUP):
-            # The broker refuses when a member it still counts has not left yet; the consumers
-            # then work the backlog off, as before.
-            with contextlib.suppress(KafkaError):
-                asyncio.run(start_group_at_end(stack, group))
+        generation = time.time_ns()
+        groups = {
+            "scorer_group_id": f"scorer-bench-{generation}",
+            "forecaster_group_id": f"forecaster-bench-{generation}",
+        }
+        for group in groups.values():
+            asyncio.run(start_group_at_end(stack, group))
+        stack.settings = stack.settings.model_copy(update=groups)
         for name in names:
             stack.start_service(name)
         stack.wait_healthy(names)

@@ -18,7 +18,6 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.harness import (
-    FORECASTER_GROUP,
     BenchResult,
     consumers_stopped,
     median,
@@ -140,7 +139,7 @@ async def wait_until_caught_up(stack: Stack, within_s: float = 900.0) -> None:
             await consumer.topics()
             lags = [
                 await measure_lag(admin, consumer, group, settings.transactions_topic)
-                for group in (settings.scorer_group_id, FORECASTER_GROUP)
+                for group in (settings.scorer_group_id, settings.forecaster_group_id)
             ]
             if all(sum(lag.values()) == 0 for lag in lags):
                 return
@@ -364,117 +363,6 @@ def chart_png(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
     )
     result.target, result.met = "<= 300 ms", result.median <= 300
     return [result]
-
-
-def analytics_10k(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
-    """The dashboard's questions for one user with 10,000 transactions, answered by the API from
-    what the pipeline keeps ready, against recomputing every model for the request."""
-    import pandas as pd
-
-    from services.core.embeddings import Embedder
-    from services.core.semantic import TextSpace, cluster
-    from services.forecaster.forecasting import ForecastConfig, Panel, backtest
-    from services.scorer.drift import WindowData, compare_windows
-    from services.scorer.ensemble import train_ensemble
-    from services.scorer.features import FEATURE_NAMES
-
-    dsn = stack.settings.require_database_url()
-    api = service_url(stack.settings, "api")
-    user = asyncio.run(_bulk_load(dsn, users=1, per_user=10_000, tag=f"a{time.time_ns()}"))[0]
-    key = asyncio.run(_key(dsn, user))
-    headers = {"Authorization": f"Bearer {key}"}
-    paths = [
-        ("/v1/insights/summary", {"month": "2025-06"}),
-        ("/v1/anomalies", {}),
-        ("/v1/forecasts", {}),
-        ("/v1/categories/clusters", {}),
-        ("/v1/drift", {}),
-    ]
-    with httpx.Client(timeout=60) as client:
-
-        def ask() -> None:
-            for path, params in paths:
-                assert client.get(f"{api}{path}", params=params, headers=headers).status_code == 200
-
-        ask()
-        served = _timed(ask, repeats * 5)
-
-    async def rows() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return list(
-                await conn.fetch(
-                    """SELECT ts, amount::float8 AS amount, category, merchant_key
-                       FROM transactions WHERE user_id = $1""",
-                    user,
-                )
-            )
-        finally:
-            await conn.close()
-
-    data = asyncio.run(rows())
-    embedder = Embedder(None)
-
-    def recompute() -> None:
-        frame = pd.DataFrame([dict(r) for r in data])
-        X = np.column_stack(
-            [
-                np.log1p(frame.amount),
-                frame.ts.map(lambda t: t.hour),
-                frame.ts.map(lambda t: t.weekday()),
-                *(np.zeros(len(frame)) for _ in range(len(FEATURE_NAMES) - 3)),
-            ]
-        )
-        model = train_ensemble(X, version="recompute", feature_names=FEATURE_NAMES)
-        model.p_values(X)
-        frame["day"] = frame.ts.map(lambda t: t.date())
-        daily = (
-            frame.groupby(["category", "day"], as_index=False)
-            .amount.sum()
-            .rename(columns={"amount": "spent"})
-        )
-        backtest(
-            Panel.from_long(daily, ["category"], "day", "spent"),
-            ForecastConfig(horizon=30, n_estimators=100),
-            n_folds=1,
-        )
-        texts = sorted(set(frame.merchant_key) | set(frame.category.str.lower()))
-        cluster(TextSpace(texts, embedder.encode_now(texts)))
-        WindowData.from_transactions(list(zip(frame.category, frame.amount, strict=True)))
-        compare_windows(
-            WindowData.from_transactions(
-                list(zip(frame.category[:2000], frame.amount[:2000], strict=True))
-            ),
-            WindowData.from_transactions(
-                list(zip(frame.category[2000:], frame.amount[2000:], strict=True))
-            ),
-            threshold=0.1,
-            min_events=30,
-        )
-
-    recomputed = _timed(recompute, max(1, repeats))
-    ratio = median(recomputed) / median(served)
-    return [
-        with_percentiles(
-            BenchResult("analytics_10k_served", "ms", median(served), {"transactions": 10_000}),
-            served,
-        ),
-        BenchResult(
-            "analytics_10k_recomputed",
-            "ms",
-            median(recomputed),
-            {"transactions": 10_000},
-            runs=recomputed,
-        ),
-        BenchResult(
-            "analytics_10k_ratio",
-            "x faster",
-            ratio,
-            {"transactions": 10_000},
-            target=">= 50x",
-            met=ratio >= 50,
-        ),
-    ]
 
 
 def scorer_memory(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import NamedTuple
 
 # (name, typical days between charges, tolerance in days)
 CADENCES = (("weekly", 7, 1.5), ("biweekly", 14, 2.5), ("monthly", 30.4, 4), ("yearly", 365, 10))
@@ -17,8 +18,7 @@ RISE_MIN = 0.02
 DUPLICATE_WINDOW = timedelta(hours=24)
 
 
-@dataclass(frozen=True)
-class Charge:
+class Charge(NamedTuple):  # a tuple: summaries build thousands per request
     transaction_id: str
     merchant: str  # normalized key
     display: str  # as printed

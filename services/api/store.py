@@ -253,8 +253,9 @@ async def recent_debits(
 ) -> list[asyncpg.Record]:
     return list(
         await pool.fetch(
-            f"""SELECT t.transaction_id, t.merchant_key, t.merchant, t.amount::float8 AS amount,
-                       {_LOCAL_TS} AS local_ts
+            f"""SELECT t.transaction_id, t.merchant_key,
+                       coalesce(nullif(t.merchant, ''), t.merchant_key) AS display,
+                       t.amount::float8 AS amount, {_LOCAL_TS} AS local_ts
                 FROM transactions t
                 WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
                   AND t.direction = 'debit' AND t.merchant_key IS NOT NULL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -37,8 +38,18 @@ async def build_summary(
     year, number = map(int, month.split("-"))
     start = datetime(year, number, 1)
     end = month_start(start.date(), 1)
-    totals = await store.monthly_totals(
-        pool, user_id, account_id, month_start(start.date(), -3), end
+    # Three independent queries at once, on connections of their own: the month's aggregates
+    # and the debits the recurring payments are read from (up to 5,000 rows) overlap.
+    totals, (merchants, anomalies), recent = await asyncio.gather(
+        store.monthly_totals(pool, user_id, account_id, month_start(start.date(), -3), end),
+        store.month_detail(pool, user_id, account_id, start, end),
+        store.recent_debits(
+            pool,
+            user_id,
+            account_id,
+            (end - timedelta(days=RECURRING_LOOKBACK_DAYS + 1)).replace(tzinfo=UTC),
+            (end + timedelta(days=1)).replace(tzinfo=UTC),
+        ),
     )
     by_month: defaultdict[date, dict[str, tuple[Decimal, int]]] = defaultdict(dict)
     for row in totals:
@@ -62,24 +73,7 @@ async def build_summary(
                 change_vs_3_month_average=_change(total, average),
             )
         )
-    merchants, anomalies = await store.month_detail(pool, user_id, account_id, start, end)
-    recent = await store.recent_debits(
-        pool,
-        user_id,
-        account_id,
-        (end - timedelta(days=RECURRING_LOOKBACK_DAYS + 1)).replace(tzinfo=UTC),
-        (end + timedelta(days=1)).replace(tzinfo=UTC),
-    )
-    charges = [
-        Charge(
-            r["transaction_id"],
-            r["merchant_key"],
-            r["merchant"] or r["merchant_key"],
-            r["amount"],
-            r["local_ts"],
-        )
-        for r in recent
-    ]
+    charges = [Charge(*r) for r in recent]  # columns in Charge's order
     in_month = [c for c in charges if start <= c.at < end]
     return Summary(
         month=month,

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
         "scorer", description="Consumer group of the scorers; all scorers of a deployment share it"
     )
     forecaster_batch_size: int = Field(1_000, ge=1)
+    forecaster_group_id: str = Field("forecaster", description="Consumer group of the forecasters")
     consumer_retry_max_seconds: float = Field(
         30.0, gt=0, description="Longest backoff between retries of a failed database write"
     )

@@ -31,9 +31,9 @@ from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.refresher import ForecastRefresher
 from services.forecaster.store import add_to_daily_spend
 
-GROUP_ID = "forecaster"
 log = logging.getLogger(__name__)
 settings = get_settings()
+GROUP_ID = settings.forecaster_group_id
 
 AGGREGATED = Counter(
     "spendstream_forecaster_transactions_aggregated_total",
