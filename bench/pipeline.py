@@ -157,6 +157,27 @@ def end_to_end_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Bench
     seconds = 5 if quick else 15
     start = datetime(2026, 1, 1, tzinfo=UTC)
 
+    async def until_scoring() -> None:
+        """No lag is not yet consuming: a scorer that just joined a group waits for its
+        partitions for some seconds. One warm-up batch, scored, shows it reads."""
+        user = f"bench-e2e-warm-{time.time_ns()}"
+        key = await _key(dsn, user)
+        body = orjson.dumps({"transactions": [_tx(user, i, start) for i in range(50)]})
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        async with httpx.AsyncClient(timeout=30) as client:
+            assert (await client.post(url, content=body, headers=headers)).status_code == 202
+        conn = await asyncpg.connect(dsn)
+        try:
+            deadline = time.monotonic() + 300
+            query = "SELECT count(*) FROM scores WHERE user_id = $1"
+            while await conn.fetchval(query, user) < 50:
+                assert time.monotonic() < deadline, "the scorer did not start consuming"
+                await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
+
+    asyncio.run(until_scoring())
+
     async def run(round_: int) -> list[float]:
         user = f"bench-e2e-{round_}-{time.time_ns()}"
         key = await _key(dsn, user)

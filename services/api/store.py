@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -227,18 +228,20 @@ async def month_detail(
                   AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
                 AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp"""
     args = (user_id, account_id, start.replace(tzinfo=None), end.replace(tzinfo=None))
-    merchants = await pool.fetch(
-        f"""SELECT coalesce(min(t.merchant), t.merchant_key) AS merchant, sum(t.amount) AS total,
-                   count(*) AS n
-            FROM transactions t WHERE {where} AND t.direction = 'debit'
-              AND t.merchant_key IS NOT NULL
-            GROUP BY t.merchant_key ORDER BY total DESC LIMIT 5""",  # noqa: S608
-        *args,
-    )
-    anomalies = await pool.fetchval(
-        f"""SELECT count(*) FROM transactions t JOIN scores s USING (user_id, transaction_id)
-            WHERE {where} AND s.is_anomaly""",  # noqa: S608
-        *args,
+    merchants, anomalies = await asyncio.gather(
+        pool.fetch(
+            f"""SELECT coalesce(min(t.merchant), t.merchant_key) AS merchant,
+                       sum(t.amount) AS total, count(*) AS n
+                FROM transactions t WHERE {where} AND t.direction = 'debit'
+                  AND t.merchant_key IS NOT NULL
+                GROUP BY t.merchant_key ORDER BY total DESC LIMIT 5""",  # noqa: S608
+            *args,
+        ),
+        pool.fetchval(
+            f"""SELECT count(*) FROM transactions t JOIN scores s USING (user_id, transaction_id)
+                WHERE {where} AND s.is_anomaly""",  # noqa: S608
+            *args,
+        ),
     )
     return list(merchants), int(anomalies)
 
