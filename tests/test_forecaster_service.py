@@ -12,7 +12,9 @@ from schemas import ForecastsUpdated, TransactionEvent
 from services.api.app import create_app
 from services.core.auth import create_key
 from services.core.db import create_pool
+from services.core.embeddings import Embedder
 from services.core.settings import Settings
+from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.refresher import ForecastRefresher
 from services.forecaster.store import add_to_daily_spend
 
@@ -95,3 +97,33 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         assert [s["category"] for s in filtered.json()["series"]] == ["Dining"]
         stranger = client.get("/v1/forecasts", headers={"Authorization": f"Bearer {other}"})
         assert stranger.json()["series"] == []
+
+
+async def test_clusters_are_refreshed_once_per_change_across_restarts(fresh_dsn: str) -> None:
+    pool = await create_pool(fresh_dsn, size=2)
+
+    async def spend(transaction_id: str, merchant: str) -> None:
+        await pool.execute(
+            """INSERT INTO transactions (user_id, transaction_id, account_id, ts, amount,
+                   direction, currency, merchant, merchant_key, category, channel, source,
+                   ingested_at)
+               VALUES ('ada', $1, 'card', now(), 12.50, 'debit', 'USD', $2, lower($2),
+                       'Dining', 'card', 'api', now())""",
+            transaction_id,
+            merchant,
+        )
+
+    try:
+        await pool.execute("INSERT INTO users (user_id) VALUES ('ada')")
+        for i, merchant in enumerate(["Blue Bottle Coffee", "Pret A Manger", "Shell Station"]):
+            await spend(f"t{i}", merchant)
+        embedder = Embedder(pool)
+        assert await ClusterRefresher(pool, embedder, Settings()).refresh() == 1
+        restarted = ClusterRefresher(pool, embedder, Settings())  # a new forecaster process
+        assert await restarted.refresh() == 0, "nothing changed, nothing re-clustered"
+        await spend("t3", "Starbucks")
+        assert await restarted.refresh() == 1
+        stored = "SELECT count(*) FROM category_clusters WHERE user_id = 'ada'"
+        assert await pool.fetchval(stored) > 0
+    finally:
+        await pool.close()

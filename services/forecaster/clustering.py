@@ -25,18 +25,19 @@ class ClusterRefresher:
         self.pool = pool
         self.embedder = embedder
         self.settings = settings
-        self.after_seq = 0
 
     async def refresh(self) -> int:
-        """Re-cluster users with new transactions; return how many were clustered."""
+        """Re-cluster users with transactions stored since the last round (of any forecaster,
+        before any restart); return how many were clustered."""
         async with advisory_lock(self.pool, CLUSTER_LOCK_ID) as conn:
             if conn is None:
                 return 0
-            users, last = await store.users_changed_since(self.pool, self.after_seq)
+            after = await store.cluster_progress(self.pool)
+            users, last = await store.users_changed_since(self.pool, after)
             done = 0
             for user in users:
                 done += await self.refresh_user(user)
-            self.after_seq = last
+            await store.set_cluster_progress(self.pool, last)
             return done
 
     async def refresh_user(self, user_id: str) -> int:

@@ -122,6 +122,14 @@ async def save_run(
         )
 
 
+async def cluster_progress(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT last_seq FROM cluster_progress WHERE id = 1"))
+
+
+async def set_cluster_progress(pool: asyncpg.Pool, last_seq: int) -> None:
+    await pool.execute("UPDATE cluster_progress SET last_seq = $1 WHERE id = 1", last_seq)
+
+
 async def users_changed_since(pool: asyncpg.Pool, after_seq: int) -> tuple[list[str], int]:
     rows = await pool.fetch(
         "SELECT user_id, max(seq) AS last FROM transactions WHERE seq > $1 GROUP BY user_id",
