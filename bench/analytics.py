@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.harness import BenchResult, median, with_percentiles
-from bench.pipeline import _key, _timed, _tx
+from bench.pipeline import _key, _timed, _tx, until_scored
 from schemas import TransactionEvent
 from services.api.insights import Charge, possible_duplicates, recurring_payments
 from services.cli.stack import Stack, service_url
@@ -68,14 +68,12 @@ async def _prepared_user(stack: Stack) -> tuple[str, str]:
             assert response.status_code == 202, response.text
         pool = await create_pool(dsn, size=2)
         try:
-            deadline = time.monotonic() + 600
-            count = "SELECT count(*) FROM scores WHERE user_id = $1"
-            while await pool.fetchval(count, user) < TRANSACTIONS:
-                assert time.monotonic() < deadline, "the scorer did not score the user in time"
-                await asyncio.sleep(1)
+            why = "the scorer did not score the user in time"
+            await until_scored(pool, user, TRANSACTIONS, within_s=600, why=why)
             await ClusterRefresher(pool, Embedder(pool), settings).refresh_user(user)
         finally:
             await pool.close()
+        deadline = time.monotonic() + 600
         for path, params in QUESTIONS:
             while not _answered((await client.get(f"{api}{path}", params=params)).json()):
                 assert time.monotonic() < deadline, f"{path} has no answer for the user yet"

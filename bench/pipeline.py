@@ -40,6 +40,17 @@ def _tx(user_prefix: str, i: int, start: datetime) -> dict[str, Any]:
     }
 
 
+async def until_scored(
+    db: asyncpg.Connection | asyncpg.Pool, user: str, count: int, *, within_s: float, why: str
+) -> None:
+    """Until the scorer has stored ``count`` scores of ``user``; fails with ``why`` after
+    ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while await db.fetchval("SELECT count(*) FROM scores WHERE user_id = $1", user) < count:
+        assert time.monotonic() < deadline, why
+        await asyncio.sleep(0.2)
+
+
 async def _key(dsn: str, user: str) -> str:
     conn = await asyncpg.connect(dsn)
     try:
@@ -175,11 +186,7 @@ def end_to_end_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Bench
             assert (await client.post(url, content=body, headers=headers)).status_code == 202
         conn = await asyncpg.connect(dsn)
         try:
-            deadline = time.monotonic() + 300
-            query = "SELECT count(*) FROM scores WHERE user_id = $1"
-            while await conn.fetchval(query, user) < 50:
-                assert time.monotonic() < deadline, "the scorer did not start consuming"
-                await asyncio.sleep(0.2)
+            await until_scored(conn, user, 50, within_s=300, why="the scorer did not consume")
         finally:
             await conn.close()
 
@@ -201,13 +208,7 @@ def end_to_end_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Bench
                     await asyncio.sleep(delay)
         conn = await asyncpg.connect(dsn)
         try:
-            deadline = time.monotonic() + 120
-            while (
-                await conn.fetchval("SELECT count(*) FROM scores WHERE user_id = $1", user)
-                < seconds * 1000
-            ):
-                assert time.monotonic() < deadline, "the scorer kept up"
-                await asyncio.sleep(0.5)
+            await until_scored(conn, user, seconds * 1000, within_s=120, why="the scorer kept up")
             rows = await conn.fetch(
                 """SELECT extract(epoch FROM s.scored_at - t.ingested_at) * 1000 AS ms
                    FROM scores s JOIN transactions t USING (user_id, transaction_id)
