@@ -52,6 +52,7 @@ from services.api.pagination import (
 from services.api.summary import build_summary
 from services.core.auth import KeyVerifier
 from services.core.db import create_pool
+from services.core.heap import settle_startup_heap
 from services.core.http import CurrentUser, install_error_handlers
 from services.core.metrics import install_metrics
 from services.core.settings import Settings, get_settings
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
         app.state.pool = pool
         app.state.key_verifier = KeyVerifier(pool, ttl_seconds=settings.api_key_cache_seconds)
+        settle_startup_heap()
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ from services.core.consuming import (
 )
 from services.core.db import create_pool
 from services.core.embeddings import Embedder
+from services.core.heap import settle_startup_heap
 from services.core.kafka import make_broker
 from services.core.lag import watch_lag
 from services.core.logging import configure_logging
@@ -62,6 +63,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     context.set_global("pool", pool)
     refresher = ForecastRefresher(pool, settings, lambda event: forecasts_publisher.publish(event))
     clusters = ClusterRefresher(pool, Embedder(pool), settings)
+    settle_startup_heap()
     try:
         async with running(refresher.run(), clusters.run(), watch_lag(settings, GROUP_ID)):
             yield

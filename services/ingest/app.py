@@ -21,6 +21,7 @@ from schemas import (
 )
 from services.core.auth import KeyVerifier
 from services.core.db import create_pool
+from services.core.heap import settle_startup_heap
 from services.core.http import (
     CurrentUser,
     PayloadTooLarge,
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = pool
         app.state.publisher = publisher
         app.state.key_verifier = KeyVerifier(pool, ttl_seconds=settings.api_key_cache_seconds)
+        settle_startup_heap()
         try:
             yield
         finally:

@@ -28,6 +28,7 @@ from services.core.consuming import (
 )
 from services.core.db import create_pool
 from services.core.embeddings import Embedder, load_model
+from services.core.heap import settle_startup_heap
 from services.core.kafka import make_broker
 from services.core.lag import watch_lag
 from services.core.logging import configure_logging
@@ -129,6 +130,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     inflight = InFlight()
     context.set_global("inflight", inflight)
     context.set_global("categorizer", categorizer)
+    settle_startup_heap()
     try:
         async with running(
             keeper.run(), watcher.run(), categorizer.run(), watch_lag(settings, GROUP_ID)
