@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from bench.harness import BenchResult, median, with_percentiles
+from bench.harness import BenchResult, collector_paused, median, with_percentiles
 from bench.pipeline import _key, _timed, _tx, until_scored
 from schemas import TransactionEvent
 from services.api.insights import Charge, possible_duplicates, recurring_payments
@@ -175,7 +175,8 @@ async def _served(api: str, key: str, times: int) -> list[float]:
             return (time.perf_counter() - began) * 1000
 
         await ask()
-        return [await ask() for _ in range(times)]
+        with collector_paused():
+            return [await ask() for _ in range(times)]
 
 
 def analytics_10k(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:

@@ -10,12 +10,12 @@ cannot hide behind a generator that waited for it (coordinated omission)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from bench.harness import collector_paused
 
 
 @dataclass
@@ -48,20 +48,6 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
             length = int(value)
     await reader.readexactly(length)
     return status
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """No garbage collection in the load generator while it keeps time. By the time the latency
-    benchmark runs, the benchmark process holds the ~330,000 objects of the benchmarks before; a
-    full collection stopped it for 218 ms, which every request due meanwhile counted as the
-    server's latency (a round's p99 went from 6-8 ms to 200 ms, one round in three)."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 async def open_loop(

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.harness import (
     BenchResult,
+    collector_paused,
     consumers_stopped,
     median,
     with_percentiles,
@@ -325,17 +327,11 @@ def query_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
             "anomalies": ("/v1/anomalies", {"limit": 50}),
             "summary": ("/v1/insights/summary", {"month": "2025-06"}),
         }
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(base_url=api, timeout=30, headers=headers) as client:
             for name, (path, params) in queries.items():
-                client.get(f"{api}{path}", params=params, headers=headers)  # warm
-                samples = []
-                for _ in range(repeats * (30 if quick else 60)):
-                    began = time.perf_counter()
-                    assert (
-                        client.get(f"{api}{path}", params=params, headers=headers).status_code
-                        == 200
-                    )
-                    samples.append((time.perf_counter() - began) * 1000)
+                ask = partial(_get_ok, client, path, params)
+                ask()  # warm
+                samples = _timed(ask, repeats * (30 if quick else 60))
                 result = with_percentiles(
                     BenchResult(
                         f"query_latency_{name}",
@@ -351,12 +347,17 @@ def query_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
     return results
 
 
+def _get_ok(client: httpx.Client, path: str, params: dict[str, Any]) -> None:
+    assert client.get(path, params=params).status_code == 200
+
+
 def _timed(run: Callable[[], Any], times: int) -> list[float]:
     samples = []
-    for _ in range(times):
-        began = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - began) * 1000)
+    with collector_paused():
+        for _ in range(times):
+            began = time.perf_counter()
+            run()
+            samples.append((time.perf_counter() - began) * 1000)
     return samples
 
 
