@@ -31,12 +31,14 @@ def collector_paused() -> Iterator[None]:
     benchmarks run, it holds the ~330,000 objects of the benchmarks before; a full collection
     stopped it for 218 ms, which every request due meanwhile counted as the server's latency
     (a single-POST round's p99 went from 6-8 ms to 200 ms, one round in three)."""
+    was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         yield
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass
