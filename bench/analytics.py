@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.harness import BenchResult, collector_paused, median, with_percentiles
-from bench.pipeline import _key, _timed, _tx, until_scored
+from bench.pipeline import bench_tx, new_api_key, timed_ms, until_scored
 from schemas import TransactionEvent
 from services.api.insights import Charge, possible_duplicates, recurring_payments
 from services.cli.stack import Stack, service_url
@@ -57,13 +57,13 @@ async def _prepared_user(stack: Stack) -> tuple[str, str]:
     settings = stack.settings
     dsn = settings.require_database_url()
     user = f"bench-analytics-{time.time_ns()}"
-    key = await _key(dsn, user)
+    key = await new_api_key(dsn, user)
     headers = {"Authorization": f"Bearer {key}"}
     ingest, api = service_url(settings, "ingest"), service_url(settings, "api")
     start = datetime(2026, 1, 1, tzinfo=UTC)
     async with httpx.AsyncClient(timeout=60, headers=headers) as client:
         for first in range(0, TRANSACTIONS, 1000):
-            batch = [_tx(user, i, start) for i in range(first, first + 1000)]
+            batch = [bench_tx(user, i, start) for i in range(first, first + 1000)]
             response = await client.post(f"{ingest}/v1/transactions", json={"transactions": batch})
             assert response.status_code == 202, response.text
         pool = await create_pool(dsn, size=2)
@@ -186,7 +186,7 @@ def analytics_10k(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
     served = asyncio.run(_served(api, key, repeats * 5))
     rows = asyncio.run(_rows(settings.require_database_url(), user))
     embedder = Embedder(None)
-    recomputed = _timed(lambda: _recompute(rows, settings, embedder), max(1, repeats))
+    recomputed = timed_ms(lambda: _recompute(rows, settings, embedder), max(1, repeats))
     ratio = median(recomputed) / median(served)
     return [
         with_percentiles(

@@ -31,7 +31,8 @@ from services.core.auth import create_key
 from services.core.lag import measure_lag
 
 
-def _tx(user_prefix: str, i: int, start: datetime) -> dict[str, Any]:
+def bench_tx(user_prefix: str, i: int, start: datetime) -> dict[str, Any]:
+    """The ``i``-th transaction of a benchmark user: 13 minutes apart, 40 shops, 5 categories."""
     return {
         "transaction_id": f"{user_prefix}-{i:08d}",
         "account_id": f"acct-{i % 3}",
@@ -53,7 +54,8 @@ async def until_scored(
         await asyncio.sleep(0.2)
 
 
-async def _key(dsn: str, user: str) -> str:
+async def new_api_key(dsn: str, user: str) -> str:
+    """A fresh API key for ``user`` (created with the user)."""
     conn = await asyncpg.connect(dsn)
     try:
         return (await create_key(conn, user)).secret
@@ -68,9 +70,11 @@ def ingest_batch_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[
     start = datetime(2026, 1, 1, tzinfo=UTC)
 
     async def run(round_: int) -> float:
-        key = await _key(dsn, f"bench-ingest-{round_}-{time.time_ns()}")
+        key = await new_api_key(dsn, f"bench-ingest-{round_}-{time.time_ns()}")
         bodies = [
-            orjson.dumps({"transactions": [_tx(f"ib{round_}-{b}", i, start) for i in range(1000)]})
+            orjson.dumps(
+                {"transactions": [bench_tx(f"ib{round_}-{b}", i, start) for i in range(1000)]}
+            )
             for b in range(batches)
         ]
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -109,12 +113,12 @@ def ingest_single_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Be
     start = datetime(2026, 1, 1, tzinfo=UTC)
 
     async def run(round_: int) -> LoadResult:
-        key = await _key(dsn, f"bench-single-{round_}-{time.time_ns()}")
+        key = await new_api_key(dsn, f"bench-single-{round_}-{time.time_ns()}")
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        bodies = [orjson.dumps(_tx(f"sl{round_}", i, start)) for i in range(rate * seconds)]
+        bodies = [orjson.dumps(bench_tx(f"sl{round_}", i, start)) for i in range(rate * seconds)]
         # One uncounted second first: the connections, the key cache and the producer's
         # metadata warm up, and the consumers stopped just before finish leaving their group.
-        warm_up = [orjson.dumps(_tx(f"sl{round_}-warm", i, start)) for i in range(rate)]
+        warm_up = [orjson.dumps(bench_tx(f"sl{round_}-warm", i, start)) for i in range(rate)]
         await open_loop(url, render_posts(url, warm_up, headers), rate, connections=32)
         load = await open_loop(url, render_posts(url, bodies, headers), rate, connections=32)
         assert load.statuses == {202: len(bodies)}, load.statuses
@@ -181,8 +185,8 @@ def end_to_end_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Bench
         """No lag is not yet consuming: a scorer that just joined a group waits for its
         partitions for some seconds. One warm-up batch, scored, shows it reads."""
         user = f"bench-e2e-warm-{time.time_ns()}"
-        key = await _key(dsn, user)
-        body = orjson.dumps({"transactions": [_tx(user, i, start) for i in range(50)]})
+        key = await new_api_key(dsn, user)
+        body = orjson.dumps({"transactions": [bench_tx(user, i, start) for i in range(50)]})
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         async with httpx.AsyncClient(timeout=30) as client:
             assert (await client.post(url, content=body, headers=headers)).status_code == 202
@@ -196,13 +200,13 @@ def end_to_end_latency(stack: Stack, *, quick: bool, repeats: int) -> list[Bench
 
     async def run(round_: int) -> list[float]:
         user = f"bench-e2e-{round_}-{time.time_ns()}"
-        key = await _key(dsn, user)
+        key = await new_api_key(dsn, user)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         async with httpx.AsyncClient(timeout=30) as client:
             began = time.perf_counter()
             for tick in range(seconds * 20):  # 50 transactions every 50 ms
                 body = orjson.dumps(
-                    {"transactions": [_tx(user, tick * 50 + i, start) for i in range(50)]}
+                    {"transactions": [bench_tx(user, tick * 50 + i, start) for i in range(50)]}
                 )
                 await client.post(url, content=body, headers=headers)
                 delay = began + (tick + 1) * 0.05 - time.perf_counter()
@@ -320,7 +324,7 @@ def query_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
             )
         )
         loaded = size
-        key = asyncio.run(_key(dsn, users[0]))
+        key = asyncio.run(new_api_key(dsn, users[0]))
         headers = {"Authorization": f"Bearer {key}"}
         queries: dict[str, tuple[str, dict[str, Any]]] = {
             "transactions": ("/v1/transactions", {"limit": 50}),
@@ -331,7 +335,7 @@ def query_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
             for name, (path, params) in queries.items():
                 ask = partial(_get_ok, client, path, params)
                 ask()  # warm
-                samples = _timed(ask, repeats * (30 if quick else 60))
+                samples = timed_ms(ask, repeats * (30 if quick else 60))
                 result = with_percentiles(
                     BenchResult(
                         f"query_latency_{name}",
@@ -351,7 +355,8 @@ def _get_ok(client: httpx.Client, path: str, params: dict[str, Any]) -> None:
     assert client.get(path, params=params).status_code == 200
 
 
-def _timed(run: Callable[[], Any], times: int) -> list[float]:
+def timed_ms(run: Callable[[], Any], times: int) -> list[float]:
+    """Milliseconds of each of ``times`` calls of ``run``, this process's collector paused."""
     samples = []
     with collector_paused():
         for _ in range(times):
@@ -369,7 +374,7 @@ def chart_png(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
             dsn, users=1, per_user=100_000 if not quick else 30_000, tag=f"c{time.time_ns()}"
         )
     )
-    key = asyncio.run(_key(dsn, users[0]))
+    key = asyncio.run(new_api_key(dsn, users[0]))
     with httpx.Client(timeout=60) as client:
 
         def render() -> None:
@@ -381,7 +386,7 @@ def chart_png(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
             assert response.status_code == 200 and response.content[:4] == b"\x89PNG"
 
         render()
-        samples = _timed(render, repeats * 5)
+        samples = timed_ms(render, repeats * 5)
     result = with_percentiles(
         BenchResult(
             "chart_png",
