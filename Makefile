@@ -10,6 +10,11 @@ STAMP  := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# The scorer's per-transaction features, compiled with mypyc: the same source, about twice as
+# fast. Without a C compiler the scorer runs the module as plain Python.
+NATIVE       := services/scorer/features.py
+NATIVE_STAMP := $(VENV)/.native
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -18,7 +23,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[ml,dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install everything
+$(NATIVE_STAMP): $(STAMP) $(NATIVE)
+	@rm -f $(NATIVE:.py=)*.so
+	@$(BIN)/mypyc $(NATIVE) >$(VENV)/native.log 2>&1 \
+	  && touch $(NATIVE:.py=)*.so && echo "compiled $(NATIVE) with mypyc" \
+	  || echo "warning: could not compile $(NATIVE) (see $(VENV)/native.log); it runs as plain Python, slower"
+	@touch $@
+
+install: $(STAMP) $(NATIVE_STAMP) ## Create .venv and install everything
 
 run: install ## Start the whole pipeline locally with demo data
 	$(BIN)/spendstream up --demo
@@ -52,4 +64,4 @@ schemas: install ## Export JSON Schema and AsyncAPI to schemas/generated
 	$(BIN)/spendstream schemas
 
 clean: ## Remove the virtual environment and local data
-	rm -rf $(VENV) .spendstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .spendstream .pytest_cache .mypy_cache .ruff_cache build $(NATIVE:.py=)*.so

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -114,11 +114,17 @@ class _Series:
         del self.sorted[bisect_left(self.sorted, oldest.log_amount)]
 
 
-def _decrement(counts: Counter[str], key: str | None) -> None:
+def _increment(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _decrement(counts: dict[str, int], key: str | None) -> None:
     if key is None:
         return
-    counts[key] -= 1
-    if counts[key] <= 0:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
         del counts[key]
 
 
@@ -135,18 +141,19 @@ class AccountState:
         self.recent_amounts = _Series(MAX_AMOUNTS_PER_ACCOUNT)
         self.by_category: dict[str, _Series] = {}
         self.by_merchant: dict[str, _Series] = {}
-        self.merchants: Counter[str] = Counter()
+        # Plain dicts, not Counters: compiled, their lookups are native calls.
+        self.merchants: dict[str, int] = {}
         self.merchant_last_seen: dict[str, float] = {}
-        self.categories: Counter[str] = Counter()
+        self.categories: dict[str, int] = {}
         self.hours = [0] * 24
-        self.countries: Counter[str] = Counter()
-        self.currencies: Counter[str] = Counter()
+        self.countries: dict[str, int] = {}
+        self.currencies: dict[str, int] = {}
 
     @property
     def n(self) -> int:
         return len(self.window)
 
-    def home(self, counts: Counter[str]) -> str | None:
+    def home(self, counts: dict[str, int]) -> str | None:
         if self.n < MIN_HOME_HISTORY or not counts:
             return None
         return max(counts, key=counts.__getitem__)  # as most_common(1): the first of equals
@@ -162,13 +169,13 @@ class AccountState:
             if series is None:
                 series = index[key] = _Series(cap)
             series.append(entry)
-        self.merchants[entry.merchant] += 1
+        _increment(self.merchants, entry.merchant)
         self.merchant_last_seen[entry.merchant] = entry.time
-        self.categories[entry.category] += 1
+        _increment(self.categories, entry.category)
         self.hours[entry.hour] += 1
         if entry.country:
-            self.countries[entry.country] += 1
-        self.currencies[entry.currency] += 1
+            _increment(self.countries, entry.country)
+        _increment(self.currencies, entry.currency)
         if len(self.window) > self.window_size:
             self._evict(self.window.popleft())
 
