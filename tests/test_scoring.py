@@ -39,6 +39,18 @@ def test_rolling_calibrator_waits_for_a_reference() -> None:
     assert rolling.p_value(np.array([0.999]))[0] < 0.05
 
 
+def test_rolling_calibrator_keeps_a_uniform_sample_of_the_whole_stream() -> None:
+    rolling = RollingCalibrator(capacity=1_000, seed=3)
+    stream = np.arange(20_000, dtype=np.float64)
+    for start in range(0, len(stream), 500):
+        rolling.observe(stream[start : start + 500])
+    kept = np.array(rolling._scores)
+    assert len(kept) == 1_000 and len(set(kept.tolist())) == 1_000
+    assert abs(kept.mean() - stream.mean()) < 0.05 * stream.mean()
+    assert 0.07 < np.mean(kept >= 18_000) < 0.13  # the last tenth of the stream, a tenth of it
+    assert 0.07 < np.mean(kept < 2_000) < 0.13  # and the first tenth
+
+
 def test_severity_grows_with_rarity() -> None:
     assert severity(0.5, 0.99) is None
     assert [severity(s, 0.99) for s in (0.992, 0.996, 0.9995, 0.99999)] == [

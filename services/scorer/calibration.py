@@ -58,15 +58,21 @@ class RollingCalibrator:
         return len(self._scores) >= self.min_reference
 
     def observe(self, scores: np.ndarray) -> None:
-        for score in np.asarray(scores, dtype=np.float64):
-            self._seen += 1
-            if len(self._scores) < self.capacity:
-                self._scores.append(float(score))
-            else:  # reservoir sampling keeps a uniform sample of everything seen
-                slot = int(self._rng.integers(self._seen))
-                if slot < self.capacity:
-                    self._scores[slot] = float(score)
-        self._stale += len(scores)
+        values = np.asarray(scores, dtype=np.float64)
+        room = max(0, self.capacity - len(self._scores))
+        self._scores.extend(values[:room].tolist())
+        rest = values[room:]
+        if len(rest):
+            # Reservoir sampling keeps a uniform sample of everything seen: the i-th score seen
+            # replaces a random slot with probability capacity / i. One draw for the batch, then
+            # the replacements in order, so a later score wins a slot drawn twice.
+            seen = self._seen + room + np.arange(1, len(rest) + 1)
+            slots = self._rng.integers(seen)
+            kept = slots < self.capacity
+            for slot, score in zip(slots[kept].tolist(), rest[kept].tolist(), strict=True):
+                self._scores[slot] = score
+        self._seen += len(values)
+        self._stale += len(values)
         if self.ready and (self._fitted is None or self._stale >= self.capacity // 10):
             self._fitted = Calibrator.fit(np.asarray(self._scores))
             self._stale = 0
