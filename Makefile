@@ -13,7 +13,7 @@ help: ## List the targets
 # The scorer's per-transaction features, compiled with mypyc: the same source, about twice as
 # fast. Without a C compiler the scorer runs the module as plain Python.
 NATIVE       := services/scorer/features.py
-NATIVE_STAMP := $(VENV)/.native
+NATIVE_STAMP := build/native.stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(NATIVE_STAMP): $(STAMP) $(NATIVE)
-	@rm -f $(NATIVE:.py=)*.so
-	@$(BIN)/mypyc $(NATIVE) >$(VENV)/native.log 2>&1 \
+	@rm -f $(NATIVE:.py=)*.so && mkdir -p build
+	@$(BIN)/mypyc $(NATIVE) >build/native.log 2>&1 \
 	  && touch $(NATIVE:.py=)*.so && echo "compiled $(NATIVE) with mypyc" \
-	  || echo "warning: could not compile $(NATIVE) (see $(VENV)/native.log); it runs as plain Python, slower"
+	  || echo "warning: could not compile $(NATIVE) (see build/native.log); it runs as plain Python, slower"
 	@touch $@
 
 install: $(STAMP) $(NATIVE_STAMP) ## Create .venv and install everything

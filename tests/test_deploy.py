@@ -125,3 +125,12 @@ def test_every_dashboard_metric_is_exported(stack: Stack) -> None:
                 assert metric in exported, f"{path.name}: {metric} is not exported"
     for metric in exported:
         assert re.fullmatch(r"[a-z_:][a-z0-9_:]*", metric)
+
+
+def test_images_compile_the_module_make_install_compiles() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    compiled = re.search(r"^NATIVE\s*:=\s*(\S+)$", makefile, re.MULTILINE)
+    assert compiled is not None
+    assert f"mypyc {compiled.group(1)}" in DOCKERFILE
+    pinned = re.search(r'"(mypy==[^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert pinned is not None and f"pip install {pinned.group(1)}" in DOCKERFILE
