@@ -107,13 +107,17 @@ async def _drained(dsn: str, users: list[str], total: int, timeout_s: float = 90
             if time.monotonic() > deadline:
                 raise TimeoutError(f"scorers did not drain {total} transactions in {timeout_s}s")
             await asyncio.sleep(0.25)
+        # Two plain aggregates: joined into one, PostgreSQL sometimes planned it to take a
+        # minute or more, a core busy all the while.
+        first = await conn.fetchval(
+            "SELECT min(scored_at) FROM scores WHERE user_id = ANY($1::text[])", users
+        )
         row = await conn.fetchrow(
-            """SELECT count(*) FILTER (WHERE scored_at > first) AS after_first,
-                      extract(epoch FROM max(scored_at) - min(scored_at)) AS seconds
-               FROM scores, (SELECT min(scored_at) AS first FROM scores
-                             WHERE user_id = ANY($1::text[])) f
-               WHERE user_id = ANY($1::text[])""",
+            """SELECT count(*) FILTER (WHERE scored_at > $2) AS after_first,
+                      extract(epoch FROM max(scored_at) - $2) AS seconds
+               FROM scores WHERE user_id = ANY($1::text[])""",
             users,
+            first,
         )
         return float(row["after_first"]) / max(float(row["seconds"]), 1e-6)
     finally:
