@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -413,7 +413,7 @@ def scorer_memory(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
     dsn = stack.settings.require_database_url()
     scorer = psutil.Process(stack.processes["scorer"].pid)
     tag = f"mem{time.time_ns()}"
-    records = generate(users=max(1, total // 600), months=12, seed=5)
+    records = generate(users=max(1, total // 600), months=12, seed=5, end=date(2026, 9, 1))
     records = [type(r)(f"{tag}-{r.user_id}", r.transaction, r.anomaly) for r in records][:total]
 
     async def run() -> dict[str, float]:

@@ -1,5 +1,4 @@
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -30,7 +29,7 @@ def event_bytes(transaction_id: str, **extra: object) -> bytes:
             "timestamp": "2026-01-01T10:00:00+00:00",
             "amount": "10.00",
             "user_id": "u1",
-            "ingested_at": datetime.now(UTC).isoformat(),
+            "ingested_at": "2026-01-01T10:00:01+00:00",
             **extra,
         }
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 
 from services.cli.stack import Stack, service_url
-from services.demo.generator import generate
+from services.demo.generator import DemoRecord, generate
 from services.demo.loader import post_records
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,11 @@ async def test_dashboard_renders_charts_and_records_feedback(stack: Stack, new_u
     from playwright.async_api import async_playwright
 
     user, key = await new_user("demo-browser")
-    records = [r for r in generate(users=1, months=10, seed=17) if r.user_id == "demo-0001"]
+    records = [
+        r
+        for r in generate(users=1, months=10, seed=17, end=date(2026, 10, 1))
+        if r.user_id == "demo-0001"
+    ]
     records = [type(r)(user, r.transaction, r.anomaly) for r in records]
     api = service_url(stack.settings, "api")
     await post_records(records, service_url(stack.settings, "ingest"), {user: key})
@@ -79,3 +84,49 @@ async def test_dashboard_renders_charts_and_records_feedback(stack: Stack, new_u
         )
         verdicts = {a["transaction_id"]: a["feedback"] for a in listed.json()["items"]}
         assert verdicts[transaction_id] == "fraud", "the click was stored through the API"
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+@pytest.mark.parametrize("browser_timezone", ["Pacific/Auckland", "America/Los_Angeles"])
+async def test_month_picker_lists_local_months_in_any_browser_timezone(  # type: ignore[no-untyped-def]
+    stack: Stack, new_user, browser_timezone: str
+) -> None:
+    """The picker offers the months the summary counts (each transaction's local month), however
+    far the browser's own timezone is from UTC, across a year boundary."""
+    from playwright.async_api import async_playwright
+
+    from tests.test_dates import BOUNDARY_ROWS, boundary_transactions
+
+    user, key = await new_user("picker")
+    rows = boundary_transactions()
+    await post_records(
+        [DemoRecord(user, tx) for tx in rows], service_url(stack.settings, "ingest"), {user: key}
+    )
+    api = service_url(stack.settings, "api")
+    async with httpx.AsyncClient(timeout=30) as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = await client.get(
+                f"{api}/v1/transactions", headers={"Authorization": f"Bearer {key}"}
+            )
+            if len(listed.json()["items"]) == len(BOUNDARY_ROWS):
+                break
+            await asyncio.sleep(0.5)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = await browser.new_context(timezone_id=browser_timezone)
+        page = await context.new_page()
+        await page.goto(f"{api}/")
+        await page.fill("#key", key)
+        await page.click("#key-form button[type=submit]")
+        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        months = await page.locator("#month option").evaluate_all(
+            "options => options.map((o) => o.value)"
+        )
+        await browser.close()
+    assert months == ["2026-01", "2025-12", "2025-11"]

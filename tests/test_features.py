@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import numpy as np
@@ -28,7 +28,7 @@ def event(
         "merchant": "Corner Grocer",
         "category": "Groceries",
         "country": "US",
-        "ingested_at": datetime.now(UTC),
+        "ingested_at": START + timedelta(days=400),
     }
     fields.update(extra)
     return TransactionEvent.model_validate(fields)

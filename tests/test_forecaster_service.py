@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def history(user: str, days: int) -> list[TransactionEvent]:
     rng = np.random.default_rng(1)
     start = datetime(2026, 3, 1, 12, tzinfo=UTC)
-    now = datetime.now(UTC)
+    now = start + timedelta(days=days)
     events = []
     for day in range(days):
         for category, level in (("Groceries", 45.0), ("Dining", 20.0)):
@@ -107,8 +107,8 @@ async def test_clusters_are_refreshed_once_per_change_across_restarts(fresh_dsn:
             """INSERT INTO transactions (user_id, transaction_id, account_id, ts, amount,
                    direction, currency, merchant, merchant_key, category, channel, source,
                    ingested_at)
-               VALUES ('ada', $1, 'card', now(), 12.50, 'debit', 'USD', $2, lower($2),
-                       'Dining', 'card', 'api', now())""",
+               VALUES ('ada', $1, 'card', '2026-11-03T12:00:00Z', 12.50, 'debit', 'USD', $2,
+                       lower($2), 'Dining', 'card', 'api', '2026-11-03T12:00:05Z')""",
             transaction_id,
             merchant,
         )

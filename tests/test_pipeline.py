@@ -6,7 +6,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -433,7 +433,7 @@ async def test_insights_charts_and_validation(stack: Stack, new_user: NewUser) -
     _, other = await new_user("kim")
     records = [
         type(r)(user, r.transaction, r.anomaly)
-        for r in generate(1, 6, seed=23)
+        for r in generate(1, 6, seed=23, end=date(2026, 10, 1))
         if r.user_id == "demo-0001"
     ]
     await post_records(records, service_url(settings, "ingest"), {user: key})

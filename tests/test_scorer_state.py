@@ -26,7 +26,7 @@ WINDOW = 64
 def demo_events(users: int, months: int, seed: int) -> list[TransactionEvent]:
     records = generate(users, months, seed=seed, end=date(2026, 8, 1))
     records.sort(key=lambda r: r.transaction["timestamp"])
-    now = datetime.now(UTC)
+    now = datetime(2026, 8, 1, 6, tzinfo=UTC)  # ingested just after the history ends
     return [
         TransactionEvent.model_validate({**r.transaction, "user_id": r.user_id, "ingested_at": now})
         for r in records
@@ -114,7 +114,7 @@ async def test_drift_watcher_stores_and_publishes_once_per_window(fresh_dsn: str
 
     rng = np.random.default_rng(4)
     start = datetime(2026, 5, 1, 12, tzinfo=UTC)
-    now = datetime.now(UTC)
+    now = datetime(2026, 7, 1, tzinfo=UTC)
 
     def tx(i: int, day: int, category: str, amount: float) -> TransactionEvent:
         return TransactionEvent.model_validate(

@@ -13,7 +13,7 @@ from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer, severity
 def demo_events(users: int = 4, months: int = 6) -> tuple[list[TransactionEvent], list[str | None]]:
     records = generate(users, months, seed=21, end=datetime(2026, 9, 1).date())
     records.sort(key=lambda r: r.transaction["timestamp"])
-    now = datetime.now(UTC)
+    now = datetime(2026, 9, 1, 6, tzinfo=UTC)  # ingested just after the history ends
     events = [
         TransactionEvent.model_validate({**r.transaction, "user_id": r.user_id, "ingested_at": now})
         for r in records

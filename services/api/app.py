@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path as PathLib
 from typing import Annotated, Any
 
@@ -70,6 +71,13 @@ def vega_bundle_source() -> str:
     return bundle
 
 
+def as_sent(ts: datetime, utc_offset_minutes: int | None) -> datetime:
+    """The stored instant in the offset it was sent with: local days and months stay local."""
+    if utc_offset_minutes is None:
+        return ts
+    return ts.astimezone(timezone(timedelta(minutes=utc_offset_minutes)))
+
+
 def transaction_fields(row: asyncpg.Record) -> dict[str, Any]:
     score = None
     if row["score"] is not None:
@@ -85,7 +93,7 @@ def transaction_fields(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "transaction_id": row["transaction_id"],
         "account_id": row["account_id"],
-        "timestamp": row["ts"],
+        "timestamp": as_sent(row["ts"], row["utc_offset_minutes"]),
         "amount": row["amount"],
         "direction": row["direction"],
         "currency": row["currency"],
@@ -314,7 +322,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rows = await store.user_accounts(request.app.state.pool, user_id)
         return [
             Account(
-                account_id=r["account_id"], transactions=r["n"], first=r["first"], last=r["last"]
+                account_id=r["account_id"],
+                transactions=r["n"],
+                first=r["first"],
+                last=r["last"],
+                first_month=r["first_month"],
+                last_month=r["last_month"],
             )
             for r in rows
         ]

@@ -351,6 +351,8 @@ class Account(BaseModel):
                     "transactions": 1203,
                     "first": "2026-01-01T09:00:00Z",
                     "last": "2026-10-31T18:22:00Z",
+                    "first_month": "2026-01",
+                    "last_month": "2026-10",
                 }
             ]
         }
@@ -360,3 +362,8 @@ class Account(BaseModel):
     transactions: int
     first: datetime
     last: datetime
+    first_month: str = Field(
+        description="The month (YYYY-MM) of the first transaction, in its own local time, as "
+        "summaries count months."
+    )
+    last_month: str = Field(description="Likewise, the month of the latest transaction.")

@@ -12,7 +12,7 @@ import asyncpg
 _TRANSACTION_COLUMNS = """
     t.transaction_id, t.account_id, t.ts, t.amount, t.direction, t.currency, t.merchant,
     t.description, t.category, t.category_source, t.category_confidence, t.channel, t.country,
-    t.metadata, t.ingested_at,
+    t.metadata, t.ingested_at, t.utc_offset_minutes,
     s.score, s.is_anomaly, s.severity, s.detector_scores, s.explanation, s.model_version,
     s.scored_at
 """
@@ -254,6 +254,7 @@ async def recent_debits(
     until: datetime,
     limit: int = 5_000,
 ) -> list[asyncpg.Record]:
+    """Debits whose local time lies in [since, until), newest first."""
     return list(
         await pool.fetch(
             f"""SELECT t.transaction_id, t.merchant_key,
@@ -262,12 +263,14 @@ async def recent_debits(
                 FROM transactions t
                 WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
                   AND t.direction = 'debit' AND t.merchant_key IS NOT NULL
-                  AND t.ts >= $3 AND t.ts < $4
+                  AND t.ts >= ($3::timestamp AT TIME ZONE 'UTC') - interval '1 day'
+                  AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
+                  AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp
                 ORDER BY t.ts DESC LIMIT $5""",  # noqa: S608
             user_id,
             account_id,
-            since,
-            until,
+            since.replace(tzinfo=None),
+            until.replace(tzinfo=None),
             limit,
         )
     )
@@ -284,8 +287,11 @@ async def user_categories(pool: asyncpg.Pool, user_id: str) -> set[str]:
 async def user_accounts(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
     return list(
         await pool.fetch(
-            """SELECT account_id, count(*) AS n, min(ts) AS first, max(ts) AS last
-               FROM transactions WHERE user_id = $1 GROUP BY account_id ORDER BY account_id""",
+            f"""SELECT t.account_id, count(*) AS n, min(t.ts) AS first, max(t.ts) AS last,
+                       to_char(min({_LOCAL_TS}), 'YYYY-MM') AS first_month,
+                       to_char(max({_LOCAL_TS}), 'YYYY-MM') AS last_month
+                FROM transactions t WHERE t.user_id = $1
+                GROUP BY t.account_id ORDER BY t.account_id""",  # noqa: S608
             user_id,
         )
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -39,16 +39,14 @@ async def build_summary(
     start = datetime(year, number, 1)
     end = month_start(start.date(), 1)
     # Three independent queries at once, on connections of their own: the month's aggregates
-    # and the debits the recurring payments are read from (up to 5,000 rows) overlap.
+    # and the debits the recurring payments are read from (up to 5,000 rows) overlap. Every
+    # bound is local time, as the transactions were made: a month's summary sees nothing after
+    # its last local day, so a past month's recurring payments are as they stood then.
     totals, (merchants, anomalies), recent = await asyncio.gather(
         store.monthly_totals(pool, user_id, account_id, month_start(start.date(), -3), end),
         store.month_detail(pool, user_id, account_id, start, end),
         store.recent_debits(
-            pool,
-            user_id,
-            account_id,
-            (end - timedelta(days=RECURRING_LOOKBACK_DAYS + 1)).replace(tzinfo=UTC),
-            (end + timedelta(days=1)).replace(tzinfo=UTC),
+            pool, user_id, account_id, end - timedelta(days=RECURRING_LOOKBACK_DAYS), end
         ),
     )
     by_month: defaultdict[date, dict[str, tuple[Decimal, int]]] = defaultdict(dict)

@@ -168,7 +168,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 7,
     end: Annotated[
         str | None,
-        typer.Option(help="Exclusive end date, YYYY-MM-DD (default: 1st of this month)."),
+        typer.Option(
+            help="Exclusive end date, YYYY-MM-DD (default: the 1st of this month, as of "
+            "yesterday, so no row lies in the future)."
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Write to this CSV (or .jsonl) instead of posting.")

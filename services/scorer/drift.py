@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,32 @@ from scipy import stats
 # Fixed amount bins: under 1, then 32 log-spaced bins up to 100,000, then above.
 AMOUNT_EDGES: tuple[float, ...] = (1.0, *np.logspace(0, 5, 33)[1:].round(4).tolist())
 PSI_EPSILON = 1e-4
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def align(moment: datetime, interval: timedelta) -> datetime:
+    """The end of the interval that ``moment`` falls in: windows end on interval boundaries."""
+    steps = -(-(moment - EPOCH) // interval)  # ceiling division
+    return EPOCH + steps * interval
+
+
+@dataclass(frozen=True)
+class TimeWindows:
+    """A reference window directly followed by the current one, in event time: [start, end)."""
+
+    reference_start: datetime
+    current_start: datetime
+    end: datetime
+
+
+def time_windows(
+    watermark: datetime, interval: timedelta, current_days: float, reference_days: float
+) -> TimeWindows:
+    """The windows compared once the latest event time is ``watermark``. They are exact spans of
+    days in UTC, whatever the calendar: month lengths, leap days and year ends play no part."""
+    end = align(watermark, interval)
+    current_start = end - timedelta(days=current_days)
+    return TimeWindows(current_start - timedelta(days=reference_days), current_start, end)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,11 @@ from services.core.db import advisory_lock
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.scorer import store
-from services.scorer.drift import DriftResult, WindowData, compare_windows
+from services.scorer.drift import DriftResult, WindowData, compare_windows, time_windows
 
 log = logging.getLogger(__name__)
 
 DRIFT_LOCK_ID = 0x5E7D_0003
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GLOBAL_DRIFT = Gauge(
     "spendstream_drift_global", "Latest drift metrics of the global scope.", ["metric"]
 )
@@ -34,12 +33,6 @@ class Scope:
     kind: str  # "global" or "account"
     user_id: str = ""
     account_id: str = ""
-
-
-def align(moment: datetime, interval: timedelta) -> datetime:
-    """The end of the interval that ``moment`` falls in: windows end on interval boundaries."""
-    steps = -(-(moment - EPOCH) // interval)  # ceiling division
-    return EPOCH + steps * interval
 
 
 class DriftWatcher:
@@ -73,12 +66,16 @@ class DriftWatcher:
             (Scope("account", r["user_id"], r["account_id"]), r["watermark"]) for r in accounts
         ]
         for scope, watermark in scopes:
-            stored += await self._compare(scope, align(watermark, self.interval))
+            stored += await self._compare(scope, watermark)
         await store.set_drift_progress(self.pool, last_seq)
         return stored
 
-    async def _compare(self, scope: Scope, end: datetime) -> int:
+    async def _compare(self, scope: Scope, watermark: datetime) -> int:
         s = self.settings
+        windows = time_windows(
+            watermark, self.interval, s.drift_current_days, s.drift_reference_days
+        )
+        end = windows.end
         if await store.drift_computed(self.pool, scope.kind, scope.user_id, scope.account_id, end):
             return 0
         user = scope.user_id or None
@@ -98,9 +95,8 @@ class DriftWatcher:
             )
             current_start = reference_start = reference_end = None
         else:
-            current_start = end - timedelta(days=s.drift_current_days)
-            reference_start = current_start - timedelta(days=s.drift_reference_days)
-            reference_end = current_start
+            current_start = reference_end = windows.current_start
+            reference_start = windows.reference_start
             current_rows = await store.drift_window_rows(
                 self.pool, user, account, current_start, end
             )

@@ -44,11 +44,14 @@
     const account = $("account");
     account.replaceChildren(el("option", { value: "" }, "All accounts"));
     accounts.forEach((a) => account.append(el("option", { value: a.account_id }, a.account_id)));
+    // Months as the summary counts them: each transaction's own local month, from the API.
+    // Plain arithmetic on YYYY-MM, never Date: the browser's timezone must not shift a month.
     const months = new Set();
     accounts.forEach((a) => {
-      const d = new Date(a.first.slice(0, 7) + "-01T00:00:00");
-      const end = new Date(a.last.slice(0, 7) + "-01T00:00:00");
-      for (; d <= end; d.setMonth(d.getMonth() + 1)) months.add(d.toISOString().slice(0, 7));
+      const index = (yyyymm) => yyyymm.split("-").map(Number).reduce((y, m) => y * 12 + m - 1);
+      for (let i = index(a.first_month); i <= index(a.last_month); i++) {
+        months.add(`${Math.floor(i / 12)}-${String((i % 12) + 1).padStart(2, "0")}`);
+      }
     });
     const ordered = [...months].sort().reverse();
     $("month").replaceChildren(...ordered.map((m) => el("option", { value: m }, m)));
