@@ -93,7 +93,7 @@ def test_up_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path: Path) 
         **{f"SPENDSTREAM_{name}_PORT": str(port) for name, port in ports.items()},
     )
     up = subprocess.Popen(
-        [*SPENDSTREAM, "up", "--demo", "--users", "1", "--months", "1"],
+        [*SPENDSTREAM, "up", "--demo", "--users", "1", "--months", "1", "--end", "2026-06-01"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -161,27 +161,34 @@ def _load_demo(
     return keys
 
 
+DemoEnd = Annotated[
+    str | None,
+    typer.Option(
+        help="Exclusive end date of the demo data, YYYY-MM-DD (default: the 1st of this month, "
+        "as of yesterday, so no row lies in the future)."
+    ),
+]
+
+
+def demo_end(end: str | None) -> date | None:
+    try:
+        return date.fromisoformat(end) if end else None
+    except ValueError:
+        fail(f"--end must be a date like 2026-10-01, got {end!r}")
+
+
 @app.command()
 def demo(
     users: Annotated[int, typer.Option(min=1, max=10_000, help="How many people.")] = 3,
     months: Annotated[int, typer.Option(min=1, max=120, help="Months of history each.")] = 6,
     seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 7,
-    end: Annotated[
-        str | None,
-        typer.Option(
-            help="Exclusive end date, YYYY-MM-DD (default: the 1st of this month, as of "
-            "yesterday, so no row lies in the future)."
-        ),
-    ] = None,
+    end: DemoEnd = None,
     out: Annotated[
         Path | None, typer.Option(help="Write to this CSV (or .jsonl) instead of posting.")
     ] = None,
 ) -> None:
     """Generate realistic histories with labelled anomalies; post them to ingest or write a file."""
-    try:
-        end_date = date.fromisoformat(end) if end else None
-    except ValueError:
-        fail(f"--end must be a date like 2026-10-01, got {end!r}")
+    end_date = demo_end(end)
     if out is not None:
         records = generate(users=users, months=months, seed=seed, end=end_date)
         write_records(records, out)
@@ -202,8 +209,10 @@ def up(
     users: Annotated[int, typer.Option(min=1, help="Demo users.")] = 3,
     months: Annotated[int, typer.Option(min=1, help="Demo months.")] = 6,
     seed: Annotated[int, typer.Option(help="Demo seed.")] = 7,
+    end: DemoEnd = None,
 ) -> None:
     """Run the whole pipeline locally; Ctrl-C stops everything it started."""
+    end_date = demo_end(end)
     settings = get_settings()
     configure_logging(settings.log_level, service="up")
     stack = Stack(settings)
@@ -216,12 +225,14 @@ def up(
         with console.status("starting broker, database and services..."):
             stack.start()
         s = stack.settings
-        console.print(f"broker    {s.kafka_bootstrap}{'  (embedded tansu)' if stack.kafka else ''}")
-        console.print(f"database  {s.database_url}{'  (embedded)' if stack.postgres else ''}")
+        console.print(
+            f"broker      {s.kafka_bootstrap}{'  (embedded tansu)' if stack.kafka else ''}"
+        )
+        console.print(f"database    {s.database_url}{'  (embedded)' if stack.postgres else ''}")
         for name in ("ingest", "scorer", "forecaster", "api"):
-            console.print(f"{name:<10}{service_url(s, name)}")
+            console.print(f"{name:<12}{service_url(s, name)}")
         if demo:
-            keys = _load_demo(s, users, months, seed, None)
+            keys = _load_demo(s, users, months, seed, end_date)
             key = keys[sorted(keys)[0]]
         else:
             key = asyncio.run(_create_keys(database_url(s), ["demo"], "spendstream up"))["demo"]
