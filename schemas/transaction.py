@@ -2,17 +2,75 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    field_validator,
+)
 
 SCHEMA_VERSION = 1
 MAX_METADATA_BYTES = 2048
+MAX_METADATA_DEPTH = 8
 MAX_BATCH_ITEMS = 10_000
+# The validation context key under which ingest hands in its TimestampWindow.
+TIMESTAMP_WINDOW = "timestamp_window"
+
+
+class TimestampWindow(BaseModel):
+    """The event times ingest accepts: from ``earliest`` to ``max_ahead`` past its clock.
+
+    Applied where a transaction comes in (ingest passes it as validation context), never to an
+    event already accepted: a consumer must not dead-letter what a client was told was accepted.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    earliest: AwareDatetime = Field(datetime(1970, 1, 1, tzinfo=UTC))
+    max_ahead: timedelta = Field(timedelta(days=1))
+
+    def problem(self, value: datetime, now: datetime | None = None) -> str | None:
+        latest = (now or datetime.now(UTC)) + self.max_ahead
+        if value < self.earliest:
+            return f"must not be before {self.earliest.isoformat()}"
+        if value > latest:
+            hours = self.max_ahead.total_seconds() / 3600
+            return f"must not be more than {hours:g} hours ahead of now"
+        return None
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    """Iterative, and stops at the limit: a hostile body cannot exhaust the stack here."""
+    level: list[Any] = [value]
+    for _ in range(limit + 1):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _has_nul(value: JsonValue) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class Direction(StrEnum):
@@ -68,7 +126,8 @@ class Transaction(BaseModel):
     )
     account_id: Identifier = Field(description="The user's account the money moved on.")
     timestamp: AwareDatetime = Field(
-        description="When the transaction happened, ISO 8601 with a timezone offset."
+        description="When the transaction happened, ISO 8601 with a timezone offset. Ingest "
+        "accepts 1970-01-01 up to a day ahead of its clock (configurable)."
     )
     amount: Decimal = Field(
         gt=0,
@@ -91,7 +150,9 @@ class Transaction(BaseModel):
         None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country of the merchant."
     )
     metadata: dict[str, JsonValue] | None = Field(
-        None, description=f"Small JSON object (at most {MAX_METADATA_BYTES} bytes serialized)."
+        None,
+        description=f"Small JSON object (at most {MAX_METADATA_BYTES} bytes serialized, "
+        f"{MAX_METADATA_DEPTH} levels deep).",
     )
 
     @field_validator("currency", "country", mode="before")
@@ -99,10 +160,38 @@ class Transaction(BaseModel):
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("timestamp")
+    @classmethod
+    def _in_window(cls, value: datetime, info: ValidationInfo) -> datetime:
+        window = (info.context or {}).get(TIMESTAMP_WINDOW)
+        if isinstance(window, TimestampWindow) and (problem := window.problem(value)):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("merchant", "description", "category")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold U+0000: accepted, it could never be stored.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _shallow_metadata(cls, value: Any) -> Any:
+        # Before the JSON value is validated: it bounds the recursion of everything after it.
+        if _nests_deeper_than(value, MAX_METADATA_DEPTH):
+            raise ValueError(f"metadata must nest at most {MAX_METADATA_DEPTH} levels deep")
+        return value
+
     @field_validator("metadata")
     @classmethod
     def _small_metadata(cls, value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
-        if value is not None and len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        if value is None:
+            return None
+        if _has_nul(value):
+            raise ValueError("metadata must not contain the NUL character (U+0000)")
+        if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata must serialize to at most {MAX_METADATA_BYTES} bytes")
         return value
 

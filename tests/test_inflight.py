@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
-from services.scorer.inflight import InFlight, Job, first_offsets, next_offsets, rewind
+from services.core.offsets import first_offsets, next_offsets, rewind, store_then_commit
+from services.scorer.inflight import InFlight, Job
 
 TOPIC = "transactions.v1"
 
@@ -61,3 +62,46 @@ async def test_a_clean_job_reports_nothing_a_failed_or_dirty_one_reports_itself(
     assert failed is not None and not failed.committed and failed.accounts == {("u", "a")}
     dirty = await _run("dirty")
     assert dirty is not None and dirty.committed and dirty.dirty
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.seeks: dict[TopicPartition, int] = {}
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks[partition] = offset
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(offsets)
+
+
+async def test_a_failed_store_rewinds_every_partition_and_commits_nothing() -> None:
+    """The forecaster's old nack sought back only the first record's partition, and the next
+    success committed every consumed position, skipping the others' records."""
+    consumer = FakeConsumer()
+    batch = records((2, 40), (0, 7), (5, 11), (0, 8), (2, 41))
+
+    async def outage() -> None:
+        raise ConnectionRefusedError("PostgreSQL is down")
+
+    with pytest.raises(ConnectionRefusedError):
+        await store_then_commit(consumer, batch, outage)  # type: ignore[arg-type]
+    assert consumer.seeks == {
+        TopicPartition(TOPIC, 0): 7,
+        TopicPartition(TOPIC, 2): 40,
+        TopicPartition(TOPIC, 5): 11,
+    }
+    assert consumer.commits == []
+
+
+async def test_a_stored_batch_commits_exactly_its_own_offsets() -> None:
+    consumer = FakeConsumer()
+    stored: list[bool] = []
+
+    async def store() -> None:
+        stored.append(True)
+
+    await store_then_commit(consumer, records((1, 3), (4, 9), (1, 4)), store)  # type: ignore[arg-type]
+    assert stored == [True] and consumer.seeks == {}
+    assert consumer.commits == [{TopicPartition(TOPIC, 1): 5, TopicPartition(TOPIC, 4): 10}]

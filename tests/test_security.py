@@ -205,6 +205,69 @@ async def test_bad_input_gets_a_clear_4xx(stack: Stack, new_user: NewUser) -> No
         assert "Traceback" not in r.text
 
 
+UNSTORABLE = {
+    # field named in the 422: a body ingest used to accept (202) and then lose or choke on
+    "far future": ("timestamp", {"timestamp": "9999-12-31T12:00:00+00:00"}),
+    "far past": ("timestamp", {"timestamp": "0001-01-01T00:30:00+01:00"}),
+    "before 1970": ("timestamp", {"timestamp": "1969-07-20T20:17:00+00:00"}),
+    "deep metadata": ("metadata", {"metadata": {"x": [[[[[[[[[[[1]]]]]]]]]]]}}),
+    "NUL in merchant": ("merchant", {"merchant": "CORNER\u0000SHOP"}),
+    "NUL in metadata": ("metadata", {"metadata": {"note": "\u0000"}}),
+}
+
+
+def deeply_nested(levels: int) -> bytes:
+    """A transaction whose metadata nests ``levels`` deep, as raw JSON."""
+    return (
+        b'{"transaction_id":"deep","account_id":"a","timestamp":"2026-06-01T10:00:00Z",'
+        b'"amount":"1.00","metadata":' + b'{"x":' * levels + b"1" + b"}" * levels + b"}"
+    )
+
+
+async def test_what_could_not_be_stored_is_refused_at_every_door(
+    stack: Stack, new_user: NewUser
+) -> None:
+    """Each of these was once answered 202 and then dead-lettered or broke a shared job."""
+    ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
+    user, key = await new_user("hostile")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for case, (field, extra) in UNSTORABLE.items():
+            body = tx(f"bad-{len(case)}", **extra)
+            r = await client.post(f"{ingest}/v1/transactions", json=body, headers=headers)
+            assert r.status_code == 422, (case, r.text)
+            assert r.json()["detail"][0]["field"] == field, case
+            batch = {"transactions": [tx("fine-1"), body]}
+            r = await client.post(f"{ingest}/v1/transactions", json=batch, headers=headers)
+            assert r.status_code == 422, case
+            assert r.json()["detail"][0]["loc"][-1] == field, case
+            hooked = orjson.dumps({"user_id": user, "transactions": [body]})
+            r = await client.post(
+                f"{ingest}/v1/webhooks/bank",
+                content=hooked,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Spendstream-Signature": sign(INSTALLATION_SECRET, hooked),
+                },
+            )
+            assert r.status_code == 422 and field in r.text, (case, r.text)
+        for levels in (9, 250, 5_000):
+            r = await client.post(
+                f"{ingest}/v1/transactions", content=deeply_nested(levels), headers=headers
+            )
+            assert r.status_code == 422, (levels, r.text[:200])
+        csv_text = "date,description,amount\n9999-12-31,FAR AWAY,-5.00\n"
+        r = await client.post(
+            f"{ingest}/v1/imports",
+            files={"file": ("future.csv", csv_text, "text/csv")},
+            data={"account_id": "savings"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert r.status_code == 422 and "timestamp" in r.text, r.text
+        listed = await client.get(f"{api}/v1/transactions", headers=headers)
+        assert listed.json()["items"] == [], "nothing of it was published"
+
+
 async def test_isolation_matrix(stack: Stack, new_user: NewUser, migrated_dsn: str) -> None:
     """User B sees nothing of user A's, on every read endpoint and every id."""
     api = service_url(stack.settings, "api")

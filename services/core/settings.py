@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.transaction import TimestampWindow
 
 
 class Settings(BaseSettings):
@@ -37,6 +40,13 @@ class Settings(BaseSettings):
     forecaster_port: int = 8003
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest accepted request body")
     max_batch_items: int = Field(10_000, ge=1)
+    timestamp_earliest: AwareDatetime = Field(
+        datetime(1970, 1, 1, tzinfo=UTC),
+        description="Ingest rejects transactions dated before this (422 naming the field)",
+    )
+    timestamp_max_ahead_hours: float = Field(
+        24.0, ge=0, description="...and those dated more than this many hours ahead of its clock"
+    )
     api_key_cache_seconds: float = Field(
         30.0,
         ge=0,
@@ -60,6 +70,12 @@ class Settings(BaseSettings):
     forecaster_group_id: str = Field("forecaster", description="Consumer group of the forecasters")
     consumer_retry_max_seconds: float = Field(
         30.0, gt=0, description="Longest backoff between retries of a failed database write"
+    )
+    consumer_retry_give_up_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="How long a consumer retries a database write before it rewinds the batch "
+        "and reads it again",
     )
     anomaly_threshold: float = Field(
         0.97, ge=0, le=1, description="Ensemble score from which a transaction is an anomaly"
@@ -123,6 +139,13 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="The CLI's key for `spendstream import`")
 
     log_level: str = "INFO"
+
+    @property
+    def timestamp_window(self) -> TimestampWindow:
+        return TimestampWindow(
+            earliest=self.timestamp_earliest,
+            max_ahead=timedelta(hours=self.timestamp_max_ahead_hours),
+        )
 
     @property
     def kafka_bootstrap_or_default(self) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, cast
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
@@ -25,6 +26,7 @@ from services.core.heap import settle_startup_heap
 from services.core.kafka import make_broker
 from services.core.lag import watch_lag
 from services.core.logging import configure_logging
+from services.core.offsets import store_then_commit
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
 from services.core.tasks import running
@@ -78,7 +80,10 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     max_records=settings.forecaster_batch_size,
     batch_timeout_ms=250,
     auto_offset_reset="earliest",
-    ack_policy=AckPolicy.NACK_ON_ERROR,
+    # Exact offsets after the database commit; on failure every partition of the batch rewinds.
+    # (NACK_ON_ERROR sought back only the first record's partition, and the next ack committed
+    # all consumed positions: an outage longer than the retry budget skipped the others.)
+    ack_policy=AckPolicy.MANUAL,
     decoder=make_batch_decoder(GROUP_ID),
     title="aggregate-daily-spend",
     description="Folds each transaction once into daily spend per user, account and category.",
@@ -96,12 +101,16 @@ async def aggregate_daily_spend(
             lambda: add_to_daily_spend(pool, events),
             what="adding to daily spend",
             max_delay_s=settings.consumer_retry_max_seconds,
+            give_up_after_s=settings.consumer_retry_give_up_seconds,
         )
 
-    if deliveries:
-        dead = await process_isolating_poison(deliveries, aggregate, group=GROUP_ID)
-        for letter in dead:
-            await dlq_publisher.publish(letter, key=letter.key.encode() if letter.key else None)
+    async def store() -> None:
+        if deliveries:
+            dead = await process_isolating_poison(deliveries, aggregate, group=GROUP_ID)
+            for letter in dead:
+                await dlq_publisher.publish(letter, key=letter.key.encode() if letter.key else None)
+
+    await store_then_commit(cast(AIOKafkaConsumer, msg.consumer), msg.raw_message, store)
     AGGREGATED.inc(len(deliveries))
 
 

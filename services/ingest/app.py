@@ -19,6 +19,7 @@ from schemas import (
     TransactionSource,
     WebhookPayload,
 )
+from schemas.transaction import TIMESTAMP_WINDOW
 from services.core.auth import KeyVerifier
 from services.core.db import create_pool
 from services.core.heap import settle_startup_heap
@@ -130,7 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> JSONResponse:
         raw = await read_capped_body(request, settings.max_body_bytes)
         try:
-            transactions = parse_transactions(raw, max_items=settings.max_batch_items)
+            transactions = parse_transactions(
+                raw, max_items=settings.max_batch_items, window=settings.timestamp_window
+            )
         except InvalidBody as exc:
             TRANSACTIONS_REJECTED.labels("api", "invalid").inc()
             return JSONResponse(
@@ -183,7 +186,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             TRANSACTIONS_REJECTED.labels("webhook", "signature").inc()
             return JSONResponse({"detail": str(exc)}, status_code=401)
         try:
-            payload = WebhookPayload.model_validate_json(raw)
+            payload = WebhookPayload.model_validate_json(
+                raw, context={TIMESTAMP_WINDOW: settings.timestamp_window}
+            )
         except ValidationError as exc:
             TRANSACTIONS_REJECTED.labels("webhook", "invalid").inc()
             return JSONResponse(validation_error_body(field_errors(exc)), status_code=422)
@@ -247,6 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 mapping=mapping,
                 account_id=account_id,
                 currency=currency,
+                window=settings.timestamp_window,
             )
         except AccountRequired:
             return unprocessable("account_id", "account_id is required for CSV files", "missing")

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import Transaction
+from schemas.transaction import TIMESTAMP_WINDOW, TimestampWindow
 from services.core.http import error_entry
 
 DATE_FORMATS = (
@@ -100,8 +101,11 @@ def stable_id(account_id: str, when: datetime, amount: Decimal, description: str
     return f"imp-{hashlib.sha256(basis.encode()).hexdigest()[:24]}"
 
 
-def _build(rows: list[tuple[int, dict[str, Any]]], account_id: str) -> list[Transaction]:
+def _build(
+    rows: list[tuple[int, dict[str, Any]]], account_id: str, window: TimestampWindow | None
+) -> list[Transaction]:
     """Validate, give ids to rows without one, and report errors by row and column."""
+    context = {TIMESTAMP_WINDOW: window} if window else None
     seen: Counter[str] = Counter()
     transactions, errors = [], []
     for line, fields in rows:
@@ -113,7 +117,9 @@ def _build(rows: list[tuple[int, dict[str, Any]]], account_id: str) -> list[Tran
             seen[base] += 1
         fields.pop("signed")
         try:
-            transactions.append(Transaction.model_validate({"account_id": account_id, **fields}))
+            transactions.append(
+                Transaction.model_validate({"account_id": account_id, **fields}, context=context)
+            )
         except ValidationError as exc:
             for e in exc.errors(include_url=False, include_input=False):
                 errors.append(RowError(line, ".".join(map(str, e["loc"])), e["msg"]))
@@ -123,7 +129,12 @@ def _build(rows: list[tuple[int, dict[str, Any]]], account_id: str) -> list[Tran
 
 
 def parse_csv(
-    text: str, mapping: CsvMapping, *, account_id: str, currency: str = "USD"
+    text: str,
+    mapping: CsvMapping,
+    *,
+    account_id: str,
+    currency: str = "USD",
+    window: TimestampWindow | None = None,
 ) -> list[Transaction]:
     split = bool(mapping.debit or mapping.credit)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -207,7 +218,7 @@ def parse_csv(
         rows.append((line, fields))
     if errors:
         raise ImportErrors(errors)
-    return _build(rows, account_id)
+    return _build(rows, account_id, window)
 
 
 _OFX_BLOCK = re.compile(
@@ -217,7 +228,11 @@ _OFX_FIELD = re.compile(r"<(\w+)>([^<\r\n]*)")
 
 
 def parse_ofx(
-    text: str, *, account_id: str | None = None, currency: str | None = None
+    text: str,
+    *,
+    account_id: str | None = None,
+    currency: str | None = None,
+    window: TimestampWindow | None = None,
 ) -> tuple[list[Transaction], str]:
     """Transactions and the account they belong to (ACCTID unless ``account_id`` is given)."""
     account_match = re.search(r"<ACCTID>([^<\r\n]+)", text, re.I)
@@ -263,7 +278,7 @@ def parse_ofx(
         )
     if errors:
         raise ImportErrors(errors)
-    return _build(rows, account), account
+    return _build(rows, account, window), account
 
 
 class AccountRequired(ValueError):
@@ -281,14 +296,17 @@ def parse_export(
     mapping: CsvMapping,
     account_id: str | None = None,
     currency: str | None = None,
+    window: TimestampWindow | None = None,
 ) -> list[Transaction]:
     """The transactions of a bank export, OFX/QFX (known by its name or its content) or CSV read
     with ``mapping``: one set of rules for the CLI and the HTTP import. OFX files name their
     account and currency unless ``account_id`` or ``currency`` override them; a CSV needs the
     account and is in USD unless told otherwise."""
     if is_ofx(filename, text):
-        transactions, _ = parse_ofx(text, account_id=account_id, currency=currency)
+        transactions, _ = parse_ofx(text, account_id=account_id, currency=currency, window=window)
         return transactions
     if not account_id:
         raise AccountRequired("an account is required for CSV files")
-    return parse_csv(text, mapping, account_id=account_id, currency=currency or "USD")
+    return parse_csv(
+        text, mapping, account_id=account_id, currency=currency or "USD", window=window
+    )

@@ -9,6 +9,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas import Transaction
+from schemas.transaction import TIMESTAMP_WINDOW, TimestampWindow
 from services.core.http import error_entry
 
 
@@ -50,8 +51,11 @@ def _errors_of(
     return errors
 
 
-def parse_transactions(raw: bytes, *, max_items: int) -> list[Transaction]:
-    """One transaction object or ``{"transactions": [...]}``: all valid, or ``InvalidBody``."""
+def parse_transactions(
+    raw: bytes, *, max_items: int, window: TimestampWindow | None = None
+) -> list[Transaction]:
+    """One transaction object or ``{"transactions": [...]}``: all valid, or ``InvalidBody``.
+    With ``window``, timestamps outside it are invalid too."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -107,6 +111,7 @@ def parse_transactions(raw: bytes, *, max_items: int) -> list[Transaction]:
         )
 
     try:
-        return _TRANSACTIONS.validate_python(items)
+        context = {TIMESTAMP_WINDOW: window} if window else None
+        return _TRANSACTIONS.validate_python(items, context=context)
     except ValidationError as exc:
         raise InvalidBody(_errors_of(exc, prefix, batch=prefix != ("body",))) from None

@@ -32,6 +32,7 @@ from services.core.heap import settle_startup_heap
 from services.core.kafka import make_broker
 from services.core.lag import watch_lag
 from services.core.logging import configure_logging
+from services.core.offsets import Offsets, commit, first_offsets, next_offsets, rewind
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
 from services.core.tasks import running
@@ -39,16 +40,7 @@ from services.scorer import store
 from services.scorer.categorize import Categorizer
 from services.scorer.categorize_types import Categorization
 from services.scorer.drift_watcher import DriftWatcher
-from services.scorer.inflight import (
-    InFlight,
-    Job,
-    Offsets,
-    SettleBeforeRevoke,
-    commit,
-    first_offsets,
-    next_offsets,
-    rewind,
-)
+from services.scorer.inflight import InFlight, Job, SettleBeforeRevoke
 from services.scorer.registry import ModelKeeper
 from services.scorer.scoring import AnomalyScorer, ScoredTransaction
 from services.scorer.state import rebuild_missing_histories
@@ -173,6 +165,7 @@ async def categorize(
             lambda: categorizer.apply(events),
             what="categorizing transactions",
             max_delay_s=settings.consumer_retry_max_seconds,
+            give_up_after_s=settings.consumer_retry_give_up_seconds,
         )
     except TRANSIENT_DB_ERRORS:
         raise
@@ -235,6 +228,7 @@ async def score_transactions(
             lambda: store.already_stored(pool, [d.event for d in unseen]),
             what="looking up stored transactions",
             max_delay_s=settings.consumer_retry_max_seconds,
+            give_up_after_s=settings.consumer_retry_give_up_seconds,
         )
         fresh = [d for d in unseen if key_of(d.event) not in stored]
         record_of = {key_of(d.event): d.record for d in fresh}
@@ -248,6 +242,7 @@ async def score_transactions(
                     ),
                     what="rebuilding account histories",
                     max_delay_s=settings.consumer_retry_max_seconds,
+                    give_up_after_s=settings.consumer_retry_give_up_seconds,
                 )
                 scores = await worker.score(scorer, events)
             except BaseException:
@@ -312,6 +307,7 @@ async def store_batch(
             ),
             what="persisting scored transactions",
             max_delay_s=settings.consumer_retry_max_seconds,
+            give_up_after_s=settings.consumer_retry_give_up_seconds,
         )
 
     rejected = await process_isolating_poison(

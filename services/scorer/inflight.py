@@ -17,49 +17,13 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from services.core.offsets import Offsets
 
 log = logging.getLogger(__name__)
 
-Offsets = dict[TopicPartition, int]
 Account = tuple[str, str]
-
-
-def first_offsets(records: Iterable[Any]) -> Offsets:
-    """The earliest offset of each partition in a batch: where to rewind to."""
-    earliest: Offsets = {}
-    for record in records:
-        partition = TopicPartition(record.topic, record.partition)
-        earliest[partition] = min(record.offset, earliest.get(partition, record.offset))
-    return earliest
-
-
-def next_offsets(records: Iterable[Any]) -> Offsets:
-    """The offset after the last record of each partition in a batch: what to commit."""
-    latest: Offsets = {}
-    for record in records:
-        partition = TopicPartition(record.topic, record.partition)
-        latest[partition] = max(record.offset + 1, latest.get(partition, 0))
-    return latest
-
-
-def rewind(consumer: AIOKafkaConsumer, *positions: Offsets) -> None:
-    """Seek each partition back to the earliest of the given positions."""
-    target: Offsets = {}
-    for offsets in positions:
-        for partition, offset in offsets.items():
-            target[partition] = min(offset, target.get(partition, offset))
-    for partition, offset in target.items():
-        consumer.seek(partition, offset)
-
-
-async def commit(consumer: AIOKafkaConsumer, offsets: Offsets) -> None:
-    try:
-        await consumer.commit(offsets)
-    except Exception:
-        # The partitions moved to another scorer (or this one is stopping). The rows are
-        # committed in PostgreSQL, so whoever reads them again finds them stored and skips them.
-        log.warning("could not commit offsets %s; they will be read again", offsets, exc_info=True)
 
 
 @dataclass
