@@ -84,6 +84,11 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         assert response.status_code == 200
         body = response.json()
         assert body["run"]["run_id"] == run_id
+        # One user in the run: its install-wide backtest would be about them alone, and the
+        # history range is the caller's own.
+        assert body["run"]["backtest"] is None
+        first_day = min(e.timestamp.date() for e in history("fanny", 100))
+        assert body["run"]["history_start"] == first_day.isoformat()
         assert {s["category"] for s in body["series"]} == {"Groceries", "Dining"}
         groceries = next(s for s in body["series"] if s["category"] == "Groceries")
         assert len(groceries["daily"]) == 30 and groceries["monthly"]
@@ -97,6 +102,8 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         assert [s["category"] for s in filtered.json()["series"]] == ["Dining"]
         stranger = client.get("/v1/forecasts", headers={"Authorization": f"Bearer {other}"})
         assert stranger.json()["series"] == []
+        assert stranger.json()["run"]["history_start"] is None, "nothing of fanny's dates shows"
+        assert stranger.json()["run"]["backtest"] is None
 
 
 async def test_clusters_are_refreshed_once_per_change_across_restarts(fresh_dsn: str) -> None:

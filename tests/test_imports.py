@@ -95,10 +95,26 @@ def test_ofx() -> None:
     txs, account = parse_ofx(OFX)
     assert account == "DE-991"
     assert [(t.transaction_id, t.direction.value, t.amount, t.currency) for t in txs] == [
-        ("F1", "debit", Decimal("23.40"), "EUR"),
-        ("F2", "credit", Decimal("100.00"), "EUR"),
+        ("DE-991:F1", "debit", Decimal("23.40"), "EUR"),
+        ("DE-991:F2", "credit", Decimal("100.00"), "EUR"),
     ]
     assert txs[0].merchant == "REWE MARKT" and txs[0].timestamp.hour == 12
+
+
+def test_a_banks_ids_are_unique_per_account_so_two_accounts_never_collide() -> None:
+    checking, _ = parse_ofx(OFX, account_id="checking")
+    savings, _ = parse_ofx(OFX, account_id="savings")
+    assert not {t.transaction_id for t in checking} & {t.transaction_id for t in savings}
+    assert [t.transaction_id for t in parse_ofx(OFX, account_id="checking")[0]] == [
+        t.transaction_id for t in checking
+    ], "the same file of the same account gets the same ids: re-imports stay idempotent"
+    with_ids = "id,date,description,amount\n7,2026-03-01,BAKERY,-3.20\n"
+    mapping = CsvMapping(transaction_id="id")
+    ids = {parse_csv(with_ids, mapping, account_id=a)[0].transaction_id for a in ("card", "joint")}
+    assert ids == {"card:7", "joint:7"}
+    long_account = "a" * 64
+    (hashed,) = parse_csv(with_ids, mapping, account_id=long_account)
+    assert hashed.transaction_id.startswith("imp-") and len(hashed.transaction_id) <= 64
 
 
 def test_one_parser_for_every_door_tells_ofx_from_csv_by_name_or_content() -> None:

@@ -57,6 +57,7 @@ from services.core.heap import settle_startup_heap
 from services.core.http import CurrentUser, install_error_handlers
 from services.core.metrics import install_metrics
 from services.core.settings import Settings, get_settings
+from services.core.tenancy import shareable
 
 STATIC = PathLib(__file__).parent / "static"
 RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], Any] | None]] = {
@@ -304,9 +305,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             owner = series.get((row["account_id"], row["category"]))
             if owner is not None:
                 owner.monthly.append(MonthForecast.model_validate(dict(row)))
-        return ForecastResponse(
-            run=ForecastRunInfo.model_validate(dict(run)), series=list(series.values())
+        history, users = await store.forecast_scope(pool, run["run_id"], user_id)
+        info = ForecastRunInfo(
+            run_id=run["run_id"],
+            created_at=run["created_at"],
+            horizon_days=run["horizon_days"],
+            history_start=history["history_start"] if history else None,
+            history_end=history["history_end"] if history else None,
+            backtest=run["backtest"] if shareable(users) else None,
         )
+        return ForecastResponse(run=info, series=list(series.values()))
 
     @app.get(
         "/v1/categories/clusters",

@@ -234,11 +234,13 @@ class ForecastRunInfo(BaseModel):
     run_id: str
     created_at: datetime
     horizon_days: int
-    history_start: date
-    history_end: date
-    backtest: dict[str, Any] = Field(
-        description="Rolling-origin backtest over all series: MASE, sMAPE and 80% interval "
-        "coverage of the model, next to seasonal naive (weekly season)."
+    history_start: date | None = Field(description="Your first day of spending it learned from.")
+    history_end: date | None = Field(description="Your last day of spending it learned from.")
+    backtest: dict[str, Any] | None = Field(
+        description="Rolling-origin backtest over all series of the run: MASE, sMAPE and 80% "
+        "interval coverage of the model, next to seasonal naive (weekly season). An aggregate "
+        "over other users' series too, so it is shown only when the run covered at least 5 "
+        "users; null otherwise."
     )
 
 

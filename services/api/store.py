@@ -159,6 +159,23 @@ async def latest_forecast_run(pool: asyncpg.Pool) -> asyncpg.Record | None:
     return await pool.fetchrow("SELECT * FROM forecast_runs ORDER BY created_at DESC LIMIT 1")
 
 
+async def forecast_scope(
+    pool: asyncpg.Pool, run_id: str, user_id: str
+) -> tuple[asyncpg.Record | None, int]:
+    """The caller's own history range, and how many users the run forecast."""
+    history, users = await asyncio.gather(
+        pool.fetchrow(
+            """SELECT min(day) AS history_start, max(day) AS history_end
+               FROM daily_spend WHERE user_id = $1""",
+            user_id,
+        ),
+        pool.fetchval(
+            "SELECT count(DISTINCT user_id) FROM forecast_months WHERE run_id = $1", run_id
+        ),
+    )
+    return history, int(users or 0)
+
+
 async def forecasts(
     pool: asyncpg.Pool, run_id: str, user_id: str, account_id: str | None, category: str | None
 ) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:

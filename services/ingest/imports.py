@@ -95,6 +95,17 @@ def parse_amount(value: str) -> Decimal:
     return amount
 
 
+def account_scoped_id(account_id: str, file_id: str) -> str:
+    """A bank's own id (an OFX FITID, a CSV id column) is unique within its account only: two
+    accounts' files can both say "20261103-1", and one of them would then be dropped as a
+    repeat of the other. The account goes into the id; hashed where both would not fit."""
+    readable = f"{account_id}:{file_id}"
+    if len(readable) <= 64 and not any(c.isspace() or ord(c) < 32 for c in readable):
+        return readable
+    basis = f"{account_id}\x1f{file_id}"
+    return f"imp-{hashlib.sha256(basis.encode()).hexdigest()[:40]}"
+
+
 def stable_id(account_id: str, when: datetime, amount: Decimal, description: str) -> str:
     """The same row of the same account always gets the same id, whatever file it comes in."""
     basis = f"{account_id}|{when.date().isoformat()}|{amount:.2f}|{description.strip().lower()}"
@@ -109,7 +120,9 @@ def _build(
     seen: Counter[str] = Counter()
     transactions, errors = [], []
     for line, fields in rows:
-        if not fields.get("transaction_id"):
+        if fields.get("transaction_id"):
+            fields["transaction_id"] = account_scoped_id(account_id, fields["transaction_id"])
+        else:
             base = stable_id(
                 account_id, fields["timestamp"], fields["signed"], fields.get("description") or ""
             )

@@ -138,7 +138,9 @@
     });
     $("forecasts").tBodies[0].replaceChildren(...Object.entries(next).sort((a, b) => b[1].p50 - a[1].p50).map(([c, v]) =>
       el("tr", {}, el("td", {}, c), el("td", {}, money(v.p10)), el("td", {}, money(v.p50)), el("td", {}, money(v.p90)))));
-    if (fc.run) {
+    if (fc.run && !fc.run.backtest) {
+      $("backtest").textContent = "The backtest is shown once forecasts cover at least 5 people (it is an aggregate over all of them).";
+    } else if (fc.run) {
       const b = fc.run.backtest;
       $("backtest").textContent = `Backtest MASE ${b.model.mase.toFixed(2)} vs seasonal naive ${b.seasonal_naive.mase.toFixed(2)}; ` +
         `80% interval covered ${(b.model.coverage_80 * 100).toFixed(0)}% of outcomes.`;
