@@ -59,10 +59,14 @@ async def test_webhook_signatures(stack: Stack, new_user: NewUser, migrated_dsn:
 
     async with httpx.AsyncClient(timeout=20) as client:
 
-        async def post(raw: bytes, signature: str | None) -> httpx.Response:
+        async def post(
+            raw: bytes, signature: str | None, signer: str | None = None
+        ) -> httpx.Response:
             headers = {"Content-Type": "application/json"}
             if signature is not None:
                 headers["X-Spendstream-Signature"] = signature
+            if signer is not None:
+                headers["X-Spendstream-User"] = signer
             return await client.post(hook, content=raw, headers=headers)
 
         refused = {
@@ -79,8 +83,17 @@ async def test_webhook_signatures(stack: Stack, new_user: NewUser, migrated_dsn:
         }
         for reason, response in refused.items():
             assert response.status_code == 401, reason
-        good = await post(body("wh-good"), sign(INSTALLATION_SECRET, body("wh-good")))
+        signed_once = sign(INSTALLATION_SECRET, body("wh-good"))
+        good = await post(body("wh-good"), signed_once)
         assert (good.status_code, good.json()) == (202, {"accepted": 1})
+        replay = await post(body("wh-good"), signed_once)
+        assert replay.status_code == 409, "a captured delivery cannot be sent again"
+        unknown_user = orjson.dumps({"user_id": "not-yet", "transactions": [tx("wh-later")]})
+        signed_unknown = sign(INSTALLATION_SECRET, unknown_user)
+        assert (await post(unknown_user, signed_unknown)).status_code == 422
+        assert (await post(unknown_user, signed_unknown)).status_code == 422, (
+            "a delivery that was not accepted may be retried as it was"
+        )
         old = await post(
             body("wh-old-secret"), sign("test-installation-secret-old", body("wh-old-secret"))
         )
@@ -104,10 +117,16 @@ async def test_webhook_signatures(stack: Stack, new_user: NewUser, migrated_dsn:
             first = await rotate_webhook_secret(conn, user)
             second = await rotate_webhook_secret(conn, user)
             for secret, tid in ((first, "wh-user-1"), (second, "wh-user-2")):
-                assert (await post(body(tid), sign(secret, body(tid)))).status_code == 202
+                assert (await post(body(tid), sign(secret, body(tid)), user)).status_code == 202
+            unnamed = await post(body("wh-unnamed"), sign(first, body("wh-unnamed")))
+            assert unnamed.status_code == 401, "a user's secret needs the header naming them"
+            other, _ = await new_user("other-hooked")
+            for_other = orjson.dumps({"user_id": other, "transactions": [tx("wh-for-other")]})
+            stolen = await post(for_other, sign(first, for_other), user)
+            assert stolen.status_code == 422, "a user's secret signs for that user only"
             await rotate_webhook_secret(conn, user)
             assert (
-                await post(body("wh-revoked"), sign(first, body("wh-revoked")))
+                await post(body("wh-revoked"), sign(first, body("wh-revoked")), user)
             ).status_code == 401
         finally:
             await conn.close()

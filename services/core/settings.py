@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pydantic import AwareDatetime, Field, SecretStr
@@ -139,6 +139,15 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="The CLI's key for `spendstream import`")
 
     log_level: str = "INFO"
+
+    @cached_property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """The installation's webhook secrets: several while rotating, comma-separated."""
+        if self.webhook_secret is None:
+            return ()
+        return tuple(
+            s.strip() for s in self.webhook_secret.get_secret_value().split(",") if s.strip()
+        )
 
     @property
     def timestamp_window(self) -> TimestampWindow:

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
@@ -38,10 +37,16 @@ from services.ingest import store
 from services.ingest.imports import AccountRequired, CsvMapping, ImportErrors, parse_export
 from services.ingest.parsing import InvalidBody, parse_transactions
 from services.ingest.publisher import BrokerUnavailable, TransactionPublisher, stamped
-from services.ingest.signing import InvalidSignature, verify
+from services.ingest.signing import (
+    TOLERANCE_S,
+    InvalidSignature,
+    matching_signature,
+    parse_fresh_header,
+)
 
 RETRY_AFTER_SECONDS = "5"
 SIGNATURE_HEADER = "X-Spendstream-Signature"
+USER_HEADER = "X-Spendstream-User"
 
 TRANSACTIONS_ACCEPTED = Counter(
     "spendstream_ingest_transactions_accepted_total",
@@ -148,9 +153,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Transactions pushed by a bank or aggregator, signed with HMAC-SHA256",
         description="Header `X-Spendstream-Signature: t=<unix>,v1=<hex>`, the hex being the "
         "HMAC-SHA256 of `\"<t>.<raw body>\"` with the installation's or the user's webhook "
-        "secret; timestamps older than 300 s are refused. The body names the user.",
+        "secret; timestamps older than 300 s are refused. The body names the user; a body "
+        "signed with a user's own secret also names them in the `X-Spendstream-User` header, "
+        "so the signature is checked before the body is read. A delivery is taken once: the "
+        "same signature again is a replay, answered 409 with nothing published (a delivery "
+        "that was not accepted, 422 or 503, may be sent again).",
         responses={
             401: {"description": "Missing, malformed, stale or wrong signature"},
+            409: {"description": "This signed delivery was received before; nothing published"},
             422: {"description": "Invalid items or unknown user; nothing published"},
         },
         openapi_extra={
@@ -166,25 +176,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raw = await read_capped_body(request, settings.max_body_bytes)
         pool = request.app.state.pool
         try:
-            named = orjson.loads(raw).get("user_id")
-        except (orjson.JSONDecodeError, AttributeError):
-            named = None
-        candidates = [
-            s.strip()
-            for s in (
-                settings.webhook_secret.get_secret_value().split(",")
-                if settings.webhook_secret
-                else []
-            )
-            if s.strip()
-        ]
-        if isinstance(named, str) and len(named) <= 64:
-            candidates += await store.webhook_secrets(pool, named)
-        try:
-            verify(request.headers.get(SIGNATURE_HEADER), raw, candidates)
+            signer, signature = await authenticate_webhook(request, raw)
         except InvalidSignature as exc:
             TRANSACTIONS_REJECTED.labels("webhook", "signature").inc()
             return JSONResponse({"detail": str(exc)}, status_code=401)
+        if not await store.claim_delivery(pool, signature, keep_s=2 * TOLERANCE_S):
+            TRANSACTIONS_REJECTED.labels("webhook", "replay").inc()
+            return JSONResponse(
+                {"detail": "this signed delivery was received before; nothing was published"},
+                status_code=409,
+            )
+        response = await webhook_delivery(request, raw, signer)
+        if response.status_code != 202:  # not accepted: the sender may send it again
+            await store.release_delivery(pool, signature)
+        return response
+
+    async def authenticate_webhook(request: Request, raw: bytes) -> tuple[str | None, str]:
+        """Who signed (None: the installation, else the user named in the user header) and the
+        signature, checked before the body is parsed; the database only for a user's secrets."""
+        timestamp, signatures = parse_fresh_header(request.headers.get(SIGNATURE_HEADER))
+        matched = matching_signature(timestamp, signatures, raw, settings.webhook_secrets)
+        if matched is not None:
+            return None, matched
+        user = request.headers.get(USER_HEADER)
+        if user and len(user) <= 64:
+            secrets = await store.webhook_secrets(request.app.state.pool, user)
+            matched = matching_signature(timestamp, signatures, raw, secrets)
+            if matched is not None:
+                return user, matched
+        raise InvalidSignature(
+            "signature does not match (a user's own secret needs the "
+            f"{USER_HEADER} header naming that user)"
+        )
+
+    async def webhook_delivery(request: Request, raw: bytes, signer: str | None) -> JSONResponse:
         try:
             payload = WebhookPayload.model_validate_json(
                 raw, context={TIMESTAMP_WINDOW: settings.timestamp_window}
@@ -192,7 +217,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValidationError as exc:
             TRANSACTIONS_REJECTED.labels("webhook", "invalid").inc()
             return JSONResponse(validation_error_body(field_errors(exc)), status_code=422)
-        if not await store.user_exists(pool, payload.user_id):
+        if signer is not None and payload.user_id != signer:
+            return unprocessable("user_id", "a user's secret signs for that user only")
+        if not await store.user_exists(request.app.state.pool, payload.user_id):
             return unprocessable("user_id", "unknown user")
         return await accept(
             request, payload.user_id, payload.transactions, TransactionSource.webhook

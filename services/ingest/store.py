@@ -1,7 +1,9 @@
-"""Ingest's SQL: the users it accepts webhooks for and their webhook secrets."""
+"""Ingest's SQL: the users it accepts webhooks for, their webhook secrets, and the signed
+deliveries already received (so a captured request cannot be replayed)."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 import asyncpg
@@ -23,6 +25,33 @@ async def webhook_secrets(pool: asyncpg.Pool, user_id: str) -> list[str]:
         MAX_ACTIVE_SECRETS,
     )
     return [r["secret"] for r in rows]
+
+
+def _delivery_key(signature: str) -> bytes:
+    return hashlib.sha256(signature.encode()).digest()
+
+
+async def claim_delivery(pool: asyncpg.Pool, signature: str, keep_s: float) -> bool:
+    """Record a signed delivery; False if it was received before (a replay). Deliveries older
+    than ``keep_s`` are forgotten: their signatures are past the timestamp tolerance anyway."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(secs => $1)",
+            keep_s,
+        )
+        claimed = await conn.fetchval(
+            """INSERT INTO webhook_deliveries (signature_sha256) VALUES ($1)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            _delivery_key(signature),
+        )
+    return bool(claimed)
+
+
+async def release_delivery(pool: asyncpg.Pool, signature: str) -> None:
+    """Forget a delivery that was not accepted after all, so the sender may retry it."""
+    await pool.execute(
+        "DELETE FROM webhook_deliveries WHERE signature_sha256 = $1", _delivery_key(signature)
+    )
 
 
 async def rotate_webhook_secret(conn: asyncpg.Connection, user_id: str) -> str:
