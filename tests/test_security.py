@@ -222,6 +222,16 @@ async def test_bad_input_gets_a_clear_4xx(stack: Stack, new_user: NewUser) -> No
         r = await client.post(f"{ingest}/v1/transactions", content=huge, headers=headers)
         assert r.status_code == 413
         assert "Traceback" not in r.text
+        # Before authentication and before any parsing or spooling: no key at all here.
+        r = await client.post(
+            f"{ingest}/v1/imports",
+            files={"file": ("big.csv", b"0" * (stack.settings.max_body_bytes + 10))},
+        )
+        assert r.status_code == 413
+        api = service_url(stack.settings, "api")
+        feedback = b'{"label": "fraud", "pad": "' + b" " * 100_000 + b'"}'
+        r = await client.post(f"{api}/v1/anomalies/x/feedback", content=feedback)
+        assert r.status_code == 413, "the query API caps every body too, before auth"
 
 
 UNSTORABLE = {

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.auth import KeyVerifier, parse_bearer
+from services.core.bodylimit import BodyTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,11 @@ def install_error_handlers(app: FastAPI) -> None:
             {"detail": f"request body exceeds {exc.limit} bytes; split it into smaller requests"},
             status_code=413,
         )
+
+    @app.exception_handler(BodyTooLarge)
+    async def _cut_off(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        # The body limit answers 413 itself; this only keeps the cut-off out of the error log.
+        return JSONResponse({"detail": "request body too large"}, status_code=413)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

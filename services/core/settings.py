@@ -38,7 +38,12 @@ class Settings(BaseSettings):
     ingest_port: int = 8001
     scorer_port: int = 8002
     forecaster_port: int = 8003
-    max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest accepted request body")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest request body ingest reads, on any route"
+    )
+    api_max_body_bytes: int = Field(
+        64 * 1024, description="Largest request body the query API reads, on any route"
+    )
     max_batch_items: int = Field(10_000, ge=1)
     timestamp_earliest: AwareDatetime = Field(
         datetime(1970, 1, 1, tzinfo=UTC),

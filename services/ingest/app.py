@@ -20,6 +20,7 @@ from schemas import (
 )
 from schemas.transaction import TIMESTAMP_WINDOW
 from services.core.auth import KeyVerifier
+from services.core.bodylimit import install_body_limit
 from services.core.db import create_pool
 from services.core.heap import settle_startup_heap
 from services.core.http import (
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_metrics(app, "ingest")
+    install_body_limit(app, settings.max_body_bytes)
 
     async def accept(
         request: Request, user_id: str, transactions: list[Transaction], source: TransactionSource
