@@ -138,3 +138,40 @@ def test_one_parser_for_every_door_tells_ofx_from_csv_by_name_or_content() -> No
     )
     assert credits_negative[0].direction.value == "credit"
     assert {t.currency for t in credits_negative} == {"GBP"}
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "mapping", "column"),
+    [
+        ("date,description,amount\n2026-03-01,X,1e999999999\n", "signed", "amount"),
+        ("date,description,amount\n2026-03-01,X,-1e999999\n", "signed", "amount"),
+        ("date,description,amount\n2026-03-01,X,12345678901234567.00\n", "signed", "amount"),
+        ("date,description,amount\n2026-03-01,X,Infinity\n", "signed", "amount"),
+        ('date,description,amount\n2026-03-01,"' + "x" * 200_000 + '",-1.00\n', "signed", "file"),
+    ],
+)
+def test_hostile_csv_rows_are_row_errors_never_crashes(
+    csv_text: str, mapping: str, column: str
+) -> None:
+    chosen = (
+        CsvMapping(amount=None, debit="debit", credit="credit")
+        if mapping == "split"
+        else CsvMapping()
+    )
+    with pytest.raises(ImportErrors) as info:
+        parse_csv(csv_text, chosen, account_id="a")
+    assert column in {e.column for e in info.value.errors}
+
+
+def test_a_short_row_with_debit_and_credit_columns_reads_the_missing_cell_as_empty() -> None:
+    text = "date,description,debit,credit\n2026-03-01,BAKERY,3.20\n"
+    (tx,) = parse_csv(text, CsvMapping(amount=None, debit="debit", credit="credit"), account_id="a")
+    assert (tx.direction.value, tx.amount) == ("debit", Decimal("3.20"))
+
+
+def test_imports_have_a_row_cap() -> None:
+    text = "date,description,amount\n" + "2026-03-01,X,-1.00\n" * 11
+    assert len(parse_csv(text, CsvMapping(), account_id="a", max_rows=11)) == 11
+    with pytest.raises(ImportErrors) as info:
+        parse_csv(text, CsvMapping(), account_id="a", max_rows=10)
+    assert "more than 10 rows" in info.value.errors[0].message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -275,7 +276,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             negative_is_debit=negative_is_debit,
         )
         try:
-            transactions = parse_export(
+            # Off the event loop: a large or pathological file must not stall other requests.
+            transactions = await asyncio.to_thread(
+                parse_export,
                 data.decode("utf-8-sig", errors="replace"),
                 filename=file.filename or "",
                 mapping=mapping,

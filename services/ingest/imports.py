@@ -23,6 +23,8 @@ from schemas import Transaction
 from schemas.transaction import TIMESTAMP_WINDOW, TimestampWindow
 from services.core.http import error_entry
 
+MAX_IMPORT_ROWS = 100_000
+_PLAIN_AMOUNT = re.compile(r"[+-]?\s*(?:\d{1,15}(?:\.\d{0,6})?|\.\d{1,6})")
 DATE_FORMATS = (
     "%Y-%m-%d",
     "%Y-%m-%dT%H:%M:%S",
@@ -83,16 +85,17 @@ def parse_date(value: str, fmt: str | None) -> datetime:
 
 
 def parse_amount(value: str) -> Decimal:
+    """Plain decimal notation only, at most 15 digits before the point and 6 after: exponents
+    ("1e999999") would make megabyte numbers out of a few bytes of input."""
     text = value.strip().replace(",", "").replace("$", "").replace("€", "").replace("£", "")
     if text.startswith("(") and text.endswith(")"):
         text = "-" + text[1:-1]
+    if not _PLAIN_AMOUNT.fullmatch(text):
+        raise ValueError(f"not an amount: {value[:40]!r}")
     try:
-        amount = Decimal(text)
+        return Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"not an amount: {value!r}") from None
-    if not amount.is_finite():
-        raise ValueError(f"not a finite amount: {value!r}")
-    return amount
+        raise ValueError(f"not an amount: {value[:40]!r}") from None
 
 
 def account_scoped_id(account_id: str, file_id: str) -> str:
@@ -141,17 +144,8 @@ def _build(
     return transactions
 
 
-def parse_csv(
-    text: str,
-    mapping: CsvMapping,
-    *,
-    account_id: str,
-    currency: str = "USD",
-    window: TimestampWindow | None = None,
-) -> list[Transaction]:
+def _check_columns(columns: set[str], mapping: CsvMapping) -> None:
     split = bool(mapping.debit or mapping.credit)
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    columns = set(reader.fieldnames or [])
     wanted = [
         c
         for c in (
@@ -174,46 +168,77 @@ def parse_csv(
                 for c in missing
             ]
         )
-    if not mapping.amount and not (mapping.debit or mapping.credit):
+    if not mapping.amount and not split:
         raise ImportErrors(
             [RowError(1, "amount", "map an amount column, or debit and credit columns")]
         )
+
+
+def _cell(record: dict[str, Any], column: str | None) -> str:
+    """A cell as text: "" for an unmapped column, or one a short row does not reach."""
+    value = record.get(column) if column else None
+    return value if isinstance(value, str) else ""
+
+
+def _signed_amount(record: dict[str, Any], mapping: CsvMapping) -> Decimal:
+    """Negative spends, positive receives, from one signed column or a debit/credit pair."""
+    if not (mapping.debit or mapping.credit) and mapping.amount:
+        signed = parse_amount(_cell(record, mapping.amount))
+        return signed if mapping.negative_is_debit else -signed
+    out, into = _cell(record, mapping.debit).strip(), _cell(record, mapping.credit).strip()
+    return (parse_amount(into) if into else Decimal(0)) - abs(
+        parse_amount(out) if out else Decimal(0)
+    )
+
+
+def _csv_rows(text: str, max_rows: int) -> tuple[set[str], list[tuple[int, dict[str, Any]]]]:
+    """The header and the records, each with its line; ``ImportErrors`` for a malformed file
+    (an oversized field, say) or one with more than ``max_rows`` records."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    records: list[tuple[int, dict[str, Any]]] = []
+    try:
+        columns = set(reader.fieldnames or [])
+        for record in reader:
+            if len(records) == max_rows:
+                raise ImportErrors(
+                    [RowError(max_rows + 2, "file", f"more than {max_rows:,} rows; split the file")]
+                )
+            records.append((reader.line_num, record))
+    except csv.Error as exc:
+        raise ImportErrors(
+            [RowError(reader.line_num, "file", f"not readable as CSV: {exc}")]
+        ) from None
+    return columns, records
+
+
+def parse_csv(
+    text: str,
+    mapping: CsvMapping,
+    *,
+    account_id: str,
+    currency: str = "USD",
+    window: TimestampWindow | None = None,
+    max_rows: int = MAX_IMPORT_ROWS,
+) -> list[Transaction]:
+    columns, records = _csv_rows(text, max_rows)
+    _check_columns(columns, mapping)
     rows, errors = [], []
-    for line, record in enumerate(reader, start=2):
+    for line, record in records:
         try:
-            when = parse_date(record[mapping.date] or "", mapping.date_format)
+            when = parse_date(_cell(record, mapping.date), mapping.date_format)
         except ValueError as exc:
             errors.append(RowError(line, mapping.date, str(exc)))
             continue
         try:
-            if not split and mapping.amount:
-                signed = parse_amount(record[mapping.amount] or "")
-                if not mapping.negative_is_debit:
-                    signed = -signed
-            else:
-                out = (
-                    parse_amount(record[mapping.debit])
-                    if mapping.debit and record[mapping.debit].strip()
-                    else Decimal(0)
-                )
-                into = (
-                    parse_amount(record[mapping.credit])
-                    if mapping.credit and record[mapping.credit].strip()
-                    else Decimal(0)
-                )
-                signed = into - abs(out)
+            signed = _signed_amount(record, mapping)
         except ValueError as exc:
-            errors.append(
-                RowError(
-                    line,
-                    (mapping.debit or mapping.credit if split else mapping.amount) or "amount",
-                    str(exc),
-                )
-            )
+            column = (mapping.debit or mapping.credit) if not mapping.amount else mapping.amount
+            errors.append(RowError(line, column or "amount", str(exc)))
             continue
         if signed == 0:
             continue  # zero lines (holds, notes) are not transactions
-        description = record.get(mapping.description or "", "") or ""
+        description = _cell(record, mapping.description)
+        merchant = _cell(record, mapping.merchant) if mapping.merchant else description
         fields: dict[str, Any] = {
             "timestamp": when,
             "amount": abs(signed),
@@ -221,13 +246,13 @@ def parse_csv(
             "direction": "debit" if signed < 0 else "credit",
             "currency": currency,
             "description": description or None,
-            "merchant": (record.get(mapping.merchant) if mapping.merchant else description) or None,
+            "merchant": merchant or None,
             "channel": "other",
         }
-        if mapping.category and record.get(mapping.category):
-            fields["category"] = record[mapping.category]
-        if mapping.transaction_id and record.get(mapping.transaction_id):
-            fields["transaction_id"] = record[mapping.transaction_id].strip()
+        if _cell(record, mapping.category):
+            fields["category"] = _cell(record, mapping.category)
+        if _cell(record, mapping.transaction_id).strip():
+            fields["transaction_id"] = _cell(record, mapping.transaction_id).strip()
         rows.append((line, fields))
     if errors:
         raise ImportErrors(errors)
