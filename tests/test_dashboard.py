@@ -58,7 +58,12 @@ async def test_dashboard_renders_charts_and_records_feedback(stack: Stack, new_u
         page.on("pageerror", lambda e: errors.append(str(e)))
         outside: list[str] = []
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(api) else None)
-        await page.goto(f"{api}/")
+        response = await page.goto(f"{api}/")
+        assert response is not None
+        policy = (await response.all_headers())["content-security-policy"]
+        assert "script-src 'self';" in policy and "unsafe" not in policy.split("style-src")[0], (
+            "no inline script and no eval: the charts render under this policy, checked below"
+        )
         await page.fill("#key", key)
         await page.click("#key-form button[type=submit]")
         await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
@@ -130,3 +135,17 @@ async def test_month_picker_lists_local_months_in_any_browser_timezone(  # type:
         )
         await browser.close()
     assert months == ["2026-01", "2025-12", "2025-11"]
+
+
+async def test_security_headers_on_pages_and_api(stack: Stack) -> None:
+    api = service_url(stack.settings, "api")
+    async with httpx.AsyncClient(timeout=10) as client:
+        for path in ("/", "/v1/transactions", "/healthz"):
+            headers = (await client.get(f"{api}{path}")).headers
+            assert headers["x-frame-options"] == "DENY", path
+            assert headers["x-content-type-options"] == "nosniff", path
+            assert headers["referrer-policy"] == "no-referrer", path
+            assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        docs = (await client.get(f"{api}/docs")).headers
+        assert "content-security-policy" not in docs, "Swagger UI is an inline page"
+        assert docs["x-content-type-options"] == "nosniff"

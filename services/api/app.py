@@ -54,6 +54,7 @@ from services.api.summary import build_summary
 from services.core.auth import KeyVerifier
 from services.core.bodylimit import install_body_limit
 from services.core.db import create_pool
+from services.core.headers import SecurityHeaders
 from services.core.heap import settle_startup_heap
 from services.core.http import CurrentUser, install_error_handlers
 from services.core.metrics import install_metrics
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app, "api")
     install_body_limit(app, settings.api_max_body_bytes)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/v1/transactions", response_model=TransactionPage, summary="List transactions")
     async def list_transactions(
