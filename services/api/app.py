@@ -56,7 +56,7 @@ from services.core.bodylimit import install_body_limit
 from services.core.db import create_pool
 from services.core.headers import SecurityHeaders
 from services.core.heap import settle_startup_heap
-from services.core.http import CurrentUser, install_error_handlers
+from services.core.http import CurrentUser, docs_urls, install_error_handlers
 from services.core.metrics import install_metrics
 from services.core.settings import Settings, get_settings
 from services.core.tenancy import shareable
@@ -180,9 +180,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "forecasts and categories. Every endpoint but health and metrics needs "
         "`Authorization: Bearer <api key>` and shows only the caller's data.",
         lifespan=lifespan,
+        **docs_urls(settings),
     )
     install_error_handlers(app)
-    install_metrics(app, "api")
+    install_metrics(app, "api", expose=settings.expose_metrics)
     install_body_limit(app, settings.api_max_body_bytes)
     app.add_middleware(SecurityHeaders)
 

@@ -214,7 +214,7 @@ def up(
     """Run the whole pipeline locally; Ctrl-C stops everything it started."""
     end_date = demo_end(end)
     settings = get_settings()
-    configure_logging(settings.log_level, service="up")
+    configure_logging(settings.log_level, service="up", tracebacks=settings.log_tracebacks)
     stack = Stack(settings)
 
     def terminate(signum: int, _frame: object) -> NoReturn:
@@ -278,8 +278,10 @@ def serve(
     if service not in SERVICE_APPS:
         fail(f"unknown service {service!r}; one of {', '.join(SERVICE_APPS)}")
     settings = get_settings()
+    configure_logging(settings.log_level, service=service, tracebacks=settings.log_tracebacks)
     uvicorn.run(
         SERVICE_APPS[service],
+        log_config=None,  # uvicorn's own lines go through the service's formatter too
         host=settings.host,
         port=service_port(settings, service),
         access_log=False,

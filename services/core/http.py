@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import asyncpg
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -15,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.auth import KeyVerifier, parse_bearer
 from services.core.bodylimit import BodyTooLarge
+from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,19 @@ async def current_user(request: Request) -> str:
 
 
 CurrentUser = Annotated[str, Depends(current_user)]
+
+
+class DocsUrls(TypedDict):
+    docs_url: str | None
+    redoc_url: str | None
+    openapi_url: str | None
+
+
+def docs_urls(settings: Settings) -> DocsUrls:
+    """FastAPI's documentation routes, or none of them when the settings hide the docs."""
+    if settings.expose_docs:
+        return {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
+    return {"docs_url": None, "redoc_url": None, "openapi_url": None}
 
 
 def unprocessable(field: str, message: str, kind: str = "value_error") -> JSONResponse:
@@ -120,7 +135,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error(
-            "unhandled error on %s %s: %r", request.method, request.url.path, exc, exc_info=exc
+        error_id = secrets.token_hex(6)
+        # The route's template, never the raw path (ids) or the exception's text (data).
+        route = str(getattr(request.scope.get("route"), "path", "unmatched"))
+        log.error("unhandled error %s on %s %s", error_id, request.method, route, exc_info=exc)
+        return JSONResponse(
+            {"detail": "internal error; it has been logged", "error_id": error_id},
+            status_code=500,
         )
-        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)

@@ -30,12 +30,14 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def install_metrics(app: FastAPI, service: str) -> None:
-    """Serve /metrics and record every request's route, status and latency."""
+def install_metrics(app: FastAPI, service: str, *, expose: bool = True) -> None:
+    """Record every request's route, status and latency, and serve them at /metrics unless
+    ``expose`` is off."""
+    if expose:
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        @app.get("/metrics", include_in_schema=False)
+        def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(HttpMetrics, service=service)
 

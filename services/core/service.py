@@ -12,10 +12,14 @@ from faststream.asgi.types import Scope
 from faststream.kafka import KafkaBroker
 
 from services.core.metrics import metrics_app
+from services.core.settings import Settings
 
 
 def consumer_asgi_app(
-    broker: KafkaBroker, *, lifespan: Callable[..., AbstractAsyncContextManager[None]]
+    broker: KafkaBroker,
+    *,
+    lifespan: Callable[..., AbstractAsyncContextManager[None]],
+    settings: Settings,
 ) -> AsgiFastStream:
     """Serve ``broker`` with readiness at /healthz: the broker answers and so does the database.
 
@@ -38,8 +42,11 @@ def consumer_asgi_app(
 
     app = AsgiFastStream(
         broker,
-        asgi_routes=[("/healthz", healthz), ("/metrics", metrics_app)],
-        asyncapi_path="/docs/asyncapi",
+        asgi_routes=[
+            ("/healthz", healthz),
+            *([("/metrics", metrics_app)] if settings.expose_metrics else []),
+        ],
+        asyncapi_path="/docs/asyncapi" if settings.expose_docs else None,
         lifespan=lifespan,
     )
     return app

@@ -143,7 +143,19 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(None, description="The CLI's key for `spendstream import`")
 
+    expose_docs: bool = Field(
+        True, description="Serve /docs, /redoc and /openapi.json (and the consumers' AsyncAPI)"
+    )
+    expose_metrics: bool = Field(
+        True,
+        description="Serve /metrics; turn off where the port is public and scrape another way",
+    )
     log_level: str = "INFO"
+    log_tracebacks: bool = Field(
+        False,
+        description="Log exceptions with their stack traces (for debugging); by default a log "
+        "line names the error's type and id only",
+    )
 
     @cached_property
     def webhook_secrets(self) -> tuple[str, ...]:

@@ -60,7 +60,7 @@ dlq_publisher = broker.publisher(
 
 @asynccontextmanager
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-    configure_logging(settings.log_level, service="forecaster")
+    configure_logging(settings.log_level, service="forecaster", tracebacks=settings.log_tracebacks)
     pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
     context.set_global("pool", pool)
     refresher = ForecastRefresher(pool, settings, lambda event: forecasts_publisher.publish(event))
@@ -114,4 +114,4 @@ async def aggregate_daily_spend(
     AGGREGATED.inc(len(deliveries))
 
 
-app = consumer_asgi_app(broker, lifespan=lifespan)
+app = consumer_asgi_app(broker, lifespan=lifespan, settings=settings)

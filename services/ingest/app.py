@@ -27,6 +27,7 @@ from services.core.heap import settle_startup_heap
 from services.core.http import (
     CurrentUser,
     PayloadTooLarge,
+    docs_urls,
     field_errors,
     install_error_handlers,
     read_capped_body,
@@ -91,9 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Accepts transactions over REST, signed webhooks and file imports, "
         "and publishes them to Kafka once the broker acknowledged.",
         lifespan=lifespan,
+        **docs_urls(settings),
     )
     install_error_handlers(app)
-    install_metrics(app, "ingest")
+    install_metrics(app, "ingest", expose=settings.expose_metrics)
     install_body_limit(app, settings.max_body_bytes)
 
     async def accept(

@@ -101,7 +101,7 @@ alerts_publisher = broker.publisher(
 
 @asynccontextmanager
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-    configure_logging(settings.log_level, service="scorer")
+    configure_logging(settings.log_level, service="scorer", tracebacks=settings.log_tracebacks)
     pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
     scorer = AnomalyScorer(
         settings.anomaly_threshold,
@@ -342,7 +342,7 @@ async def store_batch(
     BATCH_LATENCY.observe(time.perf_counter() - started)
 
 
-app = consumer_asgi_app(broker, lifespan=lifespan)
+app = consumer_asgi_app(broker, lifespan=lifespan, settings=settings)
 
 
 @app.on_shutdown
