@@ -1,8 +1,13 @@
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import asyncpg
 import pytest
 
 from services.core.auth import KeyVerifier, create_key, hash_key, revoke_key
 from services.core.db import load_migrations, migrate
+from services.core.embedded import EmbeddedPostgres, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -50,3 +55,29 @@ async def test_revoked_keys_stop_working(db: asyncpg.Connection, migrated_dsn: s
         assert await verifier.user_for(issued.secret) is None
     finally:
         await pool.close()
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("SPENDSTREAM_DATABASE_URL")), reason="only the embedded server is ours"
+)
+async def test_the_embedded_server_wants_its_password_even_on_loopback(postgres_dsn: str) -> None:
+    url = urlsplit(postgres_dsn)
+    assert url.password, "the embedded server's URL carries the password made for its data dir"
+    without = postgres_dsn.replace(f":{url.password}@", "@")
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(without)
+    wrong = postgres_dsn.replace(f":{url.password}@", ":guess@")
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(wrong)
+    conn = await asyncpg.connect(postgres_dsn)
+    await conn.close()
+
+
+def test_the_password_file_is_its_owners_alone(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "data", free_port(), durable=False)
+    server.start()
+    try:
+        assert server.password_file.stat().st_mode & 0o777 == 0o600
+        assert server.password and server.password in server.dsn
+    finally:
+        server.remove()

