@@ -26,7 +26,7 @@ from services.demo.loader import post_records
 from services.scorer import store
 from services.scorer.ensemble import train_ensemble
 from services.scorer.features import FEATURE_NAMES
-from services.scorer.registry import serialize
+from services.scorer.registry import serialize, sign_artifact
 from services.scorer.scoring import AnomalyScorer
 from services.scorer.worker import ScoringWorker
 
@@ -66,7 +66,7 @@ async def _scoring_latencies(dsn: str, events: list[TransactionEvent]) -> list[f
         worker.close()
 
 
-async def _register_model(dsn: str) -> str:
+async def _register_model(dsn: str, signing_key: bytes) -> str:
     """Train the ensemble on demo data and register it, so the scorers serve all four
     detectors from their first batch."""
     events = demo_events(users=20, months=6, seed=3)
@@ -76,7 +76,7 @@ async def _register_model(dsn: str) -> str:
     pool = await create_pool(dsn, size=1)  # with the JSON codecs the store expects
     try:
         async with pool.acquire() as conn:
-            artifact = serialize(model)
+            artifact = sign_artifact(serialize(model), signing_key)
             await store.save_model(conn, version, len(features), model.metrics, artifact, "bench")
     finally:
         await pool.close()
@@ -152,7 +152,9 @@ def scorer_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchR
     500-row batch, measured on the scorer's own path without I/O."""
     dsn = stack.settings.require_database_url()
     total = 15_000 if quick else 40_000
-    asyncio.run(_register_model(dsn))
+    key = stack.settings.model_signing_key
+    assert key is not None, "the stack gives its scorers a signing key"
+    asyncio.run(_register_model(dsn, key.get_secret_value().encode()))
     by_scale: dict[int, list[float]] = {}
     with consumers_stopped(stack):
         for scorers in (1,) if quick else (1, 2, 3):

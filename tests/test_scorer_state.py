@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
 from schemas import TransactionEvent
 from services.core.db import create_pool
@@ -65,7 +66,10 @@ async def test_features_are_identical_after_a_restart(fresh_dsn: str) -> None:
 
 async def test_one_scorer_trains_and_every_scorer_hot_swaps(fresh_dsn: str) -> None:
     settings = Settings(
-        database_url=fresh_dsn, min_training_rows=300, retrain_after_transactions=10_000
+        database_url=fresh_dsn,
+        min_training_rows=300,
+        retrain_after_transactions=10_000,
+        model_signing_key="one key for the installation",
     )
     events = demo_events(users=3, months=3, seed=5)
     pools = [await create_pool(fresh_dsn, size=3) for _ in range(2)]
@@ -104,6 +108,15 @@ async def test_one_scorer_trains_and_every_scorer_hot_swaps(fresh_dsn: str) -> N
         scored = scorers[1].score_batch(events[-50:])
         assert {s.model_version for s in scored} == {rows[0]["version"]}
         assert set(scored[0].detector_scores) == {"lof", "ocsvm", "autoencoder", "hst"}
+
+        stranger = AnomalyScorer(threshold=0.995)
+        other_key = settings.model_copy(
+            update={"model_signing_key": SecretStr("another installation")}
+        )
+        assert not await ModelKeeper(pools[1], stranger, other_key).refresh(), (
+            "a model signed with another key is never loaded"
+        )
+        assert stranger.version == COLD_START_VERSION
     finally:
         for pool in pools:
             await pool.close()

@@ -99,3 +99,40 @@ def test_explanations_read_like_a_person_wrote_them() -> None:
     )
     texts = [r["text"] for r in scorer.score_batch([spike])[0].explanation]
     assert any("x your usual" in t for t in texts), texts
+
+
+def test_registry_artifacts_are_verified_before_anything_is_unpickled(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+
+    import pytest
+
+    from services.scorer.registry import (
+        SIGNED_PREFIX,
+        UntrustedArtifact,
+        deserialize,
+        serialize,
+        sign_artifact,
+    )
+
+    events, _ = demo_events(users=2, months=3)
+    features = np.array([s.features for s in AnomalyScorer(threshold=0.97).score_batch(events)])
+    model = train_ensemble(features, version="v-signed", feature_names=FEATURE_NAMES, seed=0)
+    key = b"installation key"
+    signed = sign_artifact(serialize(model), key)
+    assert deserialize(signed, key).version == "v-signed"
+
+    class Planted:  # what an attacker with write access to the database would store
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    payload = pickle.dumps(Planted())
+    forged = [
+        payload,  # unsigned
+        SIGNED_PREFIX + b"\0" * 32 + payload,  # a made-up signature
+        sign_artifact(payload, b"another key"),  # signed, but not by this installation
+        signed[:-1] + bytes([signed[-1] ^ 1]),  # a real model, one bit changed
+    ]
+    for artifact in forged:
+        with pytest.raises(UntrustedArtifact):
+            deserialize(artifact, key)
+    assert not (tmp_path / "pwned").exists(), "nothing was unpickled"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -45,6 +46,14 @@ def service_port(settings: Settings, name: str) -> int:
 
 def service_url(settings: Settings, name: str) -> str:
     return f"http://{settings.host}:{service_port(settings, name)}"
+
+
+def local_secret(path: Path) -> str:
+    """A random secret kept in ``path`` (mode 0600), made the first time it is asked for."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def load_runtime(settings: Settings) -> Settings:
@@ -97,6 +106,8 @@ class Stack:
             updates["kafka_bootstrap"] = self.kafka.start()
             # tansu has no idempotent producer; asking for one would fail every send.
             updates["kafka_idempotent_producer"] = False
+        if not s.model_signing_key:
+            updates["model_signing_key"] = local_secret(s.data_dir / "model-signing.key")
         if not s.database_url:
             self.postgres = EmbeddedPostgres(
                 s.data_dir / "pg", s.embedded_postgres_port, durable=self.durable

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
 
     # Secrets.
     webhook_secret: SecretStr | None = Field(None, description="Installation-wide webhook HMAC key")
+    model_signing_key: SecretStr | None = Field(
+        None,
+        description="Key that signs anomaly models in the registry; a scorer loads no model it "
+        "cannot verify. Unset: each scorer makes its own, and trusts only what it trained "
+        "(`spendstream up` keeps one per data directory)",
+    )
 
     # HTTP services.
     host: str = "127.0.0.1"

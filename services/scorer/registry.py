@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import pickle
+import secrets
 import signal
 import socket
 from concurrent.futures import ProcessPoolExecutor
@@ -34,15 +37,33 @@ MODEL_INFO = Gauge(
 )
 
 
+SIGNED_PREFIX = b"spendstream-model-v1:"
+
+
+class UntrustedArtifact(ValueError):
+    """A registry artifact whose signature does not verify: never unpickled."""
+
+
 def serialize(model: EnsembleModel) -> bytes:
     return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def deserialize(artifact: bytes) -> EnsembleModel:
-    # Artifacts come only from this installation's own database, written by its scorers.
-    model = pickle.loads(artifact)  # noqa: S301
+def sign_artifact(payload: bytes, key: bytes) -> bytes:
+    """The artifact as stored: a prefix, an HMAC-SHA256 of the payload, the payload. Unpickling
+    runs code, so whoever can write to the database must not be able to forge a model."""
+    return SIGNED_PREFIX + hmac.new(key, payload, hashlib.sha256).digest() + payload
+
+
+def deserialize(artifact: bytes, key: bytes) -> EnsembleModel:
+    """The model in a signed artifact; ``UntrustedArtifact`` before any unpickling otherwise."""
+    head, rest = artifact[: len(SIGNED_PREFIX)], artifact[len(SIGNED_PREFIX) :]
+    mac, payload = rest[:32], rest[32:]
+    expected = hmac.new(key, payload, hashlib.sha256).digest()
+    if head != SIGNED_PREFIX or not hmac.compare_digest(mac, expected):
+        raise UntrustedArtifact("the model artifact is not signed with this installation's key")
+    model = pickle.loads(payload)  # noqa: S301  (verified above)
     if not isinstance(model, EnsembleModel):
-        raise TypeError(f"registry artifact is a {type(model).__name__}, not an EnsembleModel")
+        raise UntrustedArtifact(f"the artifact holds a {type(model).__name__}, not a model")
     return model
 
 
@@ -56,6 +77,14 @@ class ModelKeeper:
         self.scorer = scorer
         self.settings = settings
         self.instance = f"{socket.gethostname()}:{id(self):x}"
+        if settings.model_signing_key is not None:
+            self.signing_key = settings.model_signing_key.get_secret_value().encode()
+        else:
+            log.warning(
+                "SPENDSTREAM_MODEL_SIGNING_KEY is unset: this scorer signs its models with a key "
+                "of its own and loads only those; give every scorer the same key to share them"
+            )
+            self.signing_key = secrets.token_bytes(32)
         self._pool: ProcessPoolExecutor | None = None
         self._publish_info()
 
@@ -72,7 +101,11 @@ class ModelKeeper:
         if latest is None or latest["version"] == self.scorer.version:
             return False
         artifact = await store.model_artifact(self.pool, latest["version"])
-        model = await asyncio.to_thread(deserialize, artifact)
+        try:
+            model = await asyncio.to_thread(deserialize, artifact, self.signing_key)
+        except UntrustedArtifact:
+            log.error("not loading anomaly model %s: %s", latest["version"], "untrusted artifact")
+            return False
         self.scorer.use_model(model)
         self._publish_info()
         log.info("now serving anomaly model %s", model.version)
@@ -108,8 +141,10 @@ class ModelKeeper:
         artifact = await asyncio.get_running_loop().run_in_executor(
             self._trainer(), train_and_serialize, X, version, s.scorer_seed
         )
-        model = await asyncio.to_thread(deserialize, artifact)
-        await store.save_model(conn, version, len(X), model.metrics, artifact, self.instance)
+        # From this scorer's own training process, so trusted as it is; signed for the registry.
+        signed = sign_artifact(artifact, self.signing_key)
+        model = await asyncio.to_thread(deserialize, signed, self.signing_key)
+        await store.save_model(conn, version, len(X), model.metrics, signed, self.instance)
         log.info("trained anomaly model %s on %d rows", version, len(X))
         return version
 
