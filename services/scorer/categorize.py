@@ -1,10 +1,18 @@
-"""Auto-categorization before scoring: the user's own explicit category for the merchant wins;
-otherwise a kNN vote among labelled merchants of all users, applied only when confident."""
+"""Auto-categorization before scoring: the user's own category for the merchant wins; otherwise
+a kNN vote among shared labels, applied only when confident.
+
+Shared labels never carry one user's choices to another (services/core/tenancy.py): they are a
+vetted catalogue of well-known merchants shipped with Spendstream, and merchants whose category
+at least five distinct users agree on. A category one user invented ("Dr Smith psychiatry")
+stays theirs."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import logging
+from importlib import resources
 
 import asyncpg
 
@@ -13,11 +21,21 @@ from services.core.embeddings import Embedder
 from services.core.semantic import TextSpace, knn_predict
 from services.core.settings import Settings
 from services.core.tasks import repeat
+from services.core.text import normalize_text
 from services.scorer import store
 from services.scorer.categorize_types import Categorization
 from services.scorer.features import merchant_key
 
 log = logging.getLogger(__name__)
+
+
+def load_catalogue() -> dict[str, str]:
+    """The vetted catalogue: normalized merchant key -> category."""
+    text = resources.files("services.scorer").joinpath("data/merchant_catalogue.csv").read_text()
+    return {normalize_text(r["merchant"]): r["category"] for r in csv.DictReader(io.StringIO(text))}
+
+
+CATALOGUE = load_catalogue()
 
 
 class Categorizer:
@@ -29,13 +47,14 @@ class Categorizer:
         self._labels: list[str] = []
 
     async def refresh_index(self) -> int:
-        rows = await store.labelled_merchants(self.pool, self.settings.categorize_index_size)
-        if not rows:
-            return 0
-        texts = [r["merchant_key"] for r in rows]
+        labels = dict(CATALOGUE)
+        agreed = await store.labelled_merchants(self.pool, self.settings.categorize_index_size)
+        for row in agreed:
+            labels.setdefault(row["merchant_key"], row["category"])
+        texts = sorted(labels)
         embeddings = await self.embedder.embed(texts)
         self._space = await asyncio.to_thread(TextSpace, texts, embeddings)
-        self._labels = [r["category"] for r in rows]
+        self._labels = [labels[t] for t in texts]
         return len(texts)
 
     async def apply(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -11,6 +13,7 @@ import numpy as np
 import orjson
 
 from schemas import Direction, TransactionEvent
+from services.core.tenancy import MAX_TRAINING_SHARE, MIN_DISTINCT_USERS
 from services.scorer.categorize_types import Categorization
 from services.scorer.features import merchant_key
 from services.scorer.scoring import ScoredTransaction
@@ -174,21 +177,31 @@ async def account_histories(
     ]
 
 
-async def training_matrix(pool: asyncpg.Pool, limit: int, legit_weight: int) -> np.ndarray:
+async def training_matrix(
+    pool: asyncpg.Pool, limit: int, legit_weight: int, max_user_share: float = MAX_TRAINING_SHARE
+) -> np.ndarray:
     """Feature rows of the latest ``limit`` scored transactions, oldest first. Transactions
-    labelled fraud are left out; those labelled legit count ``legit_weight`` times."""
+    labelled fraud are left out; those labelled legit count ``legit_weight`` times. No user
+    contributes more than ``max_user_share`` of ``limit`` rows (weights included), newest kept:
+    the model is shared, and no one user may decide what is normal for everyone."""
     rows = await pool.fetch(
-        """SELECT s.features, f.label FROM (
+        """SELECT s.user_id, s.features, f.label FROM (
                SELECT user_id, transaction_id, features, scored_at FROM scores
                WHERE features IS NOT NULL ORDER BY scored_at DESC LIMIT $1) s
            LEFT JOIN feedback f USING (user_id, transaction_id)
            WHERE f.label IS DISTINCT FROM 'fraud'
-           ORDER BY s.scored_at""",
+           ORDER BY s.scored_at DESC""",
         limit,
     )
+    cap = max(1, math.ceil(limit * max_user_share))
+    taken: Counter[str] = Counter()
     vectors = []
-    for row in rows:
-        vectors.extend([row["features"]] * (legit_weight if row["label"] == "legit" else 1))
+    for row in rows:  # newest first
+        weight = min(legit_weight if row["label"] == "legit" else 1, cap - taken[row["user_id"]])
+        if weight > 0:
+            taken[row["user_id"]] += weight
+            vectors.extend([row["features"]] * weight)
+    vectors.reverse()
     return np.asarray(vectors, dtype=np.float64)
 
 
@@ -347,18 +360,26 @@ async def save_drift(pool: asyncpg.Pool, row: dict[str, Any]) -> bool:
 # Categories -------------------------------------------------------------------------------------
 
 
-async def labelled_merchants(pool: asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
-    """The most common merchants with a category users gave, each with its usual category."""
+async def labelled_merchants(
+    pool: asyncpg.Pool, limit: int, min_users: int = MIN_DISTINCT_USERS
+) -> list[asyncpg.Record]:
+    """Merchants whose category at least ``min_users`` distinct users gave, each with the
+    category most of its users gave: an aggregate no single user's labels show through."""
     return list(
         await pool.fetch(
-            """SELECT DISTINCT ON (merchant_key) merchant_key, category
-               FROM (SELECT merchant_key, category, count(*) AS n FROM transactions
-                     WHERE category_source = 'provided' AND merchant_key IS NOT NULL
-                       AND merchant_key <> ''
-                     GROUP BY merchant_key, category
-                     ORDER BY n DESC LIMIT $1) top
-               ORDER BY merchant_key, n DESC""",
+            """SELECT merchant_key, category FROM (
+                   SELECT merchant_key, category, count(DISTINCT user_id) AS users,
+                          row_number() OVER (PARTITION BY merchant_key
+                                             ORDER BY count(DISTINCT user_id) DESC, category)
+                              AS preference
+                   FROM transactions
+                   WHERE category_source = 'provided' AND merchant_key IS NOT NULL
+                     AND merchant_key <> ''
+                   GROUP BY merchant_key, category) agreed
+               WHERE preference = 1 AND users >= $2
+               ORDER BY users DESC, merchant_key LIMIT $1""",
             limit,
+            min_users,
         )
     )
 
