@@ -23,7 +23,7 @@ NewUser = Callable[[str], Awaitable[tuple[str, str]]]
 
 
 def transaction(i: int, **overrides: Any) -> dict[str, Any]:
-    ts = datetime(2026, 9, 1, 8, tzinfo=UTC) + timedelta(hours=7 * i)
+    ts = datetime(2025, 9, 1, 8, tzinfo=UTC) + timedelta(hours=7 * i)  # all in the past
     return {
         "transaction_id": f"e2e-{i:05d}",
         "account_id": f"acct-{i % 3}",
@@ -81,7 +81,7 @@ async def test_thousand_transactions_end_to_end(stack: Stack, new_user: NewUser)
         assert (first.status_code, first.json()) == (202, {"accepted": 500})
         assert (second.status_code, second.json()) == (202, {"accepted": 500})
 
-        invalid = [transaction(5000 + i) for i in range(10)]
+        invalid = [transaction(990 + i, transaction_id=f"invalid-{i}") for i in range(10)]
         invalid[2]["amount"] = "-5"
         invalid[5]["timestamp"] = "2026-09-01T10:00:00"
         invalid[7]["currency"] = "EURO"
