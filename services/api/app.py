@@ -58,6 +58,7 @@ from services.core.headers import SecurityHeaders
 from services.core.heap import settle_startup_heap
 from services.core.http import CurrentUser, docs_urls, install_error_handlers
 from services.core.metrics import install_metrics
+from services.core.ratelimit import RateLimiter
 from services.core.settings import Settings, get_settings
 from services.core.tenancy import shareable
 
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
         app.state.pool = pool
         app.state.key_verifier = KeyVerifier(pool, ttl_seconds=settings.api_key_cache_seconds)
+        app.state.rate_limiter = RateLimiter(settings.api_rate_limit)
         settle_startup_heap()
         try:
             yield
@@ -185,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app, "api", expose=settings.expose_metrics)
     install_body_limit(app, settings.api_max_body_bytes)
+    rendering = asyncio.Semaphore(settings.chart_render_concurrency)
     app.add_middleware(SecurityHeaders)
 
     @app.get("/v1/transactions", response_model=TransactionPage, summary="List transactions")
@@ -394,7 +397,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             request.app.state.pool, name, user_id, account_id, weeks, settings.drift_threshold
         )
         media_type, render = RENDERERS[fmt]
-        body = await asyncio.to_thread(render, spec) if render else orjson.dumps(spec)
+        if render is None:
+            body = orjson.dumps(spec)
+        else:
+            async with rendering:  # a render holds a core for a while: a few at a time
+                body = await asyncio.to_thread(render, spec)
         return Response(
             body, media_type=media_type, headers={"Cache-Control": "private, max-age=30"}
         )

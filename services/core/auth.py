@@ -11,6 +11,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -72,29 +73,43 @@ async def list_keys(conn: asyncpg.Connection, user_id: str | None = None) -> lis
     )
 
 
+def _remember(cache: OrderedDict[bytes, Any], key: bytes, value: Any, limit: int) -> None:
+    cache[key] = value
+    while len(cache) > limit:
+        cache.popitem(last=False)
+
+
 class KeyVerifier:
     """Maps a bearer secret to its user, caching answers briefly so the hot path skips the database.
 
-    A revoked key stops working within ``ttl_seconds``. The cache is bounded.
+    A revoked key stops working within ``ttl_seconds``. Both caches are bounded, and unknown keys
+    have one of their own: a client spraying made-up keys fills that one, never evicting the
+    valid keys (which would send every real request to the database).
     """
 
     def __init__(self, pool: asyncpg.Pool, *, ttl_seconds: float = 30.0, max_entries: int = 10_000):
         self._pool = pool
         self._ttl = ttl_seconds
         self._max = max_entries
-        self._cache: OrderedDict[bytes, tuple[float, str | None]] = OrderedDict()
+        self._known: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
+        self._unknown: OrderedDict[bytes, float] = OrderedDict()
 
     async def user_for(self, secret: str) -> str | None:
         digest = hash_key(secret)
         now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        user_id = await self._pool.fetchval(
+        known = self._known.get(digest)
+        if known is not None and now - known[0] < self._ttl:
+            return known[1]
+        refused = self._unknown.get(digest)
+        if refused is not None and now - refused < self._ttl:
+            return None
+        user_id: str | None = await self._pool.fetchval(
             "SELECT user_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
         )
-        self._cache[digest] = (now, user_id)
-        self._cache.move_to_end(digest)
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
-        return user_id  # type: ignore[no-any-return]
+        self._known.pop(digest, None)
+        self._unknown.pop(digest, None)
+        if user_id is None:
+            _remember(self._unknown, digest, now, self._max)
+        else:
+            _remember(self._known, digest, (now, user_id), self._max)
+        return user_id

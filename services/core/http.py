@@ -14,8 +14,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.core.auth import KeyVerifier, parse_bearer
+from services.core.auth import KeyVerifier, hash_key, parse_bearer
 from services.core.bodylimit import BodyTooLarge
+from services.core.ratelimit import RateLimiter
 from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,14 @@ async def current_user(request: Request) -> str:
         ) from exc
     if user_id is None:
         raise HTTPException(401, "unknown or revoked API key", UNAUTHORIZED_HEADERS)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = await limiter.retry_after(hash_key(secret).hex())
+    if wait is not None:
+        raise HTTPException(
+            429,
+            f"more than {limiter.item} requests with this key; retry in {wait} s",
+            {"Retry-After": str(wait)},
+        )
     return user_id
 
 

@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     timestamp_max_ahead_hours: float = Field(
         24.0, ge=0, description="...and those dated more than this many hours ahead of its clock"
     )
+    ingest_rate_limit: str = Field(
+        "2000/second", description="Requests per API key and ingest process (`limits` notation)"
+    )
+    api_rate_limit: str = Field(
+        "100/second", description="Requests per API key and query API process"
+    )
+    chart_render_concurrency: int = Field(
+        2, ge=1, description="PNG/SVG charts rendered at once per query API process"
+    )
     api_key_cache_seconds: float = Field(
         30.0,
         ge=0,

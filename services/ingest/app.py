@@ -105,9 +105,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await publisher.publish(stamped(transactions, user_id, source))
         except BrokerUnavailable as exc:
-            TRANSACTIONS_REJECTED.labels(source.value, "broker_unavailable").inc(len(transactions))
+            TRANSACTIONS_REJECTED.labels(source.value, "broker_unavailable").inc(
+                len(transactions) - len(exc.acknowledged)
+            )
+            TRANSACTIONS_ACCEPTED.labels(source.value).inc(len(exc.acknowledged))
+            acked = set(exc.acknowledged)
             return JSONResponse(
-                {"detail": f"{exc}; nothing was accepted, retry the whole request"},
+                {
+                    "detail": f"{exc}; retry the whole request: transaction ids make it safe, "
+                    "those already acknowledged change nothing",
+                    "acknowledged": [
+                        tx.transaction_id for i, tx in enumerate(transactions) if i in acked
+                    ],
+                    "unconfirmed": [
+                        tx.transaction_id for i, tx in enumerate(transactions) if i not in acked
+                    ],
+                },
                 status_code=503,
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
@@ -123,7 +136,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             401: {"description": "Missing or unknown API key"},
             413: {"description": "Body too large"},
             422: {"description": "Invalid items, each named by index and field; nothing published"},
-            503: {"description": "Broker unavailable; nothing accepted, retry after Retry-After"},
+            503: {
+                "description": "The broker did not acknowledge every transaction: the body lists "
+                "those it acknowledged (they will be stored) and those unconfirmed (they may or "
+                "may not arrive); resend the whole request after Retry-After: transaction ids "
+                "make that safe"
+            },
         },
         openapi_extra={
             "requestBody": {

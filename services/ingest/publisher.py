@@ -52,7 +52,25 @@ def stamped(
 
 
 class BrokerUnavailable(Exception):
-    """The broker did not acknowledge; the client should retry the whole request later."""
+    """The broker did not acknowledge every message; the client should retry the whole request
+    later. ``acknowledged`` holds the indexes of the messages it did acknowledge before failing:
+    those are accepted and will be stored. The rest are unconfirmed: they may or may not arrive.
+    Resending the whole request is safe either way, since transaction ids make writes
+    idempotent, so a client is never told "nothing was accepted" about something it will see."""
+
+    def __init__(self, message: str, acknowledged: Sequence[int] = ()):
+        super().__init__(message)
+        self.acknowledged = list(acknowledged)
+
+
+def acknowledged_indexes(futures: Sequence[asyncio.Future[object]]) -> list[int]:
+    """Which sends the broker acknowledged. The others are unconfirmed: not known lost, since
+    a message already handed to the producer may still reach the broker after the answer."""
+    return [
+        index
+        for index, future in enumerate(futures)
+        if future.done() and not future.cancelled() and future.exception() is None
+    ]
 
 
 class TransactionPublisher:
@@ -93,16 +111,22 @@ class TransactionPublisher:
         producer = await self._started()
         topic = self._settings.transactions_topic
         started = time.perf_counter()
+        futures: list[asyncio.Future[object]] = []
         try:
             async with asyncio.timeout(self._timeout_s):
-                futures = [
-                    await producer.send(topic, value=value, key=key, headers=JSON_HEADERS)
-                    for key, value in messages
-                ]
+                for key, value in messages:
+                    futures.append(
+                        await producer.send(topic, value=value, key=key, headers=JSON_HEADERS)
+                    )
                 await asyncio.gather(*futures)
         except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning("broker did not acknowledge %d events: %r", len(messages), exc)
-            raise BrokerUnavailable("the broker did not acknowledge the transactions") from None
+            acknowledged = acknowledged_indexes(futures)
+            log.warning(
+                "broker acknowledged %d of %d events: %r", len(acknowledged), len(messages), exc
+            )
+            raise BrokerUnavailable(
+                "the broker did not acknowledge every transaction", acknowledged
+            ) from None
         PRODUCE_LATENCY.observe(time.perf_counter() - started)
 
     async def close(self) -> None:

@@ -1,0 +1,67 @@
+"""Per-key rate limits, and a key cache that made-up keys cannot flush."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.core.auth import KeyVerifier, hash_key
+from services.core.http import CurrentUser, install_error_handlers
+from services.core.ratelimit import RateLimiter
+
+
+class CountingPool:
+    """Stands in for PostgreSQL's api_keys table, counting the lookups that reach it."""
+
+    def __init__(self, keys: dict[str, str]):
+        self.users = {hash_key(secret): user for secret, user in keys.items()}
+        self.lookups = 0
+
+    async def fetchval(self, _sql: str, digest: bytes) -> str | None:
+        self.lookups += 1
+        return self.users.get(digest)
+
+
+async def test_made_up_keys_never_evict_a_valid_one() -> None:
+    pool = CountingPool({"ss_valid": "ada"})
+    verifier = KeyVerifier(pool, ttl_seconds=60, max_entries=100)  # type: ignore[arg-type]
+    assert await verifier.user_for("ss_valid") == "ada"
+    for _ in range(1_000):
+        assert await verifier.user_for(f"ss_{os.urandom(8).hex()}") is None
+    before = pool.lookups
+    assert await verifier.user_for("ss_valid") == "ada"
+    assert pool.lookups == before, "the valid key is still cached"
+    sprayed = "ss_same_wrong_key"
+    await verifier.user_for(sprayed)
+    await verifier.user_for(sprayed)
+    assert pool.lookups == before + 1, "an unknown key is remembered as unknown too"
+
+
+@pytest.fixture
+def limited_app() -> TestClient:
+    app = FastAPI()
+    install_error_handlers(app)
+    pool = CountingPool({"ss_a": "ada", "ss_b": "bob"})
+    app.state.key_verifier = KeyVerifier(pool, ttl_seconds=60)  # type: ignore[arg-type]
+    app.state.rate_limiter = RateLimiter("3/minute")
+
+    @app.get("/me")
+    async def me(user: CurrentUser) -> dict[str, str]:
+        return {"user": user}
+
+    return TestClient(app)
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(limited_app: TestClient) -> None:
+    def get(key: str):  # type: ignore[no-untyped-def]
+        return limited_app.get("/me", headers={"Authorization": f"Bearer {key}"})
+
+    assert [get("ss_a").status_code for _ in range(3)] == [200, 200, 200]
+    refused = get("ss_a")
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "3 per 1 minute" in refused.json()["detail"]
+    assert get("ss_b").status_code == 200, "each key has its own allowance"
