@@ -149,3 +149,25 @@ def test_on_demo_data_the_model_beats_seasonal_naive() -> None:
     panel = Panel.from_long(daily, ["user_id", "account_id", "category"], "day", "spent")
     result = backtest(panel, ForecastConfig(horizon=30, n_estimators=150), n_folds=2)
     assert result.model["mase"] < result.seasonal_naive["mase"]
+
+
+def test_days_no_panel_can_hold_are_skipped_not_fatal() -> None:
+    from datetime import date
+
+    from services.core.metrics import JOB_SKIPS
+    from services.forecaster.refresher import plausible_days
+
+    frame = pd.DataFrame(
+        [
+            ("u1", "card", "Dining", date(2026, 11, 30), 12.0),
+            ("u2", "card", "Dining", date(9999, 12, 31), 5.0),
+            ("u3", "card", "Dining", date(1, 1, 1), 5.0),
+            ("u1", "card", "Dining", date(2026, 12, 3), 7.0),  # tomorrow: clock skew, kept
+        ],
+        columns=["user_id", "account_id", "category", "day", "spent"],
+    )
+    skipped = JOB_SKIPS.labels("forecast", "implausible_day")
+    before = skipped._value.get()
+    kept = plausible_days(frame, today=date(2026, 12, 2))
+    assert list(kept["user_id"]) == ["u1", "u1"]
+    assert skipped._value.get() == before + 2

@@ -198,3 +198,38 @@ async def test_embeddings_are_never_computed_twice_across_restarts(fresh_dsn: st
         np.testing.assert_allclose(again[1], vectors[0], rtol=1e-6)
     finally:
         await pool.close()
+
+
+async def test_one_accounts_impossible_dates_do_not_stop_drift_for_everyone(
+    fresh_dsn: str,
+) -> None:
+    """A far-future row that got in before ingest checked dates: skipped and counted, while
+    every other scope, the global one included, is still compared."""
+    from services.core.metrics import JOB_SKIPS
+    from services.scorer.drift_watcher import DriftWatcher
+
+    events = demo_events(users=1, months=2, seed=8)
+    pool = await create_pool(fresh_dsn, size=3)
+    try:
+        await score_and_store(pool, AnomalyScorer(threshold=0.99), events)
+        await pool.execute(
+            """INSERT INTO transactions (user_id, transaction_id, account_id, ts, amount,
+                   direction, currency, channel, source, ingested_at)
+               VALUES ('faraway', 'f1', 'card', '9999-12-31T12:00:00Z', 5, 'debit', 'USD',
+                       'card', 'api', '2026-08-01T00:00:00Z')"""
+        )
+        skipped = JOB_SKIPS.labels("drift", "OverflowError")
+        before = skipped._value.get()
+
+        async def publish(event: object) -> None:
+            return None
+
+        watcher = DriftWatcher(pool, Settings(database_url=fresh_dsn), publish)
+        stored = await watcher.check()
+        scopes = {r["scope"] for r in await pool.fetch("SELECT scope FROM drift_metrics")}
+        assert scopes == {"global", "account"} and stored == 1 + len(
+            {(e.user_id, e.account_id) for e in events}
+        )
+        assert skipped._value.get() == before + 1, "the impossible account is counted"
+    finally:
+        await pool.close()

@@ -17,6 +17,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 metrics_app: ASGIApp = make_asgi_app()
 
+JOB_SKIPS = Counter(
+    "spendstream_job_skips_total",
+    "Rows or scopes a shared job (drift, forecasts) could not process and skipped, logged with "
+    "their ids, so one bad row never stops the job for everyone.",
+    ["job", "reason"],
+)
+
 HTTP_REQUESTS = Counter(
     "spendstream_http_requests_total",
     "HTTP requests by service, route template, method and status.",

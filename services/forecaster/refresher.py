@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -16,6 +16,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from schemas import ForecastsUpdated
 from services.core.db import advisory_lock
+from services.core.logging import ctx
+from services.core.metrics import JOB_SKIPS
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.forecaster import store
@@ -55,6 +57,27 @@ def rows_of(
     return daily, monthly
 
 
+HISTORY_YEARS = 10
+
+
+def plausible_days(frame: pd.DataFrame, today: date) -> pd.DataFrame:
+    """The rows whose day a dense daily panel can hold: the last ``HISTORY_YEARS`` years up to
+    tomorrow. Others (a far-past or far-future date that got in before ingest checked) are
+    skipped, counted and logged, instead of failing every user's forecast."""
+    first = today - timedelta(days=365 * HISTORY_YEARS)
+    last = today + timedelta(days=1)
+    keep = frame["day"].map(lambda day: first <= day <= last).astype(bool)
+    skipped = frame[~keep]
+    if len(skipped):
+        JOB_SKIPS.labels("forecast", "implausible_day").inc(len(skipped))
+        for row in skipped.head(20).itertuples():
+            log.warning(
+                "skipping a day of spending outside the forecastable range",
+                extra=ctx(user_id=row.user_id, account_id=row.account_id, day=row.day),
+            )
+    return frame[keep]
+
+
 class ForecastRefresher:
     def __init__(
         self,
@@ -91,7 +114,10 @@ class ForecastRefresher:
         s = self.settings
         started = time.perf_counter()
         records = await store.daily_debits(self.pool)
-        frame = pd.DataFrame([dict(r) for r in records], columns=[*KEYS, "day", "spent"])
+        frame = plausible_days(
+            pd.DataFrame([dict(r) for r in records], columns=[*KEYS, "day", "spent"]),
+            datetime.now(UTC).date(),
+        )
         config = ForecastConfig(horizon=s.forecast_horizon_days)
         try:
             run = await asyncio.to_thread(

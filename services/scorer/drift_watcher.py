@@ -15,6 +15,8 @@ from prometheus_client import Gauge
 
 from schemas import DriftEvent
 from services.core.db import advisory_lock
+from services.core.logging import ctx
+from services.core.metrics import JOB_SKIPS
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.scorer import store
@@ -61,12 +63,29 @@ class DriftWatcher:
         if not accounts:
             return 0
         stored = 0
-        global_watermark = max(r["watermark"] for r in accounts)
-        scopes = [(Scope("global"), global_watermark)] + [
+        # The global window ends at the latest plausible event: one account's future-dated row
+        # must not move everyone's window out of reach.
+        plausible = datetime.now(UTC) + timedelta(days=1)
+        watermarks = [r["watermark"] for r in accounts if r["watermark"] <= plausible]
+        scopes = [(Scope("global"), max(watermarks))] if watermarks else []
+        scopes += [
             (Scope("account", r["user_id"], r["account_id"]), r["watermark"]) for r in accounts
         ]
         for scope, watermark in scopes:
-            stored += await self._compare(scope, watermark)
+            try:
+                stored += await self._compare(scope, watermark)
+            except (OverflowError, ValueError, ArithmeticError) as exc:
+                # One account's impossible data must not stop drift for everyone else.
+                JOB_SKIPS.labels("drift", type(exc).__name__).inc()
+                log.warning(
+                    "skipping drift for a scope it cannot compute",
+                    extra=ctx(
+                        scope=scope.kind,
+                        user_id=scope.user_id or None,
+                        account_id=scope.account_id or None,
+                        error_type=type(exc).__name__,
+                    ),
+                )
         await store.set_drift_progress(self.pool, last_seq)
         return stored
 
