@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit bench eval schemas clean
+.PHONY: help install run test lint typecheck unit fuzz bench eval schemas clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ unit: install ## Only the fast tests (no broker, no database)
 
 test: install lint typecheck ## ruff, mypy and the whole test suite
 	$(BIN)/pytest -q
+
+fuzz: install ## The long fuzz run: 10,000 generated requests per fuzzer against both services
+	SPENDSTREAM_FUZZ_EXAMPLES=10000 $(BIN)/pytest -q -s tests/test_fuzz.py tests/test_fuzz_ingest.py
 
 bench: install ## Benchmarks; results in bench/results/latest.json
 	$(BIN)/spendstream bench

@@ -22,6 +22,7 @@ SCHEMA_VERSION = 1
 MAX_METADATA_BYTES = 2048
 MAX_METADATA_DEPTH = 8
 MAX_BATCH_ITEMS = 10_000
+MAX_UTC_OFFSET = timedelta(hours=14)
 # The validation context key under which ingest hands in its TimestampWindow.
 TIMESTAMP_WINDOW = "timestamp_window"
 
@@ -162,6 +163,16 @@ class Transaction(BaseModel):
 
     @field_validator("timestamp")
     @classmethod
+    def _real_offset(cls, value: datetime) -> datetime:
+        # Offsets in use on Earth run from -12:00 to +14:00; PostgreSQL cannot even parse some
+        # of what Python allows (up to 23:59), so such a row could be accepted and never stored.
+        offset = value.utcoffset()
+        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+            raise ValueError("UTC offset must lie between -14:00 and +14:00")
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
     def _in_window(cls, value: datetime, info: ValidationInfo) -> datetime:
         window = (info.context or {}).get(TIMESTAMP_WINDOW)
         if isinstance(window, TimestampWindow) and (problem := window.problem(value)):
@@ -191,7 +202,11 @@ class Transaction(BaseModel):
             return None
         if _has_nul(value):
             raise ValueError("metadata must not contain the NUL character (U+0000)")
-        if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError:  # an integer beyond 64 bits: no consumer could read it back
+            raise ValueError("metadata numbers must fit in 64-bit integers") from None
+        if size > MAX_METADATA_BYTES:
             raise ValueError(f"metadata must serialize to at most {MAX_METADATA_BYTES} bytes")
         return value
 

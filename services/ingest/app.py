@@ -35,6 +35,7 @@ from services.core.http import (
     validation_error_body,
 )
 from services.core.metrics import install_metrics
+from services.core.ratelimit import RateLimiter
 from services.core.settings import Settings, get_settings
 from services.ingest import store
 from services.ingest.imports import AccountRequired, CsvMapping, ImportErrors, parse_export
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = pool
         app.state.publisher = publisher
         app.state.key_verifier = KeyVerifier(pool, ttl_seconds=settings.api_key_cache_seconds)
+        app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit)
         settle_startup_heap()
         try:
             yield
