@@ -65,3 +65,47 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(limited_app: TestClient) 
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert "3 per 1 minute" in refused.json()["detail"]
     assert get("ss_b").status_code == 200, "each key has its own allowance"
+
+
+async def test_charts_render_a_few_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+
+    from services.api import app as api_app
+    from services.core.settings import Settings
+
+    running, peak = 0, 0
+    lock = threading.Lock()
+
+    def slow_render(spec: dict[str, object]) -> bytes:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return b"png"
+
+    async def no_database(*_: object) -> dict[str, object]:
+        return {}
+
+    monkeypatch.setitem(api_app.RENDERERS, "png", ("image/png", slow_render))
+    monkeypatch.setattr(api_app, "chart_spec", no_database)
+    app = api_app.create_app(Settings(chart_render_concurrency=2))
+    app.state.key_verifier = KeyVerifier(CountingPool({"ss_a": "ada"}), ttl_seconds=60)  # type: ignore[arg-type]
+    app.state.rate_limiter = RateLimiter("1000/second")
+    app.state.pool = None
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        answers = await asyncio.gather(
+            *(
+                client.get("/v1/charts/trend.png", headers={"Authorization": "Bearer ss_a"})
+                for _ in range(8)
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * 8
+    assert peak == 2, "no more renders at once than the setting allows"
