@@ -190,13 +190,10 @@ class _UserStream:
                 return True, abroad
         return False, False
 
-    def day(self, day: date) -> None:
-        rng, p = self.rng, self.p
-        weekend = day.weekday() >= 5
-        season = 1.0 + 0.25 * math.cos(2 * math.pi * (day.timetuple().tm_yday - 355) / 365)
-        holiday = 2.2 if day.month == 12 and day.day < 24 else 1.0
+    def bills(self, day: date, season: float) -> None:
+        """Salary, rent, utilities and subscriptions: standing orders and direct debits."""
+        p = self.p
         last_day = calendar.monthrange(day.year, day.month)[1]
-
         if day.day in (1, 15):
             self.add(
                 self.at(day, 6),
@@ -222,11 +219,18 @@ class _UserStream:
                 # Prices go up once, two months before the end, so "amount rose" has a case.
                 rise = 1.15 if sub.name == "Netflix" and day >= self.price_rise_from else 1.0
                 self.add(
-                    self.at(day, 4 + rng.random()),
+                    self.at(day, 4 + self.rng.random()),
                     sub,
                     round(sub.typical * rise, 2),
                     recurring=True,
                 )
+
+    def day(self, day: date) -> None:
+        rng, p = self.rng, self.p
+        weekend = day.weekday() >= 5
+        season = 1.0 + 0.25 * math.cos(2 * math.pi * (day.timetuple().tm_yday - 355) / 365)
+        holiday = 2.2 if day.month == 12 and day.day < 24 else 1.0
+        self.bills(day, season)
 
         on_trip, abroad = self.traveling(day)
         if on_trip:
