@@ -205,20 +205,24 @@ def expected_summary(rows: list[dict[str, Any]], month: str) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     charges = []
     for row in rows:
-        if row["direction"] != "debit":
-            continue
         at = datetime.fromisoformat(row["timestamp"]).replace(tzinfo=None)  # local time
-        spent[f"{at:%Y-%m}", row["category"] or "Uncategorized"] += Decimal(row["amount"])
         if not (row["merchant"] or row["description"]):
             continue
         key = normalize_text(row["merchant"] or row["description"]) or "unknown"
+        if end - timedelta(days=RECURRING_LOOKBACK_DAYS) <= at < end:
+            display = row["merchant"] or key
+            charges.append(
+                Charge(
+                    row["transaction_id"], key, display, float(row["amount"]), at, row["direction"]
+                )
+            )
+        if row["direction"] != "debit":
+            continue
+        spent[f"{at:%Y-%m}", row["category"] or "Uncategorized"] += Decimal(row["amount"])
         if f"{at:%Y-%m}" == month:
             names[key] |= {row["merchant"]} - {None}
             totals[key] += Decimal(row["amount"])
             counts[key] += 1
-        if end - timedelta(days=RECURRING_LOOKBACK_DAYS) <= at < end:
-            display = row["merchant"] or key
-            charges.append(Charge(row["transaction_id"], key, display, float(row["amount"]), at))
     top = sorted(totals, key=lambda k: -totals[k])[:5]
     return {
         "total": sum((v for (m, _), v in spent.items() if m == month), Decimal(0)),
@@ -288,3 +292,5 @@ async def test_summary_equals_the_pure_functions_over_the_stored_rows(stack, new
                 assert want["top_merchants"], f"{month} has spending"
                 cadences = {r["merchant"]: r["cadence"] for r in got["recurring"]}
                 assert any(m in RENT_LINES for m in cadences), f"{month}: the rent recurs"
+                income = [r for r in got["recurring"] if r["direction"] == "credit"]
+                assert income, f"{month}: the salary is income"

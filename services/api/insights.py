@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -11,9 +12,18 @@ from itertools import pairwise
 from typing import NamedTuple
 
 # (name, typical days between charges, tolerance in days)
-CADENCES = (("weekly", 7, 1.5), ("biweekly", 14, 2.5), ("monthly", 30.4, 4), ("yearly", 365, 10))
+CADENCES = (
+    ("weekly", 7.0, 1.5),
+    ("biweekly", 14.0, 2.5),
+    ("semimonthly", 15.22, 3.0),  # the 1st and the 15th: many payrolls
+    ("monthly", 30.44, 4.0),
+    ("quarterly", 91.31, 8.0),
+    ("yearly", 365.25, 10.0),
+)
 MIN_OCCURRENCES = 3
-AMOUNT_TOLERANCE = 0.2  # a recurring charge stays within 20% of its usual amount
+MAX_SKIPPED = 2  # a gap of up to three periods is a skipped payment, not the end of a series
+BAND = 0.35  # a recurring amount stays within 35% of its usual (utilities move with the season)
+STEADY_SPREAD = 0.15  # and its amounts spread less than this (median deviation over median)
 RISE_MIN = 0.02
 DUPLICATE_WINDOW = timedelta(hours=24)
 
@@ -24,6 +34,7 @@ class Charge(NamedTuple):  # a tuple: summaries build thousands per request
     display: str  # as printed
     amount: float
     at: datetime
+    direction: str = "debit"
 
 
 @dataclass(frozen=True)
@@ -36,49 +47,93 @@ class Recurring:
     next_expected: datetime
     occurrences: int
     amount_rose: bool
+    direction: str = "debit"  # "credit": income (salary, benefits), "debit": a bill
 
 
 def recurring_payments(charges: Sequence[Charge]) -> list[Recurring]:
-    """Same merchant at a regular interval for a similar amount, at least three times."""
-    by_merchant: defaultdict[str, list[Charge]] = defaultdict(list)
+    """Same merchant and direction at a regular interval for a steady amount, at least three
+    times: bills and subscriptions (debits), salary and other income (credits)."""
+    series_of: defaultdict[tuple[str, str], list[Charge]] = defaultdict(list)
     for charge in charges:
-        by_merchant[charge.merchant].append(charge)
-    found = []
-    for series in by_merchant.values():
-        series.sort(key=lambda c: c.at)
-        if len(series) < MIN_OCCURRENCES:
-            continue
-        gaps = [(b.at - a.at).total_seconds() / 86400 for a, b in pairwise(series)]
-        median_gap = statistics.median(gaps)
-        cadence = next(
-            (
-                name
-                for name, days, tolerance in CADENCES
-                if abs(median_gap - days) <= tolerance
-                and all(abs(g - days) <= 2 * tolerance for g in gaps[-MIN_OCCURRENCES + 1 :])
-            ),
-            None,
-        )
-        if cadence is None:
-            continue
-        amounts = [c.amount for c in series]
-        typical = statistics.median(amounts[:-1])
-        if any(abs(a - typical) > AMOUNT_TOLERANCE * typical for a in amounts[-MIN_OCCURRENCES:]):
-            continue
-        last = series[-1]
-        found.append(
-            Recurring(
-                merchant=last.display,
-                cadence=cadence,
-                typical_amount=round(typical, 2),
-                last_amount=last.amount,
-                last_date=last.at,
-                next_expected=last.at + timedelta(days=median_gap),
-                occurrences=len(series),
-                amount_rose=last.amount > series[-2].amount * (1 + RISE_MIN),
-            )
-        )
+        series_of[(charge.merchant, charge.direction)].append(charge)
+    found = [r for series in series_of.values() if (r := _recurring(series)) is not None]
     return sorted(found, key=lambda r: r.next_expected)
+
+
+def _recurring(series: list[Charge]) -> Recurring | None:
+    if len(series) < MIN_OCCURRENCES:
+        return None
+    series.sort(key=lambda c: c.at)
+    gaps = [(b.at - a.at).total_seconds() / 86400 for a, b in pairwise(series)]
+    cadence = _cadence(gaps)
+    amounts = [c.amount for c in series]
+    if cadence is None or not _steady(amounts):
+        return None
+    name, days = cadence
+    last = series[-1]
+    return Recurring(
+        merchant=last.display,
+        cadence=name,
+        typical_amount=round(statistics.median(amounts[-MIN_OCCURRENCES:]), 2),
+        last_amount=last.amount,
+        last_date=last.at,
+        next_expected=_next(last.at, name, days),
+        occurrences=len(series),
+        amount_rose=last.amount > series[-2].amount * (1 + RISE_MIN),
+        direction=last.direction,
+    )
+
+
+def _periods(gap: float, days: float, tolerance: float) -> int | None:
+    """How many periods a gap spans (more than one: payments were skipped), or None."""
+    k = max(1, round(gap / days))
+    return k if k <= 1 + MAX_SKIPPED and abs(gap - k * days) <= tolerance * k else None
+
+
+def _cadence(gaps: list[float]) -> tuple[str, float] | None:
+    """The cadence that explains the gaps: most are one period (a bill paid on the next
+    business day is still one), the rest whole periods with payments skipped between them."""
+    for name, days, tolerance in CADENCES:
+        spans = [_periods(g, days, tolerance) for g in gaps]
+        if None in spans:
+            continue
+        singles = sum(1 for k in spans if k == 1)
+        if singles >= max(MIN_OCCURRENCES - 1, len(gaps) / 2):
+            return name, days
+    return None
+
+
+def _tight(amounts: Sequence[float]) -> bool:
+    """Within a band around their usual value, and tightly spread."""
+    usual = statistics.median(amounts)
+    if usual <= 0:
+        return False
+    spread = statistics.median(abs(a - usual) for a in amounts) / usual
+    return spread <= STEADY_SPREAD and all(abs(a - usual) <= BAND * usual for a in amounts)
+
+
+def _steady(amounts: list[float]) -> bool:
+    """Recent amounts steady, or steady before a new price that the last two payments share (a
+    subscription that went up, by any amount up to double)."""
+    if _tight(amounts[-2 * MIN_OCCURRENCES :]):
+        return True
+    before, after = amounts[:-2], amounts[-2:]
+    if len(before) < MIN_OCCURRENCES - 1 or abs(after[0] - after[1]) > 0.005 * max(after):
+        return False
+    usual = statistics.median(before[-2 * MIN_OCCURRENCES :])
+    return _tight(before[-2 * MIN_OCCURRENCES :]) and usual / 2 <= after[1] <= 2 * usual
+
+
+def _next(last: datetime, cadence: str, days: float) -> datetime:
+    """Monthly and longer cadences fall on the same day of the month (clamped to its end), not a
+    fixed number of days later; shorter ones are a whole number of days."""
+    months = {"monthly": 1, "quarterly": 3, "yearly": 12}.get(cadence)
+    if months is None:
+        return last + timedelta(days=round(days))
+    index = last.year * 12 + last.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(last.day, calendar.monthrange(year, month + 1)[1])
+    return last.replace(year=year, month=month + 1, day=day)
 
 
 def possible_duplicates(charges: Sequence[Charge]) -> list[tuple[Charge, Charge]]:

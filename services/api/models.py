@@ -308,19 +308,23 @@ class RecurringPayment(BaseModel):
                     "next_expected": "2026-11-11T04:10:00",
                     "occurrences": 10,
                     "amount_rose": True,
+                    "direction": "debit",
                 }
             ]
         }
     )
 
     merchant: str
-    cadence: Literal["weekly", "biweekly", "monthly", "yearly"]
+    cadence: Literal["weekly", "biweekly", "semimonthly", "monthly", "quarterly", "yearly"]
     typical_amount: float
     last_amount: float
     last_date: datetime
     next_expected: datetime
     occurrences: int
     amount_rose: bool = Field(description="The last charge was higher than the one before.")
+    direction: Literal["debit", "credit"] = Field(
+        description="`debit`: a bill or subscription; `credit`: income (salary, benefits)."
+    )
 
 
 class DuplicateCharge(BaseModel):

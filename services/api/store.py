@@ -263,7 +263,7 @@ async def month_detail(
     return list(merchants), int(anomalies)
 
 
-async def recent_debits(
+async def recent_charges(
     pool: asyncpg.Pool,
     user_id: str,
     account_id: str | None,
@@ -271,15 +271,16 @@ async def recent_debits(
     until: datetime,
     limit: int = 5_000,
 ) -> list[asyncpg.Record]:
-    """Debits whose local time lies in [since, until), newest first."""
+    """Debits and credits with a merchant whose local time lies in [since, until), newest
+    first, in the columns of ``insights.Charge``."""
     return list(
         await pool.fetch(
             f"""SELECT t.transaction_id, t.merchant_key,
                        coalesce(nullif(t.merchant, ''), t.merchant_key) AS display,
-                       t.amount::float8 AS amount, {_LOCAL_TS} AS local_ts
+                       t.amount::float8 AS amount, {_LOCAL_TS} AS local_ts, t.direction
                 FROM transactions t
                 WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
-                  AND t.direction = 'debit' AND t.merchant_key IS NOT NULL
+                  AND t.merchant_key IS NOT NULL
                   AND t.ts >= ($3::timestamp AT TIME ZONE 'UTC') - interval '1 day'
                   AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
                   AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp

@@ -45,7 +45,7 @@ async def build_summary(
     totals, (merchants, anomalies), recent = await asyncio.gather(
         store.monthly_totals(pool, user_id, account_id, month_start(start.date(), -3), end),
         store.month_detail(pool, user_id, account_id, start, end),
-        store.recent_debits(
+        store.recent_charges(
             pool, user_id, account_id, end - timedelta(days=RECURRING_LOOKBACK_DAYS), end
         ),
     )
@@ -72,7 +72,7 @@ async def build_summary(
             )
         )
     charges = [Charge(*r) for r in recent]  # columns in Charge's order
-    in_month = [c for c in charges if start <= c.at < end]
+    in_month = [c for c in charges if start <= c.at < end and c.direction == "debit"]
     return Summary(
         month=month,
         account_id=account_id,

@@ -67,10 +67,14 @@
     params.set("month", $("month").value);
     const s = await api(`/v1/insights/summary?${params}`);
     const change = s.previous_month_total > 0 ? (s.total - s.previous_month_total) / s.previous_month_total : null;
+    const bills = s.recurring.filter((r) => r.direction === "debit");
+    const income = s.recurring.filter((r) => r.direction === "credit");
+    const perMonth = { weekly: 52 / 12, biweekly: 26 / 12, semimonthly: 2, monthly: 1, quarterly: 1 / 3, yearly: 1 / 12 };
     $("cards").replaceChildren(
       card("Spent in " + s.month, money(s.total), `${pct(change)} vs previous month`),
       card("Unusual transactions", String(s.anomalies)),
-      card("Subscriptions and bills", String(s.recurring.length), `${s.recurring.filter((r) => r.amount_rose).length} went up`),
+      card("Subscriptions and bills", String(bills.length), `${bills.filter((r) => r.amount_rose).length} went up`),
+      card("Regular income", money(income.reduce((sum, r) => sum + r.typical_amount * perMonth[r.cadence], 0)), `${income.length} source(s), per month`),
       card("Possible duplicates", String(s.possible_duplicates.length)),
       card("Top merchant", s.top_merchants[0] ? s.top_merchants[0].merchant : "–", s.top_merchants[0] ? money(s.top_merchants[0].total) : ""),
     );
@@ -78,9 +82,11 @@
       el("td", {}, c.category), el("td", {}, money(c.total)),
       el("td", { class: c.change_vs_previous > 0 ? "up" : "down" }, pct(c.change_vs_previous)),
       el("td", { class: c.change_vs_3_month_average > 0 ? "up" : "down" }, pct(c.change_vs_3_month_average)))));
-    $("recurring").replaceChildren(...s.recurring.map((r) => el("li", {},
+    const recurringItem = (r) => el("li", {},
       `${r.merchant}: ${money(r.last_amount)} ${r.cadence}, next ${r.next_expected.slice(0, 10)}`,
-      r.amount_rose ? el("strong", { class: "up" }, " (went up)") : "")));
+      r.amount_rose ? el("strong", { class: "up" }, " (went up)") : "");
+    $("recurring").replaceChildren(...bills.map(recurringItem));
+    $("income").replaceChildren(...income.map(recurringItem));
     $("duplicates").replaceChildren(...s.possible_duplicates.map((d) => el("li", {},
       `${d.merchant}: ${money(d.amount)} twice, ${d.first_at.slice(0, 16).replace("T", " ")}`)));
   }
