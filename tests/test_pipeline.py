@@ -551,3 +551,12 @@ def test_dlq_list_and_replay(stack: Stack) -> None:
         timeout=120,
     )
     assert replayed.returncode == 0 and "replayed 1 message(s)" in replayed.stdout
+
+
+def test_the_stack_hands_every_service_one_model_signing_key(stack: Stack) -> None:
+    from pydantic import SecretStr
+
+    key = stack.settings.model_signing_key
+    assert isinstance(key, SecretStr) and len(key.get_secret_value()) >= 32
+    assert stack.env()["SPENDSTREAM_MODEL_SIGNING_KEY"] == key.get_secret_value()
+    assert (stack.settings.data_dir / "model-signing.key").stat().st_mode & 0o777 == 0o600

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import orjson
+from pydantic import SecretStr
 
 from services.core.db import migrate
 from services.core.embedded import (
@@ -107,7 +108,8 @@ class Stack:
             # tansu has no idempotent producer; asking for one would fail every send.
             updates["kafka_idempotent_producer"] = False
         if not s.model_signing_key:
-            updates["model_signing_key"] = local_secret(s.data_dir / "model-signing.key")
+            # model_copy does not validate: the secret type has to be given as it is
+            updates["model_signing_key"] = SecretStr(local_secret(s.data_dir / "model-signing.key"))
         if not s.database_url:
             self.postgres = EmbeddedPostgres(
                 s.data_dir / "pg", s.embedded_postgres_port, durable=self.durable
