@@ -119,8 +119,8 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
     ],
 )
 def test_ingest_accepts_timestamps_in_its_window_only(timestamp: str, accepted: bool) -> None:
-    context = {TIMESTAMP_WINDOW: TimestampWindow()}
     with time_machine.travel(NOW, tick=False):
+        context = {TIMESTAMP_WINDOW: TimestampWindow()}  # made per request, at its "now"
         if accepted:
             Transaction.model_validate({**VALID, "timestamp": timestamp}, context=context)
             return
