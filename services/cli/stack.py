@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from services.core.embedded import (
     EmbeddedPostgres,
     die_with_parent,
     free_port,
+    local_secret,
     stop_process,
 )
 from services.core.kafka import ensure_topics
@@ -47,14 +47,6 @@ def service_port(settings: Settings, name: str) -> int:
 
 def service_url(settings: Settings, name: str) -> str:
     return f"http://{settings.host}:{service_port(settings, name)}"
-
-
-def local_secret(path: Path) -> str:
-    """A random secret kept in ``path`` (mode 0600), made the first time it is asked for."""
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32))
-    return path.read_text().strip()
 
 
 def load_runtime(settings: Settings) -> Settings:

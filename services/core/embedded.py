@@ -38,6 +38,15 @@ def set_parent_death_signal(sig: int) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
 
+def local_secret(path: Path) -> str:
+    """A random secret kept in ``path``, made the first time it is asked for. The file is
+    created with mode 0600 before anything is written to it."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -178,9 +187,7 @@ class EmbeddedPostgres:
     def _initdb(self, identity: dict[str, object]) -> None:
         """A new cluster whose superuser needs a password, even on loopback: any local user
         could otherwise connect as it. The password is made here, one per data directory."""
-        password = secrets.token_urlsafe(24)
-        self.password_file.write_text(password)
-        self.password_file.chmod(0o600)
+        password = local_secret(self.password_file)
         with tempfile.TemporaryDirectory() as scratch:
             pwfile = Path(scratch) / "pw"
             pwfile.write_text(password)
