@@ -17,15 +17,15 @@ import pandas as pd
 from bench.harness import BenchResult, collector_paused, median, with_percentiles
 from bench.pipeline import bench_tx, new_api_key, timed_ms, until_scored
 from schemas import TransactionEvent
-from services.api.insights import Charge, possible_duplicates, recurring_payments
+from services.analytics.insights import Charge, possible_duplicates, recurring_payments
 from services.cli.stack import Stack, service_url
 from services.core.db import create_pool
 from services.core.embeddings import Embedder
 from services.core.semantic import TextSpace, cluster
 from services.core.settings import Settings
 from services.forecaster.clustering import ClusterRefresher
-from services.forecaster.forecasting import ForecastConfig, forecast_all
-from services.forecaster.refresher import KEYS
+from services.forecaster.composition import CHARGE_COLUMNS, KEYS, train_and_forecast
+from services.forecaster.forecasting import ForecastConfig
 from services.scorer.drift import WindowData, compare_windows
 from services.scorer.ensemble import train_ensemble
 from services.scorer.features import FEATURE_NAMES, FeatureExtractor
@@ -123,9 +123,12 @@ def _recompute(rows: list[dict[str, Any]], settings: Settings, embedder: Embedde
     frame["amount"] = frame.amount.astype(float)
     frame["day"] = frame.ts.map(lambda t: t.date())
     daily = frame.groupby([*KEYS, "day"], as_index=False).amount.sum()
-    forecast_all(
+    charges = frame[frame.direction == "debit"].assign(
+        display=frame.merchant, at=frame.ts.map(lambda t: t.replace(tzinfo=None))
+    )[list(CHARGE_COLUMNS)]
+    train_and_forecast(
         daily.rename(columns={"amount": "spent"}),
-        KEYS,
+        charges,
         ForecastConfig(horizon=settings.forecast_horizon_days),
         n_folds=settings.forecast_backtest_folds,
         max_rows=settings.forecast_max_training_rows,

@@ -19,13 +19,14 @@ import pandas as pd
 import pytest
 import time_machine
 
-from services.api.insights import Charge, recurring_payments
+from services.analytics.insights import Charge, recurring_payments
 from services.api.models import RecurringPayment
 from services.api.summary import RECURRING_LOOKBACK_DAYS, month_start
 from services.core.text import normalize_text
 from services.demo.generator import DemoRecord, default_end, generate
 from services.demo.merchants import RENT
-from services.forecaster.forecasting import ForecastConfig, forecast_all
+from services.forecaster.composition import charges_frame, train_and_forecast
+from services.forecaster.forecasting import ForecastConfig
 from services.scorer.drift import time_windows
 
 CLOCKS = [
@@ -142,21 +143,24 @@ def daily_history(last_day: date, days: int = 150) -> pd.DataFrame:
 @pytest.mark.parametrize("clock", CLOCKS)
 def test_forecasts_start_the_next_day_and_months_are_calendar_months(clock: datetime) -> None:
     history_end = clock.date()
-    run = forecast_all(
+    run = train_and_forecast(
         daily_history(history_end),
-        ["user_id", "account_id", "category"],
+        charges_frame([]),
         ForecastConfig(horizon=35),
         n_folds=1,
         max_rows=20_000,
-    )
-    assert run.history_end.date() == history_end
-    expected_days = pd.date_range(history_end + timedelta(days=1), periods=35, freq="D")
-    assert list(run.dates) == list(expected_days)
+    ).forecast
+    assert run.history_end == history_end
+    # From the next day through the end of the month 35 days reach: whole months only.
+    reached = history_end + timedelta(days=35)
+    last = (reached.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    expected_days = pd.date_range(history_end + timedelta(days=1), last, freq="D")
+    assert list(run.days) == list(expected_days)
     per_month = Counter(f"{d:%Y-%m}" for d in expected_days)
-    for _key, month, days, p10, p50, p90 in run.monthly():
-        assert days == per_month[f"{month:%Y-%m}"], f"{month:%Y-%m} counts its own days"
-        assert month.day == 1
-        assert 0 <= p10 <= p50 <= p90
+    for row in run.months:
+        assert row.days == per_month[f"{row.month:%Y-%m}"], f"{row.month:%Y-%m} counts its own days"
+        assert row.month.day == 1
+        assert 0 <= row.p10 <= row.p50 <= row.p90
 
 
 def test_month_arithmetic_across_the_year_and_a_leap_day() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -62,17 +62,34 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         assert run_id is not None
         assert await refresher.refresh_if_due() is None, "nothing new since the run"
         run = await pool.fetchrow("SELECT * FROM forecast_runs WHERE run_id = $1", run_id)
-        assert run["n_series"] == 2 and run["horizon_days"] == 30
-        assert set(run["backtest"]["model"]) == {"mase", "smape", "coverage_80"}
-        assert set(run["backtest"]["seasonal_naive"]) == {"mase", "smape"}
+        # History to early June; 30 days reach July, so the forecast runs to the end of July.
+        horizon = (date(2026, 7, 31) - run["history_end"]).days
+        assert run["history_end"] >= date(2026, 6, 6)
+        assert run["n_series"] == 2 and run["horizon_days"] == horizon and run["scope"] == "all"
+        assert run["backtest"]["level"] == "category-month"
+        assert set(run["backtest"]["model"]) == {"mase", "coverage_80"}
+        assert set(run["backtest"]) >= {"seasonal_naive", "last_month", "interval"}
         days = await pool.fetchval("SELECT count(*) FROM forecasts WHERE run_id = $1", run_id)
-        assert days == 2 * 30
+        assert days == 2 * horizon
         months = await pool.fetch(
             "SELECT * FROM forecast_months WHERE run_id = $1 AND category = 'Groceries'", run_id
         )
-        assert sum(m["days"] for m in months) == 30
+        assert [(m["month"], m["days"]) for m in months] == [
+            (date(2026, 6, 1), horizon - 31),
+            (date(2026, 7, 1), 31),
+        ]
         assert all(m["p10"] <= m["p50"] <= m["p90"] for m in months)
         assert [e.run_id for e in published] == [run_id]
+
+        # A new user's history gets a per-user refresh with the fitted model, at the next check.
+        await add_to_daily_spend(pool, history("gina", 90))
+        user_run = await refresher.refresh_if_due()
+        assert user_run is not None and user_run != run_id
+        scope = await pool.fetchval("SELECT scope FROM forecast_runs WHERE run_id = $1", user_run)
+        assert scope == "users"
+        latest = dict(await pool.fetch("SELECT user_id, run_id FROM forecast_latest"))
+        assert latest == {"fanny": run_id, "gina": user_run}
+        assert await refresher.refresh_if_due() is None, "nothing new since the user run"
         async with pool.acquire() as conn:
             key = (await create_key(conn, "fanny")).secret
             other = (await create_key(conn, "gus")).secret
@@ -80,6 +97,7 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         await pool.close()
 
     with TestClient(create_app(Settings(database_url=fresh_dsn))) as client:
+        horizon = (date(2026, 7, 31) - run["history_end"]).days
         response = client.get("/v1/forecasts", headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 200
         body = response.json()
@@ -91,7 +109,7 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         assert body["run"]["history_start"] == first_day.isoformat()
         assert {s["category"] for s in body["series"]} == {"Groceries", "Dining"}
         groceries = next(s for s in body["series"] if s["category"] == "Groceries")
-        assert len(groceries["daily"]) == 30 and groceries["monthly"]
+        assert len(groceries["daily"]) == horizon and len(groceries["monthly"]) == 2
         point = groceries["daily"][0]
         assert float(point["p10"]) <= float(point["p50"]) <= float(point["p90"])
         filtered = client.get(
@@ -101,9 +119,7 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         )
         assert [s["category"] for s in filtered.json()["series"]] == ["Dining"]
         stranger = client.get("/v1/forecasts", headers={"Authorization": f"Bearer {other}"})
-        assert stranger.json()["series"] == []
-        assert stranger.json()["run"]["history_start"] is None, "nothing of fanny's dates shows"
-        assert stranger.json()["run"]["backtest"] is None
+        assert stranger.json() == {"run": None, "series": []}, "nothing of fanny's shows"
 
 
 async def test_clusters_are_refreshed_once_per_change_across_restarts(fresh_dsn: str) -> None:

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pytest
 
-from services.api.insights import Charge, recurring_payments
+from services.analytics.insights import Charge, recurring_payments
 
 
 def series(

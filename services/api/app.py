@@ -298,7 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         category: Annotated[str | None, Query(max_length=64)] = None,
     ) -> ForecastResponse:
         pool = request.app.state.pool
-        run = await store.latest_forecast_run(pool)
+        run = await store.latest_forecast_run(pool, user_id)
         if run is None:
             return ForecastResponse(run=None, series=[])
         daily, monthly = await store.forecasts(pool, run["run_id"], user_id, account_id, category)

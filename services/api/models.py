@@ -216,11 +216,30 @@ class ForecastPoint(BaseModel):
 
 
 class MonthForecast(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "month": "2026-12-01",
+                    "days": 31,
+                    "p10": "2860.00",
+                    "p50": "2860.00",
+                    "p90": "2860.00",
+                    "bills": "2860.00",
+                }
+            ]
+        }
+    )
+
     month: date = Field(description="First day of the month.")
     days: int = Field(description="Forecast days in this month (partial months have fewer).")
-    p10: Decimal
-    p50: Decimal
-    p90: Decimal
+    p10: Decimal = Field(description="10th percentile of the month's total.")
+    p50: Decimal = Field(description="Median: recurring bills plus everyday spending.")
+    p90: Decimal = Field(description="90th percentile of the month's total.")
+    bills: Decimal = Field(
+        Decimal(0),
+        description="The part of p50 that is recurring bills, at their amount and due date.",
+    )
 
 
 class ForecastSeries(BaseModel):
@@ -237,10 +256,11 @@ class ForecastRunInfo(BaseModel):
     history_start: date | None = Field(description="Your first day of spending it learned from.")
     history_end: date | None = Field(description="Your last day of spending it learned from.")
     backtest: dict[str, Any] | None = Field(
-        description="Rolling-origin backtest over all series of the run: MASE, sMAPE and 80% "
-        "interval coverage of the model, next to seasonal naive (weekly season). An aggregate "
-        "over other users' series too, so it is shown only when the run covered at least 5 "
-        "users; null otherwise."
+        description="Month-by-month backtest over all series of the last full refresh: MASE "
+        "of each category-month total, for the model, seasonal naive (the last week repeated) "
+        "and the same as last month, and how often the 80% interval held the outcome. An "
+        "aggregate over other users' series too, so it is shown only when that refresh covered "
+        "at least 5 users; null otherwise."
     )
 
 

@@ -155,14 +155,20 @@ async def drift_series(
     )
 
 
-async def latest_forecast_run(pool: asyncpg.Pool) -> asyncpg.Record | None:
-    return await pool.fetchrow("SELECT * FROM forecast_runs ORDER BY created_at DESC LIMIT 1")
+async def latest_forecast_run(pool: asyncpg.Pool, user_id: str) -> asyncpg.Record | None:
+    """The run that holds the user's newest forecasts."""
+    return await pool.fetchrow(
+        """SELECT r.* FROM forecast_latest l JOIN forecast_runs r USING (run_id)
+           WHERE l.user_id = $1""",
+        user_id,
+    )
 
 
 async def forecast_scope(
     pool: asyncpg.Pool, run_id: str, user_id: str
 ) -> tuple[asyncpg.Record | None, int]:
-    """The caller's own history range, and how many users the run forecast."""
+    """The caller's own history range, and how many users the full refresh whose backtest the
+    run carries forecast."""
     history, users = await asyncio.gather(
         pool.fetchrow(
             """SELECT min(day) AS history_start, max(day) AS history_end
@@ -170,7 +176,12 @@ async def forecast_scope(
             user_id,
         ),
         pool.fetchval(
-            "SELECT count(DISTINCT user_id) FROM forecast_months WHERE run_id = $1", run_id
+            """SELECT count(DISTINCT m.user_id) FROM forecast_months m
+               WHERE m.run_id = (SELECT run_id FROM forecast_runs WHERE scope = 'all'
+                                 AND created_at <= (SELECT created_at FROM forecast_runs
+                                                    WHERE run_id = $1)
+                                 ORDER BY created_at DESC LIMIT 1)""",
+            run_id,
         ),
     )
     return history, int(users or 0)
@@ -395,7 +406,7 @@ async def forecast_by_category(
             """SELECT f.day, f.category, sum(f.p10)::float8 AS p10, sum(f.p50)::float8 AS p50,
                       sum(f.p90)::float8 AS p90
                FROM forecasts f
-               WHERE f.run_id = (SELECT run_id FROM forecast_runs ORDER BY created_at DESC LIMIT 1)
+               WHERE f.run_id = (SELECT run_id FROM forecast_latest WHERE user_id = $1)
                  AND f.user_id = $1 AND ($2::text IS NULL OR f.account_id = $2)
                GROUP BY 1, 2 ORDER BY 1, 2""",
             user_id,

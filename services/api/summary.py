@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from services.analytics.insights import Charge, possible_duplicates, recurring_payments
 from services.api import store
-from services.api.insights import Charge, possible_duplicates, recurring_payments
 from services.api.models import (
     CategoryTotal,
     DuplicateCharge,

@@ -135,7 +135,9 @@ class Settings(BaseSettings):
     forecast_refresh_after_transactions: int = Field(
         2_000, ge=1, description="...or after this many new"
     )
-    forecast_check_interval_s: float = Field(30.0, gt=0)
+    forecast_check_interval_s: float = Field(
+        10.0, gt=0, description="How often to look for users whose forecasts are out of date"
+    )
     forecast_backtest_folds: int = Field(3, ge=1, le=10)
     forecast_min_days: int = Field(60, ge=35, description="Days of history before the first run")
     forecast_max_training_rows: int = Field(400_000, ge=1_000)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from math import nan
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pandas as pd
@@ -21,17 +23,27 @@ from services.core.metrics import JOB_SKIPS
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.forecaster import store
-from services.forecaster.forecasting import ForecastConfig, ForecastRun, forecast_all
+from services.forecaster.composition import (
+    KEYS,
+    Forecast,
+    Forecaster,
+    charges_frame,
+    forecast_household,
+    train_and_forecast,
+)
+from services.forecaster.forecasting import ForecastConfig, Panel
 
 log = logging.getLogger(__name__)
 
 REFRESH_LOCK_ID = 0x5E7D_0004
-KEYS = ("user_id", "account_id", "category")
+BILL_HISTORY_DAYS = 400  # a year of bills, and the month before it
 REFRESHES = Counter("spendstream_forecaster_refresh_runs_total", "Forecast refreshes.", ["outcome"])
 REFRESH_DURATION = Histogram(
     "spendstream_forecaster_refresh_duration_seconds",
-    "Time to backtest, fit and forecast.",
-    buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+    "Time to refresh forecasts: scope 'all' backtests, fits and forecasts everyone; 'users'"
+    " forecasts the users whose data changed with the last model.",
+    ["scope"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
 BACKTEST_MASE = Gauge(
     "spendstream_forecaster_backtest_mase", "MASE of the latest backtest.", ["forecaster"]
@@ -43,16 +55,25 @@ def _money(value: float) -> Decimal:
 
 
 def rows_of(
-    run_id: str, run: ForecastRun
+    run_id: str, forecast: Forecast
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     daily = [
         (run_id, *key, day.date(), _money(p10), _money(p50), _money(p90))
-        for i, key in enumerate(run.keys)
-        for day, (p10, p50, p90) in zip(run.dates, run.daily[i].tolist(), strict=True)
+        for i, key in enumerate(forecast.keys)
+        for day, (p10, p50, p90) in zip(forecast.days, forecast.daily[i].tolist(), strict=True)
     ]
     monthly = [
-        (run_id, *key, month.date(), days, _money(p10), _money(p50), _money(p90))
-        for key, month, days, p10, p50, p90 in run.monthly()
+        (
+            run_id,
+            *row.key,
+            row.month,
+            row.days,
+            _money(row.p10),
+            _money(row.p50),
+            _money(row.p90),
+            _money(row.bills),
+        )
+        for row in forecast.months
     ]
     return daily, monthly
 
@@ -79,6 +100,10 @@ def plausible_days(frame: pd.DataFrame, today: date) -> pd.DataFrame:
 
 
 class ForecastRefresher:
+    """Two kinds of refresh. The full one backtests, fits the everyday model on everyone and
+    forecasts everyone: on a schedule, or after enough new transactions. In between, users whose
+    data changed get a per-user refresh with the last fitted model: seconds, not hours."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -88,6 +113,9 @@ class ForecastRefresher:
         self.pool = pool
         self.settings = settings
         self.publish = publish
+        self.model: Forecaster | None = None
+        self.backtest: dict[str, Any] | None = None
+        self.checked_until: datetime | None = None
 
     async def due(self) -> bool:
         s = self.settings
@@ -99,31 +127,38 @@ class ForecastRefresher:
         new = await store.counted_since(self.pool, latest["created_at"])
         age = (datetime.now(UTC) - latest["created_at"]).total_seconds()
         return new >= s.forecast_refresh_after_transactions or (
-            new > 0 and age >= s.forecast_refresh_interval_s
+            new > 0 and (age >= s.forecast_refresh_interval_s or self.model is None)
         )
 
     async def refresh_if_due(self) -> str | None:
-        if not await self.due():
-            return None
         async with advisory_lock(self.pool, REFRESH_LOCK_ID) as conn:
-            if conn is None or not await self.due():
+            if conn is None:
                 return None
-            return await self._refresh(conn)
+            if await self.due():
+                return await self._refresh(conn)
+            return await self._refresh_changed_users(conn)
+
+    async def _history(self, users: list[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        today = datetime.now(UTC).date()
+        records = await store.daily_debits(self.pool, users)
+        frame = plausible_days(
+            pd.DataFrame([dict(r) for r in records], columns=[*KEYS, "day", "spent"]), today
+        )
+        since = today - timedelta(days=BILL_HISTORY_DAYS)
+        charges = charges_frame(await store.charges(self.pool, since, users))
+        return frame, charges
 
     async def _refresh(self, conn: asyncpg.Connection) -> str:
         s = self.settings
         started = time.perf_counter()
-        records = await store.daily_debits(self.pool)
-        frame = plausible_days(
-            pd.DataFrame([dict(r) for r in records], columns=[*KEYS, "day", "spent"]),
-            datetime.now(UTC).date(),
-        )
+        checked = await self.pool.fetchval("SELECT now()")
+        frame, charges = await self._history(None)
         config = ForecastConfig(horizon=s.forecast_horizon_days)
         try:
             run = await asyncio.to_thread(
-                forecast_all,
+                train_and_forecast,
                 frame,
-                KEYS,
+                charges,
                 config,
                 n_folds=s.forecast_backtest_folds,
                 max_rows=s.forecast_max_training_rows,
@@ -131,39 +166,77 @@ class ForecastRefresher:
         except ValueError:
             REFRESHES.labels("skipped").inc()
             raise
-        run_id = f"fc-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-        daily, monthly = await asyncio.to_thread(rows_of, run_id, run)
+        self.model, self.checked_until = run.model, checked
+        self.backtest = run.backtest.as_dict() | {"folds": run.backtest.folds}
+        run_id = await self._save(conn, run.forecast, "all", run.training_rows, started)
+        for name, scores in (
+            ("model", run.backtest.model),
+            ("seasonal_naive", run.backtest.seasonal_naive),
+            ("last_month", run.backtest.last_month),
+        ):
+            BACKTEST_MASE.labels(name).set(scores["mase"] if scores["mase"] is not None else nan)
+        return run_id
+
+    async def _refresh_changed_users(self, conn: asyncpg.Connection) -> str | None:
+        """Forecast the users whose data changed since the last check with the last model."""
+        if self.model is None or self.checked_until is None:
+            return None
+        checked = await self.pool.fetchval("SELECT now()")
+        changed = await store.users_counted_since(self.pool, self.checked_until)
+        days = await store.history_days_of(self.pool, changed) if changed else {}
+        users = [u for u in changed if days.get(u, 0) >= self.settings.forecast_min_days]
+        self.checked_until = checked
+        if not users:
+            return None
+        started = time.perf_counter()
+        frame, charges = await self._history(users)
+        if frame.empty:
+            return None
+        panel = Panel.from_long(frame, KEYS, "day", "spent")
+        forecast = await asyncio.to_thread(forecast_household, self.model, panel, charges)
+        return await self._save(conn, forecast, "users", 0, started)
+
+    async def _save(
+        self,
+        conn: asyncpg.Connection,
+        forecast: Forecast,
+        scope: str,
+        training_rows: int,
+        started: float,
+    ) -> str:
+        run_id = f"fc-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        daily, monthly = await asyncio.to_thread(rows_of, run_id, forecast)
         duration = time.perf_counter() - started
-        backtest = run.backtest.as_dict() | {"folds": run.backtest.folds}
         await store.save_run(
             conn,
             {
                 "run_id": run_id,
-                "horizon_days": config.horizon,
-                "history_start": run.history_start.date(),
-                "history_end": run.history_end.date(),
-                "n_series": len(run.keys),
-                "training_rows": run.training_rows,
-                "backtest": backtest,
+                "horizon_days": len(forecast.days),
+                "history_start": forecast.history_start,
+                "history_end": forecast.history_end,
+                "n_series": len(forecast.keys),
+                "training_rows": training_rows,
+                "backtest": self.backtest or {},
                 "duration_s": duration,
+                "scope": scope,
             },
             daily,
             monthly,
         )
-        REFRESHES.labels("ok").inc()
-        REFRESH_DURATION.observe(duration)
-        BACKTEST_MASE.labels("model").set(run.backtest.model["mase"])
-        BACKTEST_MASE.labels("seasonal_naive").set(run.backtest.seasonal_naive["mase"])
+        REFRESHES.labels("ok" if scope == "all" else "users").inc()
+        REFRESH_DURATION.labels(scope).observe(duration)
         await self.publish(
             ForecastsUpdated(
                 run_id=run_id,
-                horizon_days=config.horizon,
-                n_series=len(run.keys),
-                backtest=run.backtest.as_dict(),
+                horizon_days=len(forecast.days),
+                n_series=len(forecast.keys),
+                backtest=self.backtest or {},
                 created_at=datetime.now(UTC),
             )
         )
-        log.info("forecast run %s: %d series in %.1fs", run_id, len(run.keys), duration)
+        log.info(
+            "forecast run %s (%s): %d series in %.1fs", run_id, scope, len(forecast.keys), duration
+        )
         return run_id
 
     async def run(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -50,18 +50,73 @@ async def add_to_daily_spend(pool: asyncpg.Pool, events: Sequence[TransactionEve
         )
 
 
-async def daily_debits(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+async def daily_debits(
+    pool: asyncpg.Pool, users: Sequence[str] | None = None
+) -> list[asyncpg.Record]:
+    """Everyone's daily debits, or only those of ``users``."""
     return list(
         await pool.fetch(
             """SELECT user_id, account_id, category, day, spent::float8 AS spent
-               FROM daily_spend WHERE spent > 0 ORDER BY day"""
+               FROM daily_spend
+               WHERE spent > 0 AND ($1::text[] IS NULL OR user_id = ANY($1))
+               ORDER BY day""",
+            None if users is None else list(users),
         )
+    )
+
+
+async def charges(
+    pool: asyncpg.Pool, since: date, users: Sequence[str] | None = None
+) -> list[asyncpg.Record]:
+    """Debits with a merchant from ``since`` on, in composition.CHARGE_COLUMNS: the series
+    (category as the forecaster counts it), the merchant, the amount and the local time."""
+    return list(
+        await pool.fetch(
+            f"""SELECT user_id, account_id,
+                       CASE WHEN category_source = 'provided' AND category IS NOT NULL
+                            THEN category ELSE '{UNCATEGORIZED}' END AS category,
+                       merchant_key, coalesce(nullif(merchant, ''), merchant_key) AS display,
+                       amount::float8 AS amount,
+                       (ts AT TIME ZONE 'UTC')
+                           + make_interval(mins => utc_offset_minutes::int) AS at
+                FROM transactions
+                WHERE direction = 'debit' AND merchant_key IS NOT NULL AND merchant_key <> ''
+                  AND ts >= $1::date - interval '1 day'
+                  AND ($2::text[] IS NULL OR user_id = ANY($2))""",  # noqa: S608
+            since,
+            None if users is None else list(users),
+        )
+    )
+
+
+async def users_counted_since(pool: asyncpg.Pool, since: datetime) -> list[str]:
+    """Users with transactions counted after ``since``: whose forecasts are out of date."""
+    rows = await pool.fetch(
+        "SELECT DISTINCT user_id FROM counted_transactions WHERE counted_at > $1", since
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def history_days_of(pool: asyncpg.Pool, users: Sequence[str]) -> dict[str, int]:
+    rows = await pool.fetch(
+        """SELECT user_id, max(day) - min(day) + 1 AS days FROM daily_spend
+           WHERE user_id = ANY($1) GROUP BY user_id""",
+        list(users),
+    )
+    return {r["user_id"]: int(r["days"]) for r in rows}
+
+
+async def latest_full_run(pool: asyncpg.Pool) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        """SELECT run_id, created_at, backtest FROM forecast_runs WHERE scope = 'all'
+           ORDER BY created_at DESC LIMIT 1"""
     )
 
 
 async def latest_run(pool: asyncpg.Pool) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT run_id, created_at FROM forecast_runs ORDER BY created_at DESC LIMIT 1"
+        """SELECT run_id, created_at FROM forecast_runs WHERE scope = 'all'
+           ORDER BY created_at DESC LIMIT 1"""
     )
 
 
@@ -86,11 +141,13 @@ async def save_run(
     daily: list[tuple[Any, ...]],
     monthly: list[tuple[Any, ...]],
 ) -> None:
+    """Store a run and make it the newest forecast of every user it covers; per-user runs that
+    no user points to any more are dropped."""
     async with conn.transaction():
         await conn.execute(
             """INSERT INTO forecast_runs (run_id, horizon_days, history_start, history_end,
-                   n_series, training_rows, backtest, duration_s)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                   n_series, training_rows, backtest, duration_s, scope)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
             run["run_id"],
             run["horizon_days"],
             run["history_start"],
@@ -99,6 +156,7 @@ async def save_run(
             run["training_rows"],
             run["backtest"],
             run["duration_s"],
+            run.get("scope", "all"),
         )
         await conn.copy_records_to_table(
             "forecasts",
@@ -118,7 +176,19 @@ async def save_run(
                 "p10",
                 "p50",
                 "p90",
+                "bills",
             ],
+        )
+        await conn.execute(
+            """INSERT INTO forecast_latest (user_id, run_id)
+               SELECT DISTINCT user_id, run_id FROM forecast_months WHERE run_id = $1
+               ON CONFLICT (user_id) DO UPDATE
+               SET run_id = excluded.run_id, created_at = now()""",
+            run["run_id"],
+        )
+        await conn.execute(
+            """DELETE FROM forecast_runs r WHERE r.scope = 'users' AND NOT EXISTS
+                   (SELECT 1 FROM forecast_latest l WHERE l.run_id = r.run_id)"""
         )
 
 

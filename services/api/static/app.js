@@ -149,8 +149,9 @@
       $("backtest").textContent = "The backtest is shown once forecasts cover at least 5 people (it is an aggregate over all of them).";
     } else if (fc.run) {
       const b = fc.run.backtest;
-      $("backtest").textContent = `Backtest MASE ${b.model.mase.toFixed(2)} vs seasonal naive ${b.seasonal_naive.mase.toFixed(2)}; ` +
-        `80% interval covered ${(b.model.coverage_80 * 100).toFixed(0)}% of outcomes.`;
+      const lastMonth = b.last_month ? `, same as last month ${b.last_month.mase.toFixed(2)}` : "";
+      $("backtest").textContent = `Backtest of month totals: MASE ${b.model.mase.toFixed(2)} vs seasonal naive ${b.seasonal_naive.mase.toFixed(2)}${lastMonth} (lower is better); ` +
+        `the 80% interval held ${(b.model.coverage_80 * 100).toFixed(0)}% of outcomes. Recurring bills are forecast at their amount and date.`;
     } else {
       $("backtest").textContent = "Forecasts appear after the first refresh (60 days of history needed).";
     }

@@ -20,6 +20,7 @@ CADENCES = (
     ("quarterly", 91.31, 8.0),
     ("yearly", 365.25, 10.0),
 )
+CADENCE_DAYS = {name: days for name, days, _ in CADENCES}
 MIN_OCCURRENCES = 3
 MAX_SKIPPED = 2  # a gap of up to three periods is a skipped payment, not the end of a series
 BAND = 0.35  # a recurring amount stays within 35% of its usual (utilities move with the season)
@@ -48,6 +49,23 @@ class Recurring:
     occurrences: int
     amount_rose: bool
     direction: str = "debit"  # "credit": income (salary, benefits), "debit": a bill
+    key: str = ""  # the normalized merchant key that groups its charges
+    low_amount: float = 0.0  # the range of its recent amounts: a bill's own small interval
+    high_amount: float = 0.0
+
+    def expected_between(self, start: datetime, end: datetime) -> list[datetime]:
+        """The dates in [start, end) when this payment is next expected. A series whose payments
+        stopped (none for more than its allowed skips) is expected no more."""
+        days = CADENCE_DAYS[self.cadence]
+        if (start - self.last_date).total_seconds() / 86400 > days * (1 + MAX_SKIPPED):
+            return []
+        dates = []
+        at = self.next_expected
+        while at < end:
+            if at >= start:
+                dates.append(at)
+            at = _next(at, self.cadence, days)
+        return dates
 
 
 def recurring_payments(charges: Sequence[Charge]) -> list[Recurring]:
@@ -71,6 +89,7 @@ def _recurring(series: list[Charge]) -> Recurring | None:
         return None
     name, days = cadence
     last = series[-1]
+    recent = amounts[-MIN_OCCURRENCES:]
     return Recurring(
         merchant=last.display,
         cadence=name,
@@ -81,6 +100,9 @@ def _recurring(series: list[Charge]) -> Recurring | None:
         occurrences=len(series),
         amount_rose=last.amount > series[-2].amount * (1 + RISE_MIN),
         direction=last.direction,
+        key=last.merchant,
+        low_amount=min(recent),
+        high_amount=max(recent),
     )
 
 
