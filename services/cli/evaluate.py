@@ -156,7 +156,8 @@ def eval_forecast(
     folds: Annotated[int, typer.Option(min=1, max=20, help="Rolling origins.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Rolling-origin backtest of the forecaster on any single series, next to seasonal naive.
+    """Rolling-origin backtest of the forecaster on any single series, next to seasonal naive
+    and "same as last period".
 
     Daily or monthly spacing is inferred from the dates."""
     from services.forecaster.forecasting import ForecastConfig, Panel, backtest
@@ -204,7 +205,17 @@ def eval_forecast(
         _fmt(result.seasonal_naive["smape"]),
         "",
     )
+    grid.add_row(
+        "same as last period",
+        _fmt(result.last_value["mase"]),
+        _fmt(result.last_value["smape"]),
+        "",
+    )
     console.print(grid)
+    console.print(
+        "80% intervals are conformal: each fold's comes from the errors of forecasts made "
+        "before it, never from its own outcomes."
+    )
 
 
 @eval_app.command("clusters")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from math import nan
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from math import nan
 from typing import Any
 
 import asyncpg
