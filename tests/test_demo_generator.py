@@ -50,3 +50,45 @@ def test_labelled_anomalies_of_every_kind() -> None:
     assert all(t["country"] != "US" for t in foreign)
     odd = [r.transaction for r in records if r.anomaly == "new_merchant_odd_hour"]
     assert all(1 <= datetime.fromisoformat(t["timestamp"]).hour <= 4 for t in odd)
+
+
+def test_the_demo_plants_a_drift_the_watcher_detects() -> None:
+    """Every persona takes up a gym habit three weeks before the end: the week after it starts,
+    against the four weeks before, the card's category mix has drifted, led by Fitness."""
+    from datetime import datetime, timedelta
+
+    from services.demo.generator import HABIT_DAYS
+    from services.scorer.drift import WindowData, compare_windows
+
+    end = date(2026, 11, 1)
+    records = generate(users=3, months=6, seed=7, end=end)
+    habit = end - timedelta(days=HABIT_DAYS)
+    cut = habit + timedelta(days=7)
+    detected = 0
+    for user in sorted({r.user_id for r in records}):
+        rows = [
+            (datetime.fromisoformat(r.transaction["timestamp"]).date(), r.transaction)
+            for r in records
+            if r.user_id == user and r.transaction["account_id"] == "credit-card"
+        ]
+
+        def window(first: date, last: date) -> WindowData:
+            return WindowData.from_transactions(
+                [
+                    (tx.get("category") or "Uncategorized", float(tx["amount"]))
+                    for day, tx in rows  # noqa: B023
+                    if first <= day < last
+                ]
+            )
+
+        result = compare_windows(
+            window(habit, cut),
+            window(habit - timedelta(days=28), habit),
+            threshold=0.1,
+            min_events=30,
+        )
+        if result.status == "drift":
+            detected += 1
+            assert "category_jsd" in result.breached
+            assert "Fitness" in [c["category"] for c in result.top_contributors[:3]]
+    assert detected >= 2, "most personas' drift is detected"

@@ -15,6 +15,9 @@ bank feed does for a standing order or a direct debit, and none of them skips a 
 them is not part of the demo. (Earlier versions drew a random descriptor for each payment, so a
 month's rent could print "GREYSTAR RENT PAYMENT" and the next "GREYSTAR PROPERTY MGMT", which
 looked like a skipped month to anything that groups by merchant.)
+
+Drift: every persona takes up a gym habit (Fitness: the gym, a juice, a class) three weeks before
+``end``, so the drift watcher has a real change to find, with Fitness as its top contributor.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ ANOMALY_KINDS = (
 TIMEZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles")
 UNCATEGORIZED_RATE = 0.08
 ANOMALY_RATE = 0.01
+HABIT_DAYS = 21  # the planted drift starts this many days before the end
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,7 @@ class _UserStream:
         self.rows: list[tuple[datetime, dict[str, Any], str | None]] = []
         self.descriptors: dict[str, str] = {}
         self.end = date.max
+        self.habit_from = date.max
 
     def at(self, day: date, hour: float) -> datetime:
         hour = min(max(hour, 0.0), 23.99)
@@ -231,6 +236,8 @@ class _UserStream:
         season = 1.0 + 0.25 * math.cos(2 * math.pi * (day.timetuple().tm_yday - 355) / 365)
         holiday = 2.2 if day.month == 12 and day.day < 24 else 1.0
         self.bills(day, season)
+        if day >= self.habit_from:
+            self.new_habit(day)
 
         on_trip, abroad = self.traveling(day)
         if on_trip:
@@ -289,6 +296,17 @@ class _UserStream:
                 air = m.TRAVEL[int(rng.integers(2))]
                 self.add(self.at(day, rng.uniform(19, 23)), air, self.amount(air))
 
+    def new_habit(self, day: date) -> None:
+        """The planted drift: the gym most mornings, a juice after it, an evening class booked,
+        from three weeks before the end, so the last week's category mix differs from the four
+        before (and a week holds enough transactions for the watcher to judge it)."""
+        gym, juice, classes = m.NEW_HABIT
+        if self.rng.random() < 0.95:
+            self.add(self.at(day, self.rng.uniform(6, 7.5)), gym, self.amount(gym))
+            self.add(self.at(day, self.rng.uniform(8, 8.5)), juice, self.amount(juice))
+        if self.rng.random() < 0.8:
+            self.add(self.at(day, self.rng.uniform(12, 13)), classes, self.amount(classes))
+
     def _trip_day(self, day: date, abroad: bool) -> None:
         rng = self.rng
         stay = m.TRAVEL[2 + int(rng.integers(2))]
@@ -314,6 +332,7 @@ class _UserStream:
 
     def run(self, start: date, end: date) -> None:
         self._price_rise_from = _months_before(end, 2)
+        self.habit_from = end - timedelta(days=HABIT_DAYS)
         self.end = end
         day = start
         while day < end:

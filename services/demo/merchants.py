@@ -19,6 +19,13 @@ class Merchant:
     spread: float = 0.35  # log-normal sigma
 
 
+# A new habit every persona takes up three weeks before the end: the drift the demo plants.
+NEW_HABIT = [
+    Merchant("Equinox", "Fitness", ("EQUINOX #114 NEW YORK", "EQUINOX FITNESS CLUB"), typical=30),
+    Merchant("Juice Press", "Fitness", ("JUICE PRESS #22", "JUICEPRESS.COM"), typical=11),
+    Merchant("ClassPass", "Fitness", ("CLASSPASS* BOOKING", "CLASSPASS INC"), typical=22),
+]
+
 GROCERIES = [
     Merchant(
         "Whole Foods Market",
