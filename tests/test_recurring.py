@@ -112,3 +112,16 @@ def test_irregular_or_too_few_payments_are_not_recurring() -> None:
     assert recurring_payments(series("RENT", monthly(date(2026, 1, 1), 2), [1000.0] * 2)) == []
     scattered = [date(2026, 1, 3), date(2026, 1, 20), date(2026, 3, 1), date(2026, 3, 9)]
     assert recurring_payments(series("AMAZON", scattered, [20.0] * 4)) == []
+
+
+def test_a_duplicated_payment_does_not_break_the_series() -> None:
+    start = datetime(2026, 1, 1, 9)
+    charges = [
+        Charge(f"r{i}", "greystar", "GREYSTAR", 2860.0, start.replace(month=i + 1))
+        for i in range(6)
+    ]
+    charges.append(
+        Charge("dup", "greystar", "GREYSTAR", 2860.0, charges[3].at + timedelta(minutes=4))
+    )
+    [rent] = recurring_payments(charges)
+    assert (rent.cadence, rent.occurrences, rent.typical_amount) == ("monthly", 6, 2860.0)

@@ -79,9 +79,9 @@ def recurring_payments(charges: Sequence[Charge]) -> list[Recurring]:
 
 
 def _recurring(series: list[Charge]) -> Recurring | None:
+    series = _without_duplicates(sorted(series, key=lambda c: c.at))
     if len(series) < MIN_OCCURRENCES:
         return None
-    series.sort(key=lambda c: c.at)
     gaps = [(b.at - a.at).total_seconds() / 86400 for a, b in pairwise(series)]
     cadence = _cadence(gaps)
     amounts = [c.amount for c in series]
@@ -104,6 +104,21 @@ def _recurring(series: list[Charge]) -> Recurring | None:
         low_amount=min(recent),
         high_amount=max(recent),
     )
+
+
+def _without_duplicates(series: list[Charge]) -> list[Charge]:
+    """A charge repeated for the same amount within a day is a duplicate (reported as one by
+    possible_duplicates), not a payment with a cadence of its own."""
+    kept: list[Charge] = []
+    for charge in series:
+        if (
+            kept
+            and abs(charge.amount - kept[-1].amount) < 0.005
+            and charge.at - kept[-1].at <= DUPLICATE_WINDOW
+        ):
+            continue
+        kept.append(charge)
+    return kept
 
 
 def _periods(gap: float, days: float, tolerance: float) -> int | None:
