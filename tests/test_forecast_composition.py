@@ -16,6 +16,7 @@ from services.forecaster.composition import (
     KEYS,
     MAX_MONTH_MULTIPLE,
     Forecaster,
+    Household,
     forecast_household,
     forecast_window,
     largest_months,
@@ -115,7 +116,7 @@ def test_no_month_p90_exceeds_three_times_the_largest_month_on_record() -> None:
     panel = Panel.from_long(daily, KEYS, "day", "spent")
     fitted = fit(panel, CONFIG, max_rows=50_000)
     wild = Forecaster(fitted, Conformal(-1.0, 50.0, 10), horizon_days=30)
-    forecast = forecast_household(wild, panel, charges)
+    forecast = forecast_household(wild, Household.at(panel, charges, len(panel.dates)))
     largest = dict(zip(panel.keys, largest_months(panel), strict=True))
     for row in forecast.months:
         assert row.p90 <= MAX_MONTH_MULTIPLE * largest[row.key] * row.days / 30 + 0.01

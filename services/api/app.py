@@ -336,17 +336,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/accounts", response_model=list[Account], summary="Your accounts")
     async def list_accounts(request: Request, user_id: CurrentUser) -> list[Account]:
         rows = await store.user_accounts(request.app.state.pool, user_id)
-        return [
-            Account(
-                account_id=r["account_id"],
-                transactions=r["n"],
-                first=r["first"],
-                last=r["last"],
-                first_month=r["first_month"],
-                last_month=r["last_month"],
-            )
-            for r in rows
-        ]
+        return [Account.model_validate(dict(r)) for r in rows]
 
     @app.get(
         "/v1/insights/summary",

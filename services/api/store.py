@@ -316,7 +316,8 @@ async def user_categories(pool: asyncpg.Pool, user_id: str) -> set[str]:
 async def user_accounts(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
     return list(
         await pool.fetch(
-            f"""SELECT t.account_id, count(*) AS n, min(t.ts) AS first, max(t.ts) AS last,
+            f"""SELECT t.account_id, count(*) AS transactions, min(t.ts) AS first,
+                       max(t.ts) AS last,
                        to_char(min({_LOCAL_TS}), 'YYYY-MM') AS first_month,
                        to_char(max({_LOCAL_TS}), 'YYYY-MM') AS last_month
                 FROM transactions t WHERE t.user_id = $1

@@ -10,6 +10,7 @@ from decimal import Decimal
 import asyncpg
 
 from services.analytics.insights import Charge, possible_duplicates, recurring_payments
+from services.analytics.months import month_start
 from services.api import store
 from services.api.models import (
     CategoryTotal,
@@ -21,11 +22,6 @@ from services.api.models import (
 
 ZERO = Decimal("0.00")
 RECURRING_LOOKBACK_DAYS = 400  # long enough to see a yearly charge twice
-
-
-def month_start(value: date, offset: int = 0) -> datetime:
-    index = value.year * 12 + value.month - 1 + offset
-    return datetime(index // 12, index % 12 + 1, 1)
 
 
 def _change(now: Decimal, before: Decimal) -> float | None:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from services.analytics.months import month_start
 from services.demo import merchants as m
 
 ANOMALY_KINDS = (
@@ -83,11 +84,7 @@ def default_end(now: datetime | None = None) -> date:
 
 
 def _months_before(end: date, months: int) -> date:
-    year, month = end.year, end.month - months
-    while month <= 0:
-        month += 12
-        year -= 1
-    return date(year, month, 1)
+    return month_start(end, -months).date()
 
 
 def _pick(rng: np.random.Generator, items: list[Any], k: int) -> list[Any]:

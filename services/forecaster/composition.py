@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from services.analytics.insights import Charge, Recurring, recurring_payments
+from services.analytics.months import month_start
 from services.forecaster.forecasting import (
     Conformal,
     FittedForecaster,
@@ -40,12 +41,8 @@ SCALE_DAYS = 90
 Key = tuple[str, ...]
 
 
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
 def next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return month_start(day, 1).date()
 
 
 def forecast_window(history_end: date, horizon_days: int) -> tuple[date, date]:
@@ -234,11 +231,10 @@ def everyday_scale(everyday: Panel) -> np.ndarray:
 def _month_scale(history: Panel) -> np.ndarray:
     """Per series: the mean absolute change between consecutive whole months (the in-sample
     error of "same as last month"), which scales the month-level MASE."""
-    months = history.dates.to_period("M")
-    whole = [m for m in months.unique() if (months == m).sum() == m.days_in_month]
-    totals = np.column_stack([history.values[:, months == m].sum(axis=1) for m in whole])
-    if totals.shape[1] < 2:
+    spans = whole_months(history.dates)
+    if len(spans) < 2:
         return np.full(len(history.keys), np.nan)
+    totals = np.column_stack([history.values[:, a:b].sum(axis=1) for a, b in spans])
     return np.asarray(np.abs(np.diff(totals, axis=1)).mean(axis=1))
 
 
@@ -262,15 +258,15 @@ class MonthBacktest:
         }
 
 
-def month_origins(dates: pd.DatetimeIndex, count: int) -> list[tuple[int, int]]:
-    """(start, end) positions of the last ``count`` whole calendar months in ``dates``."""
+def whole_months(dates: pd.DatetimeIndex) -> list[tuple[int, int]]:
+    """(start, end) positions of every whole calendar month in the consecutive ``dates``."""
     months = dates.to_period("M")
     spans = []
     for month in months.unique():
         where = np.flatnonzero(months == month)
         if len(where) == month.days_in_month:
             spans.append((int(where[0]), int(where[-1]) + 1))
-    return spans[-count:]
+    return spans
 
 
 def backtest_months(
@@ -285,7 +281,7 @@ def backtest_months(
     product would have: bills found then, everyday spend modelled, and the month's total
     compared with what was spent. One earlier month only calibrates the first fold's interval;
     each later fold's interval comes from the folds before it."""
-    spans = [s for s in month_origins(panel.dates, n_folds + 1) if s[0] > config.history_needed]
+    spans = [s for s in whole_months(panel.dates)[-(n_folds + 1) :] if s[0] > config.history_needed]
     if len(spans) < 2:
         raise ValueError("need at least two whole months after the model's warm-up to backtest")
     residuals: list[np.ndarray] = []
@@ -369,11 +365,11 @@ def _score_month(
 
 
 def _last_whole_month(history: Panel) -> np.ndarray:
-    months = history.dates.to_period("M")
-    last = months[-1]
-    if (months == last).sum() < last.days_in_month:
-        last = last - 1
-    return np.asarray(history.values[:, months == last].sum(axis=1))
+    spans = whole_months(history.dates)
+    if not spans:
+        return np.zeros(len(history.keys))
+    start, end = spans[-1]
+    return np.asarray(history.values[:, start:end].sum(axis=1))
 
 
 @dataclass
@@ -391,20 +387,18 @@ class Forecast:
     days: pd.DatetimeIndex
     daily: np.ndarray  # (n_series, n_days, 3): everyday quantiles plus bills on their days
     months: list[MonthRow]
-    bills: list[BillForecast]
     history_start: date
     history_end: date
 
 
-def forecast_household(model: Forecaster, panel: Panel, charges: pd.DataFrame) -> Forecast:
-    """Forecast every series of ``panel`` from its whole history with a fitted model."""
-    household = Household.at(panel, charges, len(panel.dates))
+def forecast_household(model: Forecaster, household: Household) -> Forecast:
+    """Forecast every series of the household from its whole history with a fitted model."""
+    panel = household.panel
     history_end = panel.dates[-1].date()
     start, end = forecast_window(history_end, model.horizon_days)
     days = pd.date_range(start, end, freq="D", inclusive="left")
     everyday = model.fitted.forecast(household.everyday, len(days))
-    bills = schedule(household.bills, start, end)
-    due = _bill_matrix(panel.keys, days, bills)
+    due = _bill_matrix(panel.keys, days, schedule(household.bills, start, end))
     rows = month_rows(
         panel.keys,
         days,
@@ -417,25 +411,29 @@ def forecast_household(model: Forecaster, panel: Panel, charges: pd.DataFrame) -
     return Forecast(
         list(panel.keys),
         days,
-        daily_bands(everyday, due, days, rows),
+        daily_bands(panel.keys, everyday, due, days, rows),
         rows,
-        bills,
         panel.dates[0].date(),
         history_end,
     )
 
 
 def daily_bands(
-    everyday: np.ndarray, due: np.ndarray, days: pd.DatetimeIndex, rows: list[MonthRow]
+    keys: Sequence[Key],
+    everyday: np.ndarray,
+    due: np.ndarray,
+    days: pd.DatetimeIndex,
+    rows: list[MonthRow],
 ) -> np.ndarray:
     """(n_series, n_days, 3): each day's everyday forecast widened by its month's interval
     ratios, plus the bills due that day at their own range."""
     n = everyday.shape[0]
     months = list(days.to_period("M").unique())
     position = {m.to_timestamp().date(): j for j, m in enumerate(months)}
+    series = {key: i for i, key in enumerate(keys)}
     ratios = np.ones((n, len(months), 2))
-    for index, row in enumerate(rows):
-        ratios[index % n, position[row.month]] = (row.low_ratio, row.high_ratio)
+    for row in rows:
+        ratios[series[row.key], position[row.month]] = (row.low_ratio, row.high_ratio)
     month_of_day = np.array([position[d.to_period("M").to_timestamp().date()] for d in days])
     out = np.empty((n, len(days), 3))
     out[:, :, 0] = everyday * ratios[:, month_of_day, 0] + due[:, :, 0]
@@ -474,4 +472,4 @@ def train_and_forecast(
     household = Household.at(panel, charges, len(panel.dates))
     fitted = fit(household.everyday, config, max_rows=max_rows)
     model = Forecaster(fitted, result.conformal, config.horizon)
-    return Run(model, result, forecast_household(model, panel, charges), fitted.training_rows)
+    return Run(model, result, forecast_household(model, household), fitted.training_rows)

@@ -27,6 +27,7 @@ from services.forecaster.composition import (
     KEYS,
     Forecast,
     Forecaster,
+    Household,
     charges_frame,
     forecast_household,
     train_and_forecast,
@@ -193,7 +194,8 @@ class ForecastRefresher:
         if frame.empty:
             return None
         panel = Panel.from_long(frame, KEYS, "day", "spent")
-        forecast = await asyncio.to_thread(forecast_household, self.model, panel, charges)
+        household = await asyncio.to_thread(Household.at, panel, charges, len(panel.dates))
+        forecast = await asyncio.to_thread(forecast_household, self.model, household)
         return await self._save(conn, forecast, "users", 0, started)
 
     async def _save(

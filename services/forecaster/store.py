@@ -72,9 +72,9 @@ async def charges(
     (category as the forecaster counts it), the merchant, the amount and the local time."""
     return list(
         await pool.fetch(
-            f"""SELECT user_id, account_id,
+            """SELECT user_id, account_id,
                        CASE WHEN category_source = 'provided' AND category IS NOT NULL
-                            THEN category ELSE '{UNCATEGORIZED}' END AS category,
+                            THEN category ELSE $3 END AS category,
                        merchant_key, coalesce(nullif(merchant, ''), merchant_key) AS display,
                        amount::float8 AS amount,
                        (ts AT TIME ZONE 'UTC')
@@ -82,9 +82,10 @@ async def charges(
                 FROM transactions
                 WHERE direction = 'debit' AND merchant_key IS NOT NULL AND merchant_key <> ''
                   AND ts >= $1::date - interval '1 day'
-                  AND ($2::text[] IS NULL OR user_id = ANY($2))""",  # noqa: S608
+                  AND ($2::text[] IS NULL OR user_id = ANY($2))""",
             since,
             None if users is None else list(users),
+            UNCATEGORIZED,
         )
     )
 
