@@ -15,6 +15,7 @@ from rich.table import Table
 
 from bench import pipeline
 from bench.analytics import analytics_10k
+from bench.forecast import forecast_refresh
 from bench.harness import RESULTS, BenchResult, load, write
 from bench.scorer import scorer_throughput, semantic_categories
 from services.cli.stack import Stack, isolated_settings
@@ -30,6 +31,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "end_to_end_latency": pipeline.end_to_end_latency,
     "chart_png": pipeline.chart_png,
     "analytics_10k": analytics_10k,
+    "forecast_refresh": forecast_refresh,
     "query_latency": pipeline.query_latency,
     "scorer_memory": pipeline.scorer_memory,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -100,3 +101,42 @@ def test_eval_clusters_on_the_demo_merchants() -> None:
     assert result["nmi"] >= 0.6
     assert result["knn_accuracy"] >= 0.85
     assert result["nmi"] > result["kmeans"]["nmi"]
+
+
+def iso18245_merchants(path: Path) -> Path:
+    """Merchant names the card networks list by MCC (airlines, car rental, lodging, from many
+    countries): a labelled set nobody here wrote."""
+    import csv
+    from importlib import resources
+
+    data = resources.files("iso18245") / "data"
+    with (data / "visa_list.csv").open() as source, path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["merchant", "category"])
+        for row in csv.DictReader(source):
+            code = int(row["MCC"])
+            if 3000 <= code <= 3999:
+                kind = "Airlines" if code < 3300 else "Car rental" if code < 3500 else "Lodging"
+                writer.writerow([row["DESCRIPTION"], kind])
+    return path
+
+
+def test_eval_clusters_reports_knn_as_applied_on_third_party_merchants(tmp_path: Path) -> None:
+    csv_path = iso18245_merchants(tmp_path / "iso18245.csv")
+    command = [sys.executable, "-m", "services.cli.main", "eval", "clusters", "--json"]
+    done = subprocess.run(
+        [*command, "--csv", str(csv_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = orjson.loads(done.stdout)
+    assert result["n_labels"] == 3 and result["n_texts"] > 500
+    assert result["clusters_per_label"] == result["n_clusters"] / 3
+    applied = result["knn_applied"]
+    assert applied["threshold"] == 0.45  # SPENDSTREAM_CATEGORIZE_MIN_CONFIDENCE's default
+    assert applied["precision"] >= 0.85 and applied["coverage"] >= 0.5
+    assert applied["top1"] == pytest.approx(applied["precision"] * applied["coverage"], abs=1e-9)
+    tuned = result["knn_threshold_for_precision"]
+    assert tuned["target"] == 0.85 and tuned["precision"] >= 0.85
+    assert tuned["coverage"] >= applied["coverage"], "the lowest threshold that is precise enough"

@@ -232,17 +232,28 @@ def eval_clusters(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Cluster the texts and score the clusters and kNN categorization against known labels;
-    KMeans with k chosen by silhouette is the baseline."""
+    KMeans with k chosen by silhouette is the baseline. kNN categorization is also scored as
+    the scorer applies it: only at or above SPENDSTREAM_CATEGORIZE_MIN_CONFIDENCE."""
     import asyncio
 
     from services.core.embeddings import Embedder
-    from services.core.semantic import (
-        TextSpace,
-        cluster,
-        cluster_scores,
-        kmeans_by_silhouette,
-        leave_one_out_accuracy,
-    )
+    from services.core.settings import Settings
+
+    texts, labels = _labelled_texts(csv, text, label)
+    with status.status(f"embedding {len(texts)} distinct texts..."):
+        embeddings = asyncio.run(Embedder(None).embed(texts))
+    with status.status("clustering..."):
+        result = _cluster_report(
+            texts, labels, embeddings, threshold, Settings().categorize_min_confidence
+        )
+    if as_json:
+        print(orjson.dumps(result).decode())
+        return
+    _print_cluster_report(result)
+
+
+def _labelled_texts(csv: Path | None, text: str, label: str) -> tuple[list[str], list[str]]:
+    """One point per distinct normalized text, labelled by its most common label."""
     from services.core.text import normalize_text
 
     if csv is None:
@@ -256,54 +267,103 @@ def eval_clusters(
             fail(f"no column(s) {', '.join(missing)}; the file has {', '.join(frame.columns)}")
         frame = frame.dropna(subset=[text, label])
         pairs = list(zip(frame[text].astype(str), frame[label].astype(str), strict=True))
-    # One point per distinct normalized text, labelled by its most common label.
     votes: dict[str, Counter[str]] = {}
     for raw, known in pairs:
         key = normalize_text(raw)
         if key:
             votes.setdefault(key, Counter())[known] += 1
     texts = sorted(votes)
-    labels = [votes[t].most_common(1)[0][0] for t in texts]
     if len(texts) < 3:
         fail("need at least 3 distinct texts")
-    with status.status(f"embedding {len(texts)} distinct texts..."):
-        embeddings = asyncio.run(Embedder(None).embed(texts))
+    return texts, [votes[t].most_common(1)[0][0] for t in texts]
+
+
+PRECISION_TARGET = 0.85
+
+
+def _cluster_report(
+    texts: list[str],
+    labels: list[str],
+    embeddings: Any,
+    threshold: float | None,
+    min_confidence: float,
+) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from services.core.semantic import (
+        TextSpace,
+        applied_accuracy,
+        cluster,
+        cluster_scores,
+        kmeans_by_silhouette,
+        leave_one_out,
+        leave_one_out_accuracy,
+        threshold_for_precision,
+    )
+
     space = TextSpace(texts, embeddings)
-    with status.status("clustering..."):
-        clusters, assignment, chosen = cluster(space, threshold)
-        baseline = kmeans_by_silhouette(embeddings)
-    result: dict[str, Any] = {
+    clusters, assignment, chosen = cluster(space, threshold)
+    baseline = kmeans_by_silhouette(embeddings)
+    predictions = leave_one_out(space, labels)
+    n_labels = len(set(labels))
+    tuned = threshold_for_precision(predictions, labels, PRECISION_TARGET)
+    return {
         "n_texts": len(texts),
+        "n_labels": n_labels,
         "n_clusters": len(clusters),
+        "clusters_per_label": len(clusters) / n_labels,
         **cluster_scores(labels, assignment),
-        "knn_accuracy": leave_one_out_accuracy(space, labels),
+        "knn_accuracy": float(
+            sum(p.label == y for p, y in zip(predictions, labels, strict=True)) / len(labels)
+        ),
+        "knn_applied": asdict(applied_accuracy(predictions, labels, min_confidence)),
+        "knn_threshold_for_precision": {
+            "target": PRECISION_TARGET,
+            "threshold": tuned,
+            **(asdict(applied_accuracy(predictions, labels, tuned)) if tuned is not None else {}),
+        },
         "threshold": chosen,
         "kmeans": {"n_clusters": len(set(baseline)), **cluster_scores(labels, baseline)},
         "knn_accuracy_embedding_only": leave_one_out_accuracy(
             TextSpace(texts, embeddings).embedding_only(), labels
         ),
     }
-    if as_json:
-        print(orjson.dumps(result).decode())
-        return
-    grid = Table("method", "clusters", "NMI", "ARI", "purity", title=f"{len(texts)} distinct texts")
-    grid.add_row(
-        f"agglomerative, cosine, threshold {chosen:.2f}",
-        str(result["n_clusters"]),
-        _fmt(result["nmi"]),
-        _fmt(result["ari"]),
-        _fmt(result["purity"]),
+
+
+def _print_cluster_report(result: dict[str, Any]) -> None:
+    grid = Table(
+        "method",
+        "clusters",
+        "per label",
+        "NMI",
+        "ARI",
+        "purity",
+        title=f"{result['n_texts']} distinct texts, {result['n_labels']} labels",
     )
-    k = result["kmeans"]
-    grid.add_row(
-        "KMeans, k by silhouette",
-        str(k["n_clusters"]),
-        _fmt(k["nmi"]),
-        _fmt(k["ari"]),
-        _fmt(k["purity"]),
-    )
+    for name, scores in (
+        (f"agglomerative, cosine, threshold {result['threshold']:.2f}", result),
+        ("KMeans, k by silhouette", result["kmeans"]),
+    ):
+        grid.add_row(
+            name,
+            str(scores["n_clusters"]),
+            f"{scores['n_clusters'] / result['n_labels']:.2f}",
+            _fmt(scores["nmi"]),
+            _fmt(scores["ari"]),
+            _fmt(scores["purity"]),
+        )
     console.print(grid)
+    applied, tuned = result["knn_applied"], result["knn_threshold_for_precision"]
     console.print(
-        f"kNN categorization accuracy (leave-one-out): {result['knn_accuracy']:.3f} "
-        f"(embeddings alone: {result['knn_accuracy_embedding_only']:.3f})"
+        f"kNN categorization, leave-one-out: top-1 {result['knn_accuracy']:.3f} "
+        f"(embeddings alone: {result['knn_accuracy_embedding_only']:.3f}); as applied, at "
+        f"confidence >= {applied['threshold']:.2f}: precision {_fmt(applied['precision'])}, "
+        f"coverage {applied['coverage']:.3f}, right overall {applied['top1']:.3f}"
     )
+    if tuned["threshold"] is None:
+        console.print(f"no confidence threshold reaches precision {tuned['target']}")
+    else:
+        console.print(
+            f"for precision >= {tuned['target']}: confidence >= {tuned['threshold']:.2f} "
+            f"applies to {tuned['coverage']:.3f} of texts, right overall {tuned['top1']:.3f}"
+        )

@@ -78,11 +78,51 @@ def knn_predict(
     return predictions
 
 
-def leave_one_out_accuracy(space: TextSpace, labels: Sequence[str], **knn: float) -> float:
+def leave_one_out(space: TextSpace, labels: Sequence[str], **knn: float) -> list[Prediction]:
+    """Each text's prediction from all the others."""
     similarities = space.pairwise()
     np.fill_diagonal(similarities, -np.inf)
-    predicted = knn_predict(similarities, labels, **knn)  # type: ignore[arg-type]
+    return knn_predict(similarities, labels, **knn)  # type: ignore[arg-type]
+
+
+def leave_one_out_accuracy(space: TextSpace, labels: Sequence[str], **knn: float) -> float:
+    predicted = leave_one_out(space, labels, **knn)
     return float(np.mean([p.label == label for p, label in zip(predicted, labels, strict=True)]))
+
+
+@dataclass(frozen=True)
+class AppliedAccuracy:
+    """kNN categorization as the scorer applies it: only at or above a confidence threshold."""
+
+    threshold: float
+    precision: float | None  # right among those applied; None when none is applied
+    coverage: float  # share of texts that get a category
+    top1: float  # right among all texts: what the applied predictions add up to
+
+
+def applied_accuracy(
+    predictions: Sequence[Prediction], labels: Sequence[str], threshold: float
+) -> AppliedAccuracy:
+    right = np.array([p.label == label for p, label in zip(predictions, labels, strict=True)])
+    applied = np.array([p.confidence >= threshold for p in predictions])
+    return AppliedAccuracy(
+        threshold,
+        float(right[applied].mean()) if applied.any() else None,
+        float(applied.mean()),
+        float((right & applied).mean()),
+    )
+
+
+def threshold_for_precision(
+    predictions: Sequence[Prediction], labels: Sequence[str], precision: float
+) -> float | None:
+    """The lowest confidence threshold at which the applied predictions reach ``precision``
+    (the most coverage for that precision), or None if no threshold does."""
+    for threshold in sorted({p.confidence for p in predictions}):
+        applied = applied_accuracy(predictions, labels, threshold)
+        if applied.precision is not None and applied.precision >= precision:
+            return threshold
+    return None
 
 
 @dataclass(frozen=True)

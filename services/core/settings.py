@@ -153,7 +153,9 @@ class Settings(BaseSettings):
     cluster_distance_threshold: float | None = Field(
         None, gt=0, lt=1, description="Cosine distance; unset: chosen by silhouette"
     )
-    cluster_interval_s: float = Field(300.0, gt=0)
+    cluster_interval_s: float = Field(
+        20.0, gt=0, description="How often users whose transactions changed are re-clustered"
+    )
 
     health_port: int | None = Field(
         None, description="Port a container health check probes (set by docker-compose.yml)"
