@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import httpx
 import orjson
@@ -17,6 +17,10 @@ from rich.table import Table
 from schemas import DeadLetter
 from services.cli.stack import load_runtime, service_url
 from services.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # the parsers load only when a file is imported
+    from schemas import Transaction
+    from services.ingest.imports import CsvMapping, ExportRead
 
 console = Console()
 err = Console(stderr=True)
@@ -35,36 +39,49 @@ def import_file(
     api_key: Annotated[
         str | None, typer.Option(help="Your API key (default: SPENDSTREAM_API_KEY).")
     ] = None,
-    date_column: Annotated[str, typer.Option(help="CSV date column.")] = "date",
-    amount_column: Annotated[str, typer.Option(help="CSV signed amount column.")] = "amount",
+    preset: Annotated[
+        str | None,
+        typer.Option(help="The bank's export format (default: recognised from the header)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print how the file is read; import nothing.")
+    ] = False,
+    date_column: Annotated[str | None, typer.Option(help="CSV date column.")] = None,
+    amount_column: Annotated[str | None, typer.Option(help="CSV amount column.")] = None,
     debit_column: Annotated[
         str | None, typer.Option(help="CSV money-out column (instead of amount).")
     ] = None,
     credit_column: Annotated[str | None, typer.Option(help="CSV money-in column.")] = None,
-    description_column: Annotated[
-        str | None, typer.Option(help="CSV description column.")
-    ] = "description",
+    description_column: Annotated[str | None, typer.Option(help="CSV description column.")] = None,
     merchant_column: Annotated[str | None, typer.Option(help="CSV merchant column.")] = None,
-    category_column: Annotated[str | None, typer.Option(help="CSV category column.")] = None,
+    category_column: Annotated[
+        str | None, typer.Option(help="CSV category column (the bank's category).")
+    ] = None,
     id_column: Annotated[str | None, typer.Option(help="CSV transaction id column.")] = None,
-    date_format: Annotated[str | None, typer.Option(help="strptime format, e.g. %d/%m/%Y.")] = None,
+    type_column: Annotated[
+        str | None, typer.Option(help="CSV type column (Sale/Return/Payment, Debit/Credit).")
+    ] = None,
+    currency_column: Annotated[str | None, typer.Option(help="CSV currency column.")] = None,
+    date_format: Annotated[
+        str | None, typer.Option(help="strptime format, e.g. %d/%m/%Y (default: detected).")
+    ] = None,
     negative_is_debit: Annotated[
-        bool,
-        typer.Option(help="In a signed amount column, negative is money out (else money in)."),
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--negative-is-debit/--positive-is-debit",
+            help="Which sign is money out (default: the more common one).",
+        ),
+    ] = None,
     currency: Annotated[
         str | None, typer.Option(help="Currency (CSV default USD; OFX files name their own).")
     ] = None,
 ) -> None:
-    """Import a bank export through ingest. Re-importing creates no duplicates."""
-    from services.ingest.imports import AccountRequired, CsvMapping, ImportErrors, parse_export
+    """Import a bank export through ingest. Columns, date format and signs of common exports
+    are recognised; anything given here wins. Re-importing creates no duplicates."""
+    from services.ingest.imports import CsvMapping
 
     if not file.exists():
         _fail(f"no such file: {file}")
-    settings = load_runtime(get_settings())
-    api_key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
-    if not api_key:
-        _fail("pass --api-key or set SPENDSTREAM_API_KEY (make one: `spendstream keys create`)")
     mapping = CsvMapping(
         date=date_column,
         amount=amount_column,
@@ -74,16 +91,40 @@ def import_file(
         merchant=merchant_column,
         category=category_column,
         transaction_id=id_column,
+        type=type_column,
+        currency=currency_column,
         date_format=date_format,
         negative_is_debit=negative_is_debit,
     )
+    read = _read_export(file, mapping, account, currency, preset)
+    if dry_run:
+        _print_dry_run(file, read)
+        return
+    settings = load_runtime(get_settings())
+    api_key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    if not api_key:
+        _fail("pass --api-key or set SPENDSTREAM_API_KEY (make one: `spendstream keys create`)")
+    accepted = _post_transactions(settings, api_key, file.name, read.transactions)
+    console.print(f"imported {accepted:,} transactions (already-known ones change nothing)")
+
+
+def _read_export(
+    file: Path,
+    mapping: CsvMapping,
+    account: str | None,
+    currency: str | None,
+    preset: str | None,
+) -> ExportRead:
+    from services.ingest.imports import AccountRequired, ImportErrors, read_export
+
     try:
-        transactions = parse_export(
+        return read_export(
             file.read_text(encoding="utf-8-sig", errors="replace"),
             filename=file.name,
             mapping=mapping,
             account_id=account,
             currency=currency,
+            preset=preset,
         )
     except AccountRequired:
         _fail("--account is required for CSV files")
@@ -91,10 +132,58 @@ def import_file(
         for problem in exc.errors[:20]:
             err.print(f"row {problem.row}, column {problem.column}: {problem.message}")
         _fail(f"{len(exc.errors)} problem(s); nothing was imported")
+
+
+DRY_RUN_ROWS = 10
+
+
+def _print_dry_run(file: Path, read: ExportRead) -> None:
+    """How the file was read, and its first rows as they would be imported."""
+    if read.detected is not None:
+        for note in read.detected.notes:
+            console.print(f"• {note}")
+        mapping = read.detected.mapping
+        columns = ", ".join(f"{role} = {name!r}" for role, name in mapping.columns().items())
+        console.print(f"columns: {columns}")
+        console.print(
+            f"dates: {mapping.date_format or 'each row tried in the common formats'}; "
+            + (
+                "direction from the type column"
+                if mapping.sign_from_type
+                else "debit and credit columns"
+                if mapping.debit and mapping.credit
+                else f"{'negative' if mapping.negative_is_debit is not False else 'positive'}"
+                " amounts are money out"
+            )
+        )
+    grid = Table(
+        "date",
+        "direction",
+        "amount",
+        "currency",
+        "merchant",
+        "category",
+        title=f"{file.name}: {len(read.transactions):,} transactions (dry run: nothing imported)",
+    )
+    for t in read.transactions[:DRY_RUN_ROWS]:
+        grid.add_row(
+            t.timestamp.date().isoformat(),
+            t.direction.value,
+            f"{t.amount}",
+            t.currency,
+            t.merchant or "",
+            t.category or "",
+        )
+    console.print(grid)
+
+
+def _post_transactions(
+    settings: Settings, api_key: str, name: str, transactions: list[Transaction]
+) -> int:
     url = f"{service_url(settings, 'ingest')}/v1/transactions"
     accepted = 0
     with Progress(console=console) as progress, httpx.Client(timeout=60) as client:
-        task = progress.add_task(f"importing {file.name}", total=len(transactions))
+        task = progress.add_task(f"importing {name}", total=len(transactions))
         for start in range(0, len(transactions), 1000):
             batch = transactions[start : start + 1000]
             body = orjson.dumps(
@@ -110,7 +199,7 @@ def import_file(
                 _fail(f"ingest answered {response.status_code}: {response.text[:300]}")
             accepted += response.json()["accepted"]
             progress.advance(task, len(batch))
-    console.print(f"imported {accepted:,} transactions (already-known ones change nothing)")
+    return accepted
 
 
 @webhooks_app.command("secret")

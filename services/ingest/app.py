@@ -254,7 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/imports",
         status_code=202,
         response_model=Accepted,
-        summary="Import a CSV (with a column mapping) or OFX/QFX bank export",
+        summary="Import a bank export: CSV (columns recognised, or mapped) or OFX/QFX",
         responses={
             422: {"description": "Problems, each naming its row and column; nothing published"}
         },
@@ -267,20 +267,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             str | None, Form(max_length=64, description="Required for CSV; OFX names its account")
         ] = None,
         currency: Annotated[str | None, Form(pattern=r"^[A-Z]{3}$")] = None,
-        date_column: Annotated[str, Form()] = "date",
+        preset: Annotated[
+            str | None,
+            Form(
+                max_length=32,
+                description="A bank's export format (chase, bofa, amex, capital-one, monzo, "
+                "revolut, n26, wise, ...); default: recognised from the header",
+            ),
+        ] = None,
+        date_column: Annotated[str | None, Form(description="Default: found by name")] = None,
         amount_column: Annotated[
             str | None, Form(description="Signed amounts; or use debit/credit columns")
-        ] = "amount",
+        ] = None,
         debit_column: Annotated[str | None, Form()] = None,
         credit_column: Annotated[str | None, Form()] = None,
-        description_column: Annotated[str | None, Form()] = "description",
+        description_column: Annotated[str | None, Form()] = None,
         merchant_column: Annotated[str | None, Form()] = None,
         category_column: Annotated[str | None, Form()] = None,
         id_column: Annotated[str | None, Form()] = None,
-        date_format: Annotated[
-            str | None, Form(description="strptime format; default: common ones")
+        type_column: Annotated[
+            str | None, Form(description="Sale/Return/Payment or Debit/Credit: the direction")
         ] = None,
-        negative_is_debit: Annotated[bool, Form()] = True,
+        currency_column: Annotated[str | None, Form()] = None,
+        date_format: Annotated[
+            str | None, Form(description="strptime format; default: detected from the dates")
+        ] = None,
+        negative_is_debit: Annotated[
+            bool | None, Form(description="Default: the more common sign is money out")
+        ] = None,
     ) -> JSONResponse:
         data = await file.read(settings.max_body_bytes + 1)
         if len(data) > settings.max_body_bytes:
@@ -294,6 +308,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             merchant=merchant_column,
             category=category_column,
             transaction_id=id_column,
+            type=type_column,
+            currency=currency_column,
             date_format=date_format,
             negative_is_debit=negative_is_debit,
         )
@@ -307,6 +323,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 account_id=account_id,
                 currency=currency,
                 window=settings.timestamp_window,
+                preset=preset,
             )
         except AccountRequired:
             return unprocessable("account_id", "account_id is required for CSV files", "missing")

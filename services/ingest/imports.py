@@ -1,4 +1,5 @@
-"""Bank exports to transactions: CSV with a column mapping, and OFX/QFX (SGML 1.x or XML 2.x).
+"""Bank exports to transactions: CSV (columns by preset, by common names or as mapped; see
+detect.py), and OFX/QFX (SGML 1.x or XML 2.x).
 
 Files without transaction ids get stable ones derived from account, date, amount and
 description, plus an ordinal among identical rows, so re-importing a file or an overlapping
@@ -21,52 +22,25 @@ from pydantic import ValidationError
 
 from schemas import Transaction
 from schemas.transaction import TIMESTAMP_WINDOW, TimestampWindow
-from services.core.http import error_entry
+from services.ingest.detect import DATE_FORMATS, SYNONYMS, Detected, direction_of, resolve
+from services.ingest.mapping import CsvMapping, ImportErrors, RowError
+
+__all__ = [
+    "AccountRequired",
+    "CsvMapping",
+    "ExportRead",
+    "ImportErrors",
+    "RowError",
+    "parse_csv",
+    "parse_export",
+    "parse_ofx",
+    "read_csv",
+    "read_export",
+]
 
 MAX_IMPORT_ROWS = 100_000
+HEADER_SEARCH_LINES = 30  # some banks put a summary block above the header
 _PLAIN_AMOUNT = re.compile(r"[+-]?\s*(?:\d{1,15}(?:\.\d{0,6})?|\.\d{1,6})")
-DATE_FORMATS = (
-    "%Y-%m-%d",
-    "%Y-%m-%dT%H:%M:%S",
-    "%m/%d/%Y",
-    "%d/%m/%Y",
-    "%d.%m.%Y",
-    "%Y/%m/%d",
-    "%m/%d/%y",
-    "%d %b %Y",
-    "%b %d, %Y",
-)
-
-
-@dataclass(frozen=True)
-class CsvMapping:
-    date: str = "date"
-    amount: str | None = "amount"  # signed: negative is money out, unless negative_is_debit=False
-    debit: str | None = None  # or separate money-out and money-in columns, which then win
-    credit: str | None = None
-    description: str | None = "description"
-    merchant: str | None = None
-    category: str | None = None
-    transaction_id: str | None = None
-    date_format: str | None = None
-    negative_is_debit: bool = True
-
-
-@dataclass(frozen=True)
-class RowError:
-    row: int  # 1-based line in the file, header included
-    column: str
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        entry = error_entry(("file", self.row, self.column), self.message, "value_error")
-        return {**entry, "row": self.row, "column": self.column}
-
-
-class ImportErrors(Exception):
-    def __init__(self, errors: list[RowError]):
-        super().__init__(f"{len(errors)} problem(s) in the file")
-        self.errors = errors
 
 
 def parse_date(value: str, fmt: str | None) -> datetime:
@@ -144,36 +118,6 @@ def _build(
     return transactions
 
 
-def _check_columns(columns: set[str], mapping: CsvMapping) -> None:
-    split = bool(mapping.debit or mapping.credit)
-    wanted = [
-        c
-        for c in (
-            mapping.date,
-            None if split else mapping.amount,
-            mapping.debit,
-            mapping.credit,
-            mapping.description,
-            mapping.merchant,
-            mapping.category,
-            mapping.transaction_id,
-        )
-        if c
-    ]
-    missing = [c for c in wanted if c not in columns]
-    if missing:
-        raise ImportErrors(
-            [
-                RowError(1, c, f"no such column; the file has {', '.join(sorted(columns))}")
-                for c in missing
-            ]
-        )
-    if not mapping.amount and not split:
-        raise ImportErrors(
-            [RowError(1, "amount", "map an amount column, or debit and credit columns")]
-        )
-
-
 def _cell(record: dict[str, Any], column: str | None) -> str:
     """A cell as text: "" for an unmapped column, or one a short row does not reach."""
     value = record.get(column) if column else None
@@ -181,34 +125,58 @@ def _cell(record: dict[str, Any], column: str | None) -> str:
 
 
 def _signed_amount(record: dict[str, Any], mapping: CsvMapping) -> Decimal:
-    """Negative spends, positive receives, from one signed column or a debit/credit pair."""
-    if not (mapping.debit or mapping.credit) and mapping.amount:
-        signed = parse_amount(_cell(record, mapping.amount))
-        return signed if mapping.negative_is_debit else -signed
-    out, into = _cell(record, mapping.debit).strip(), _cell(record, mapping.credit).strip()
-    return (parse_amount(into) if into else Decimal(0)) - abs(
-        parse_amount(out) if out else Decimal(0)
-    )
+    """Negative spends, positive receives: from a debit/credit pair, from an unsigned amount
+    and the type column, or from one signed column and the file's sign convention."""
+    if mapping.debit and mapping.credit:
+        out, into = _cell(record, mapping.debit).strip(), _cell(record, mapping.credit).strip()
+        return (parse_amount(into) if into else Decimal(0)) - abs(
+            parse_amount(out) if out else Decimal(0)
+        )
+    text = _cell(record, mapping.amount)
+    if not text.strip():
+        return Decimal(0)  # a balance or note line (Bank of America's opening balance)
+    amount = parse_amount(text)
+    if mapping.sign_from_type:
+        direction = direction_of(_cell(record, mapping.type))
+        return abs(amount) if direction == "credit" else -abs(amount)
+    return amount if mapping.negative_is_debit is not False else -amount
 
 
-def _csv_rows(text: str, max_rows: int) -> tuple[set[str], list[tuple[int, dict[str, Any]]]]:
+def _csv_rows(text: str, max_rows: int) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
     """The header and the records, each with its line; ``ImportErrors`` for a malformed file
-    (an oversized field, say) or one with more than ``max_rows`` records."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    (an oversized field, say) or one with more than ``max_rows`` records. A summary block
+    above the header (as Bank of America prints) is skipped: the header is the first line
+    that names a date column."""
+    lines = text.lstrip("\ufeff").splitlines(keepends=True)
+    skip = _header_line(lines)
+    reader = csv.DictReader(io.StringIO("".join(lines[skip:])))
     records: list[tuple[int, dict[str, Any]]] = []
     try:
-        columns = set(reader.fieldnames or [])
+        columns = [c for c in (reader.fieldnames or []) if c is not None]
         for record in reader:
             if len(records) == max_rows:
                 raise ImportErrors(
                     [RowError(max_rows + 2, "file", f"more than {max_rows:,} rows; split the file")]
                 )
-            records.append((reader.line_num, record))
+            if any(isinstance(v, str) and v.strip() for v in record.values()):
+                records.append((reader.line_num + skip, record))
     except csv.Error as exc:
         raise ImportErrors(
-            [RowError(reader.line_num, "file", f"not readable as CSV: {exc}")]
+            [RowError(reader.line_num + skip, "file", f"not readable as CSV: {exc}")]
         ) from None
     return columns, records
+
+
+def _header_line(lines: list[str]) -> int:
+    dates = set(SYNONYMS["date"])
+    for index, line in enumerate(lines[:HEADER_SEARCH_LINES]):
+        try:
+            cells = next(csv.reader([line]))
+        except (csv.Error, StopIteration):
+            continue
+        if any(cell.strip().strip('"').lower() in dates for cell in cells):
+            return index
+    return 0
 
 
 def parse_csv(
@@ -216,47 +184,90 @@ def parse_csv(
     mapping: CsvMapping,
     *,
     account_id: str,
-    currency: str = "USD",
+    currency: str | None = None,
     window: TimestampWindow | None = None,
     max_rows: int = MAX_IMPORT_ROWS,
+    preset: str | None = None,
 ) -> list[Transaction]:
+    transactions, _ = read_csv(
+        text,
+        mapping,
+        account_id=account_id,
+        currency=currency,
+        window=window,
+        max_rows=max_rows,
+        preset=preset,
+    )
+    return transactions
+
+
+def read_csv(
+    text: str,
+    mapping: CsvMapping,
+    *,
+    account_id: str,
+    currency: str | None = None,
+    window: TimestampWindow | None = None,
+    max_rows: int = MAX_IMPORT_ROWS,
+    preset: str | None = None,
+) -> tuple[list[Transaction], Detected]:
+    """The transactions of a CSV export, and how its columns were read."""
     columns, records = _csv_rows(text, max_rows)
-    _check_columns(columns, mapping)
+    detected = resolve(columns, [r for _, r in records], mapping, preset)
+    mapping = detected.mapping
+    file_currency = currency or mapping.default_currency or "USD"
     rows, errors = [], []
     for line, record in records:
         try:
-            when = parse_date(_cell(record, mapping.date), mapping.date_format)
-        except ValueError as exc:
-            errors.append(RowError(line, mapping.date, str(exc)))
+            fields = _row_fields(record, mapping, file_currency)
+        except RowProblem as problem:
+            errors.append(RowError(line, problem.column, problem.message))
             continue
-        try:
-            signed = _signed_amount(record, mapping)
-        except ValueError as exc:
-            column = (mapping.debit or mapping.credit) if not mapping.amount else mapping.amount
-            errors.append(RowError(line, column or "amount", str(exc)))
-            continue
-        if signed == 0:
-            continue  # zero lines (holds, notes) are not transactions
-        description = _cell(record, mapping.description)
-        merchant = _cell(record, mapping.merchant) if mapping.merchant else description
-        fields: dict[str, Any] = {
-            "timestamp": when,
-            "amount": abs(signed),
-            "signed": signed,
-            "direction": "debit" if signed < 0 else "credit",
-            "currency": currency,
-            "description": description or None,
-            "merchant": merchant or None,
-            "channel": "other",
-        }
-        if _cell(record, mapping.category):
-            fields["category"] = _cell(record, mapping.category)
-        if _cell(record, mapping.transaction_id).strip():
-            fields["transaction_id"] = _cell(record, mapping.transaction_id).strip()
-        rows.append((line, fields))
+        if fields is not None:
+            rows.append((line, fields))
     if errors:
         raise ImportErrors(errors)
-    return _build(rows, account_id, window)
+    return _build(rows, account_id, window), detected
+
+
+class RowProblem(ValueError):
+    def __init__(self, column: str, message: str):
+        super().__init__(message)
+        self.column, self.message = column, message
+
+
+def _row_fields(
+    record: dict[str, Any], mapping: CsvMapping, currency: str
+) -> dict[str, Any] | None:
+    """One record's fields, None for a zero line (a hold, a note), or a ``RowProblem``."""
+    date_column = mapping.date or "date"
+    try:
+        when = parse_date(_cell(record, date_column), mapping.date_format)
+    except ValueError as exc:
+        raise RowProblem(date_column, str(exc)) from None
+    try:
+        signed = _signed_amount(record, mapping)
+    except ValueError as exc:
+        raise RowProblem(mapping.amount or mapping.debit or "amount", str(exc)) from None
+    if signed == 0:
+        return None
+    description = _cell(record, mapping.description).strip()
+    merchant = _cell(record, mapping.merchant).strip() or description
+    fields: dict[str, Any] = {
+        "timestamp": when,
+        "amount": abs(signed),
+        "signed": signed,
+        "direction": "debit" if signed < 0 else "credit",
+        "currency": _cell(record, mapping.currency).strip().upper() or currency,
+        "description": description or None,
+        "merchant": merchant or None,
+        "channel": "other",
+    }
+    if _cell(record, mapping.category).strip():
+        fields["category"] = _cell(record, mapping.category).strip()
+    if _cell(record, mapping.transaction_id).strip():
+        fields["transaction_id"] = _cell(record, mapping.transaction_id).strip()
+    return fields
 
 
 _OFX_BLOCK = re.compile(
@@ -327,6 +338,39 @@ def is_ofx(filename: str, text: str) -> bool:
     return filename.lower().endswith((".ofx", ".qfx")) or "<OFX>" in text[:2000].upper()
 
 
+@dataclass
+class ExportRead:
+    transactions: list[Transaction]
+    kind: str  # "csv" or "ofx"
+    detected: Detected | None = None  # how a CSV's columns were read
+
+
+def read_export(
+    text: str,
+    *,
+    filename: str,
+    mapping: CsvMapping,
+    account_id: str | None = None,
+    currency: str | None = None,
+    window: TimestampWindow | None = None,
+    preset: str | None = None,
+) -> ExportRead:
+    """The transactions of a bank export, OFX/QFX (known by its name or its content) or CSV read
+    with ``mapping`` (what it leaves open is detected): one set of rules for the CLI and the
+    HTTP import. OFX files name their account and currency unless ``account_id`` or
+    ``currency`` override them; a CSV needs the account, and is in USD unless a column, its
+    preset or ``currency`` says otherwise."""
+    if is_ofx(filename, text):
+        transactions, _ = parse_ofx(text, account_id=account_id, currency=currency, window=window)
+        return ExportRead(transactions, "ofx")
+    if not account_id:
+        raise AccountRequired("an account is required for CSV files")
+    transactions, detected = read_csv(
+        text, mapping, account_id=account_id, currency=currency, window=window, preset=preset
+    )
+    return ExportRead(transactions, "csv", detected)
+
+
 def parse_export(
     text: str,
     *,
@@ -335,16 +379,14 @@ def parse_export(
     account_id: str | None = None,
     currency: str | None = None,
     window: TimestampWindow | None = None,
+    preset: str | None = None,
 ) -> list[Transaction]:
-    """The transactions of a bank export, OFX/QFX (known by its name or its content) or CSV read
-    with ``mapping``: one set of rules for the CLI and the HTTP import. OFX files name their
-    account and currency unless ``account_id`` or ``currency`` override them; a CSV needs the
-    account and is in USD unless told otherwise."""
-    if is_ofx(filename, text):
-        transactions, _ = parse_ofx(text, account_id=account_id, currency=currency, window=window)
-        return transactions
-    if not account_id:
-        raise AccountRequired("an account is required for CSV files")
-    return parse_csv(
-        text, mapping, account_id=account_id, currency=currency or "USD", window=window
-    )
+    return read_export(
+        text,
+        filename=filename,
+        mapping=mapping,
+        account_id=account_id,
+        currency=currency,
+        window=window,
+        preset=preset,
+    ).transactions

@@ -1,0 +1,326 @@
+"""Reading a bank's CSV without hand-mapping: its columns by preset or by common names, its date
+format from the dates themselves (refusing to guess between day-first and month-first), and its
+sign convention. Pure: the parser calls it with the header and the records."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.ingest.mapping import CsvMapping, ImportErrors, RowError
+from services.ingest.presets import PRESETS, Preset, recognise
+
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%Y/%m/%d",
+    "%m/%d/%y",
+    "%d/%m/%y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%b %d, %Y",
+)
+SAMPLE_ROWS = 500
+
+# Common header names per role, most specific first; matched after lower-casing and trimming.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "date": (
+        "transaction date",
+        "trans date",
+        "trans. date",
+        "date",
+        "booking date",
+        "buchungstag",
+        "posted date",
+        "posting date",
+        "post date",
+        "completed date",
+        "started date",
+        "value date",
+        "valuta",
+        "datum",
+    ),
+    "amount": (
+        "amount",
+        "transaction amount",
+        "amount (eur)",
+        "amount (gbp)",
+        "amount (usd)",
+        "betrag",
+        "betrag (eur)",
+        "value",
+    ),
+    "debit": (
+        "debit",
+        "debit amount",
+        "withdrawal",
+        "withdrawals",
+        "paid out",
+        "money out",
+        "soll",
+    ),
+    "credit": ("credit", "credit amount", "deposit", "deposits", "paid in", "money in", "haben"),
+    "description": (
+        "description",
+        "transaction description",
+        "details",
+        "payee",
+        "name",
+        "memo",
+        "narrative",
+        "payment reference",
+        "verwendungszweck",
+    ),
+    "merchant": ("merchant", "merchant name", "partner name", "counterparty", "beneficiary"),
+    "category": ("category", "categories", "kategorie"),
+    "transaction_id": ("transaction id", "transaction reference", "reference number", "id"),
+    "type": ("type", "transaction type", "credit/debit", "debit/credit", "dr/cr", "cr/dr"),
+    "currency": ("currency", "währung"),
+}
+
+# Type values that mean money in; any other known value means money out.
+CREDIT_TYPES = frozenset(
+    {
+        "credit",
+        "cr",
+        "crdt",
+        "return",
+        "refund",
+        "payment",  # on a card statement: paying the card off
+        "deposit",
+        "incoming",
+        "income",
+        "money in",
+        "topup",
+        "top-up",
+        "interest",
+        "reversal",
+    }
+)
+DEBIT_TYPES = frozenset(
+    {
+        "debit",
+        "dr",
+        "dbit",
+        "sale",
+        "purchase",
+        "withdrawal",
+        "fee",
+        "card payment",
+        "card_payment",
+        "direct debit",
+        "outgoing",
+        "money out",
+        "atm",
+        "transfer",
+    }
+)
+
+
+@dataclass
+class Detected:
+    """A mapping with the file's own column names, and what was decided and why."""
+
+    mapping: CsvMapping
+    preset: Preset | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _key(name: str) -> str:
+    return re.sub(r"\s+", " ", name.strip().strip('"').lower())
+
+
+def _lookup(columns: Sequence[str]) -> dict[str, str]:
+    return {_key(c): c for c in columns}
+
+
+def resolve(
+    columns: Sequence[str],
+    records: Sequence[dict[str, Any]],
+    given: CsvMapping,
+    preset_name: str | None = None,
+) -> Detected:
+    """Fill in what ``given`` leaves open: a named or recognised preset first, then common
+    names. Explicit names win and must exist; every name comes back as the file spells it."""
+    by_key = _lookup(columns)
+    if preset_name is not None and preset_name not in PRESETS:
+        known = ", ".join(sorted(PRESETS))
+        raise ImportErrors([RowError(1, "preset", f"no preset {preset_name!r}; known: {known}")])
+    preset = PRESETS[preset_name] if preset_name else recognise(set(columns))
+    notes = [f"recognised the {preset.bank} export (preset {preset.name})"] if preset else []
+    explicit = {
+        k: v
+        for k, v in dataclasses.asdict(given).items()
+        if v is not None and k != "sign_from_type"
+    }
+    base = preset.mapping if preset else CsvMapping()
+    mapping = dataclasses.replace(base, **explicit)
+    mapping = _spelled_as_in_file(mapping, by_key, set(explicit))
+    if preset is None:
+        mapping = _by_common_names(mapping, by_key, records, notes)
+    _require(mapping, columns)
+    mapping = _date_format(mapping, records, notes)
+    mapping = _sign_convention(mapping, records, notes)
+    return Detected(mapping, preset, notes)
+
+
+def _spelled_as_in_file(
+    mapping: CsvMapping, by_key: dict[str, str], explicit: set[str]
+) -> CsvMapping:
+    changes: dict[str, Any] = {}
+    missing = []
+    for role, name in mapping.columns().items():
+        actual = by_key.get(_key(name))
+        if actual is None and role in explicit:
+            missing.append(name)
+        changes[role] = actual  # a preset's optional column the file lacks: unmapped
+    if missing:
+        have = ", ".join(sorted(by_key.values()))
+        raise ImportErrors(
+            [RowError(1, name, f"no such column; the file has {have}") for name in missing]
+        )
+    return dataclasses.replace(mapping, **changes)
+
+
+def _by_common_names(
+    mapping: CsvMapping,
+    by_key: dict[str, str],
+    records: Sequence[dict[str, Any]],
+    notes: list[str],
+) -> CsvMapping:
+    taken = set(mapping.columns().values())
+    found: dict[str, Any] = {}
+
+    def first(role: str) -> str | None:
+        for name in SYNONYMS[role]:
+            column = by_key.get(name)
+            if column is not None and column not in taken:
+                return column
+        return None
+
+    # The type column first: "Details" is a type on some exports and a description on others.
+    if mapping.type is None and (column := first("type")) and _looks_like_type(records, column):
+        found["type"] = column
+        taken.add(column)
+    for role in ("date", "debit", "credit", "amount", "description", "merchant"):
+        if getattr(mapping, role) is None and (column := first(role)):
+            found[role] = column
+            taken.add(column)
+    for role in ("category", "transaction_id", "currency"):
+        if getattr(mapping, role) is None and (column := first(role)):
+            found[role] = column
+            taken.add(column)
+    if ("debit" in found and "credit" not in found) or ("credit" in found and "debit" not in found):
+        found.pop("debit", None), found.pop("credit", None)  # one half of a pair is not one
+    if found:
+        described = ", ".join(f"{role} = {column!r}" for role, column in found.items())
+        notes.append(f"matched columns by name: {described}")
+    return dataclasses.replace(mapping, **found)
+
+
+def _looks_like_type(records: Sequence[dict[str, Any]], column: str) -> bool:
+    values = [str(r.get(column) or "").strip().lower() for r in records[:SAMPLE_ROWS]]
+    values = [v for v in values if v]
+    known = sum(v in CREDIT_TYPES or v in DEBIT_TYPES for v in values)
+    return bool(values) and known >= 0.8 * len(values)
+
+
+def _require(mapping: CsvMapping, columns: Sequence[str]) -> None:
+    have = ", ".join(columns)
+    errors = []
+    if mapping.date is None:
+        errors.append(RowError(1, "date", f"no date column found; the file has {have}"))
+    if mapping.amount is None and not (mapping.debit and mapping.credit):
+        errors.append(
+            RowError(
+                1, "amount", f"no amount (or debit and credit) column found; the file has {have}"
+            )
+        )
+    if errors:
+        raise ImportErrors(errors)
+
+
+def _date_format(
+    mapping: CsvMapping, records: Sequence[dict[str, Any]], notes: list[str]
+) -> CsvMapping:
+    """The one format every sampled date reads in. Day-first and month-first both reading
+    every date (no day above 12) would be a guess: refused, with the two to choose from."""
+    if mapping.date_format is not None or mapping.date is None:
+        return mapping
+    values = [str(r.get(mapping.date) or "").strip() for r in records[:SAMPLE_ROWS]]
+    values = [v for v in values if v]
+    if not values:
+        return mapping
+    readings: dict[str, list[datetime]] = {}
+    for fmt in DATE_FORMATS:
+        try:
+            readings[fmt] = [datetime.strptime(v, fmt) for v in values]
+        except ValueError:
+            continue
+    distinct = {tuple(parsed): fmt for fmt, parsed in reversed(list(readings.items()))}
+    if len(distinct) > 1:
+        formats = " or ".join(sorted(distinct.values()))
+        raise ImportErrors(
+            [
+                RowError(
+                    1,
+                    mapping.date,
+                    f"dates such as {values[0]!r} read as both day-first and month-first; "
+                    f"pass the format: --date-format {formats}",
+                )
+            ]
+        )
+    if distinct:
+        fmt = next(iter(distinct.values()))
+        notes.append(f"dates read as {fmt}")
+        return dataclasses.replace(mapping, date_format=fmt)
+    return mapping  # none fits every row: each row is tried, and bad ones are reported
+
+
+def _sign_convention(
+    mapping: CsvMapping, records: Sequence[dict[str, Any]], notes: list[str]
+) -> CsvMapping:
+    """Unsigned amounts with a type column take their direction from it. Otherwise most
+    lines of any account are spending, so the more common sign is money out."""
+    if mapping.amount is None or (mapping.debit and mapping.credit):
+        return mapping
+    signs = [
+        text.startswith("-") or (text.startswith("(") and text.endswith(")"))
+        for r in records[:SAMPLE_ROWS]
+        if (text := str(r.get(mapping.amount) or "").strip())
+    ]
+    negative = sum(signs)
+    if mapping.type and negative == 0:
+        notes.append(f"amounts carry no sign: the direction comes from {mapping.type!r}")
+        return dataclasses.replace(mapping, sign_from_type=True)
+    if mapping.negative_is_debit is not None:
+        return mapping
+    negative_is_debit = negative * 2 >= len(signs)
+    notes.append(
+        "most amounts are "
+        + (
+            "negative: negative is money out"
+            if negative_is_debit
+            else "positive: positive is money out"
+        )
+    )
+    return dataclasses.replace(mapping, negative_is_debit=negative_is_debit)
+
+
+def direction_of(type_value: str) -> str | None:
+    value = type_value.strip().lower()
+    if value in CREDIT_TYPES:
+        return "credit"
+    if value in DEBIT_TYPES:
+        return "debit"
+    return None

@@ -1,0 +1,205 @@
+"""Real bank exports import without hand-mapping: presets recognised by their headers, columns
+found by common names in any case, dates read in the format they are in (never guessing between
+day-first and month-first), and signs from the amounts or from a type column."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from services.ingest.imports import CsvMapping, ImportErrors, read_export
+
+EXPORTS = Path(__file__).parent / "data" / "exports"
+
+
+def read(text: str, **mapping: object) -> tuple[list[tuple[date, str, Decimal, str]], list[str]]:
+    result = read_export(
+        text,
+        filename="export.csv",
+        mapping=CsvMapping(**mapping),
+        account_id="acct",  # type: ignore[arg-type]
+    )
+    assert result.detected is not None
+    rows = [
+        (t.timestamp.date(), t.direction.value, t.amount, t.merchant or "")
+        for t in result.transactions
+    ]
+    return rows, result.detected.notes
+
+
+USD, GBP, EUR = "USD", "GBP", "EUR"
+# file: preset, rows, credits, and the first row (date, direction, amount, currency, merchant,
+# category)
+PRESET_FILES = {
+    "chase.csv": ("chase", 5, 2, ("2026-11-28", "debit", "42.17", USD,
+                                  "AMAZON MKTPL*ZT4R81VD3", "Shopping")),
+    "chase-checking.csv": ("chase-checking", 3, 1, ("2026-11-30", "debit", "48.21", USD,
+                                                    "SHELL OIL 57444 NEW YORK NY", None)),
+    "bofa.csv": ("bofa", 3, 1, ("2026-11-01", "debit", "2860.00", USD,
+                                "GREYSTAR RENT DES:PAYMENT ID:XXXXX8812", None)),
+    "bofa-credit.csv": ("bofa-credit", 2, 1, ("2026-11-28", "debit", "87.34", USD,
+                                              "WHOLE FOODS MARKET 10234", None)),
+    "amex.csv": ("amex", 3, 1, ("2026-11-28", "debit", "23.18", USD,
+                                "UBER TRIP HELP.UBER.COM", "Transportation-Taxis & Coach")),
+    "capital-one.csv": ("capital-one", 3, 1, ("2026-11-28", "debit", "14.85", USD,
+                                              "CHIPOTLE 2241", "Dining")),
+    "monzo.csv": ("monzo", 3, 1, ("2026-11-28", "debit", "4.35", GBP,
+                                  "Pret A Manger", "Eating out")),
+    "revolut.csv": ("revolut", 3, 1, ("2026-11-28", "debit", "23.50", EUR, "Uber Eats", None)),
+    "n26.csv": ("n26", 3, 1, ("2026-11-28", "debit", "37.80", EUR, "REWE Markt GmbH", None)),
+    "wise.csv": ("wise", 3, 1, ("2026-11-28", "debit", "12.40", EUR, "Albert Heijn", None)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_FILES))
+def test_each_preset_reads_its_banks_export_as_the_bank_gives_it(name: str) -> None:
+    preset, count, credits, first = PRESET_FILES[name]
+    text = (EXPORTS / name).read_text(encoding="utf-8-sig")
+    result = read_export(text, filename=name, mapping=CsvMapping(), account_id="card")
+    assert result.detected is not None and result.detected.preset is not None
+    assert result.detected.preset.name == preset
+    assert len(result.transactions) == count
+    t = result.transactions[0]
+    assert (
+        t.timestamp.date().isoformat(),
+        t.direction.value,
+        str(t.amount),
+        t.currency,
+        t.merchant,
+        t.category,
+    ) == first
+    assert sum(tx.direction.value == "credit" for tx in result.transactions) == credits
+
+
+def test_the_issue_s_chase_export_needs_no_options_and_its_type_and_category_count() -> None:
+    text = (EXPORTS / "chase.csv").read_text()
+    result = read_export(text, filename="chase.csv", mapping=CsvMapping(), account_id="chase")
+    by_merchant = {t.merchant: t for t in result.transactions}
+    assert by_merchant["AMAZON.COM REFUND"].direction.value == "credit"  # Type: Return
+    assert by_merchant["Payment Thank You-Mobile"].direction.value == "credit"  # Type: Payment
+    assert by_merchant["NETFLIX.COM"].category == "Entertainment"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "DATE,PAYEE,AMOUNT",
+        "Transaction Date,Name,Amount",
+        "Posted Date,Details,Transaction Amount",
+        "booking date,Memo,amount",
+    ],
+)
+def test_headers_match_in_any_case_and_by_common_synonyms(header: str) -> None:
+    rows, notes = read(f"{header}\n2026-11-28,CORNER CAFE,-4.50\n2026-11-29,ACME PAY,100.00\n")
+    assert rows == [
+        (date(2026, 11, 28), "debit", Decimal("4.50"), "CORNER CAFE"),
+        (date(2026, 11, 29), "credit", Decimal("100.00"), "ACME PAY"),
+    ]
+    assert any("matched columns by name" in note for note in notes)
+
+
+@pytest.mark.parametrize(
+    ("out_column", "in_column"),
+    [
+        ("Withdrawal", "Deposit"),
+        ("Paid out", "Paid in"),
+        ("Debit", "Credit"),
+        ("Money Out", "Money In"),
+    ],
+)
+def test_money_out_and_money_in_columns(out_column: str, in_column: str) -> None:
+    text = f"Date,Description,{out_column},{in_column}\n"
+    text += "2026-11-02,GROCER,12.30,\n2026-11-03,SALARY,,900\n"
+    rows, _ = read(text)
+    assert [(r[1], r[2]) for r in rows] == [("debit", Decimal("12.30")), ("credit", Decimal("900"))]
+
+
+def test_a_german_export_with_its_own_names_and_day_first_dots() -> None:
+    text = "Buchungstag,Verwendungszweck,Betrag\n"
+    text += "28.11.2026,REWE SAGT DANKE,-37.80\n01.11.2026,MIETE,-1150.00\n"
+    rows, notes = read(text)
+    assert rows[0] == (date(2026, 11, 28), "debit", Decimal("37.80"), "REWE SAGT DANKE")
+    assert "dates read as %d.%m.%Y" in notes
+
+
+def test_day_first_dates_are_recognised_by_a_day_above_twelve() -> None:
+    rows, notes = read("Date,Description,Amount\n03/04/2026,A,-1.00\n13/04/2026,B,-2.00\n")
+    assert [r[0] for r in rows] == [date(2026, 4, 3), date(2026, 4, 13)]
+    assert "dates read as %d/%m/%Y" in notes
+
+
+def test_dates_that_read_both_ways_are_refused_with_the_formats_to_choose_from() -> None:
+    text = "Date,Description,Amount\n03/04/2026,A,-1.00\n05/06/2026,B,-2.00\n"
+    with pytest.raises(ImportErrors) as raised:
+        read(text)
+    [problem] = raised.value.errors
+    assert problem.column == "Date"
+    assert "--date-format %d/%m/%Y or %m/%d/%Y" in problem.message
+    rows, _ = read(text, date_format="%m/%d/%Y")
+    assert rows[0][0] == date(2026, 3, 4)
+
+
+def test_unsigned_amounts_take_their_direction_from_a_type_column() -> None:
+    text = (
+        "Date,Description,Type,Amount\n"
+        "2026-11-01,CORNER SHOP,Sale,12.00\n"
+        "2026-11-02,CORNER SHOP,Return,12.00\n"
+        "2026-11-03,BANK,CRDT,50.00\n"
+        "2026-11-04,UTILITY,DBIT,80.00\n"
+    )
+    rows, notes = read(text)
+    assert [r[1] for r in rows] == ["debit", "credit", "credit", "debit"]
+    assert any("direction comes from 'Type'" in note for note in notes)
+
+
+def test_a_card_export_whose_charges_are_positive_reads_positive_as_money_out() -> None:
+    text = "Date,Description,Amount\n2026-11-01,UBER,23.18\n2026-11-02,TRADER JOES,64.02\n"
+    text += "2026-11-05,AUTOPAY PAYMENT,-512.40\n"
+    rows, notes = read(text)
+    assert [r[1] for r in rows] == ["debit", "debit", "credit"]
+    assert "most amounts are positive: positive is money out" in notes
+    flipped, _ = read(text, negative_is_debit=True)  # what is given wins
+    assert [r[1] for r in flipped] == ["credit", "credit", "debit"]
+
+
+def test_a_named_column_that_is_not_there_is_an_error_naming_it() -> None:
+    with pytest.raises(ImportErrors) as raised:
+        read("Date,Description,Amount\n2026-11-01,A,-1\n", amount="Value")
+    assert raised.value.errors[0].column == "Value"
+    assert "the file has Amount, Date, Description" in raised.value.errors[0].message
+
+
+def test_a_file_without_a_date_column_says_what_it_has() -> None:
+    with pytest.raises(ImportErrors) as raised:
+        read("When,What,How much\nyesterday,A,-1\n")
+    assert {e.column for e in raised.value.errors} == {"date", "amount"}
+
+
+def test_an_unknown_preset_lists_the_known_ones() -> None:
+    with pytest.raises(ImportErrors) as raised:
+        read_export(
+            "Date,Amount\n", filename="x.csv", mapping=CsvMapping(), account_id="a", preset="hsbc"
+        )
+    assert "no preset 'hsbc'; known: amex, bofa" in raised.value.errors[0].message
+
+
+def test_dry_run_prints_the_mapping_and_rows_and_imports_nothing(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "services.cli.main", "import", str(EXPORTS / "chase.csv")]
+    done = subprocess.run(
+        [*command, "--account", "chase", "--dry-run"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "200"},
+        cwd=tmp_path,
+        check=True,
+    )
+    out = done.stdout
+    assert "recognised the Chase credit card export (preset chase)" in out
+    assert "date = 'Transaction Date'" in out and "type = 'Type'" in out
+    assert "5 transactions (dry run: nothing imported)" in out
+    assert "AMAZON MKTPL*ZT4R81VD3" in out and "42.17" in out
