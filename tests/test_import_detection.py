@@ -203,3 +203,87 @@ def test_dry_run_prints_the_mapping_and_rows_and_imports_nothing(tmp_path: Path)
     assert "date = 'Transaction Date'" in out and "type = 'Type'" in out
     assert "5 transactions (dry run: nothing imported)" in out
     assert "AMAZON MKTPL*ZT4R81VD3" in out and "42.17" in out
+
+
+# Other formats -------------------------------------------------------------------------------
+
+
+def test_ofx_zones_and_entities_are_read_as_the_bank_meant_them() -> None:
+    text = (EXPORTS / "bank.ofx").read_text()
+    result = read_export(text, filename="bank.ofx", mapping=CsvMapping())
+    assert result.kind == "ofx"
+    first, second = result.transactions
+    # 23:30 on 30 November in New York: the local date stays the 30th, the offset is kept.
+    assert first.timestamp.isoformat() == "2026-11-30T23:30:00-05:00"
+    assert first.merchant == "BARNES & NOBLE #2231"  # &amp; decoded
+    assert (first.direction.value, str(first.amount)) == ("debit", "48.21")
+    assert second.timestamp.isoformat() == "2026-11-15T00:00:00-05:00"  # a date with a zone
+    assert second.direction.value == "credit"
+    assert {t.transaction_id.split(":")[0] for t in result.transactions} == {"000123456789"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("20261130233000.000[-5:EST]", "2026-11-30T23:30:00-05:00"),
+        ("20261115120000[+5.30:IST]", "2026-11-15T12:00:00+05:30"),
+        ("20261115[-3.30:NST]", "2026-11-15T00:00:00-03:30"),
+        ("20261115", "2026-11-15T00:00:00+00:00"),
+    ],
+)
+def test_ofx_datetimes(value: str, expected: str) -> None:
+    from services.ingest.imports import parse_ofx_datetime
+
+    assert parse_ofx_datetime(value).isoformat() == expected
+
+
+def test_qif_with_us_dates_and_categories() -> None:
+    text = (EXPORTS / "quicken.qif").read_text()
+    result = read_export(text, filename="quicken.qif", mapping=CsvMapping(), account_id="cash")
+    assert result.kind == "qif"
+    rows = [
+        (t.timestamp.date(), t.direction.value, str(t.amount), t.merchant, t.category)
+        for t in result.transactions
+    ]
+    assert rows == [
+        (date(2026, 11, 28), "debit", "42.17", "AMAZON MKTPL*ZT4R81VD3", "Shopping"),
+        (date(2026, 11, 15), "credit", "2450.00", "ACME CORP PAYROLL", "Salary"),
+    ]
+
+
+def test_qif_dates_that_read_both_ways_are_refused() -> None:
+    text = "!Type:Bank\nD03/04/2026\nT-1.00\nPA\n^\nD05/06/2026\nT-2.00\nPB\n^\n"
+    with pytest.raises(ImportErrors) as raised:
+        read_export(text, filename="x.qif", mapping=CsvMapping(), account_id="a")
+    assert "--date-format" in raised.value.errors[0].message
+    result = read_export(
+        text, filename="x.qif", mapping=CsvMapping(date_format="%d/%m/%Y"), account_id="a"
+    )
+    assert result.transactions[0].timestamp.date() == date(2026, 4, 3)
+
+
+def test_camt_053_booked_entries_with_their_counterparties() -> None:
+    text = (EXPORTS / "camt053.xml").read_text()
+    result = read_export(text, filename="statement.xml", mapping=CsvMapping())
+    assert result.kind == "camt.053"
+    rows = [
+        (t.account_id, t.timestamp.date(), t.direction.value, str(t.amount), t.currency, t.merchant)
+        for t in result.transactions
+    ]
+    iban = "DE89370400440532013000"
+    assert rows == [
+        (iban, date(2026, 11, 28), "debit", "37.80", "EUR", "REWE Markt GmbH"),
+        (iban, date(2026, 11, 27), "credit", "3100.00", "EUR", "Acme GmbH"),
+    ], "the pending entry is not a transaction yet"
+    assert result.transactions[0].description == "REWE SAGT DANKE 4711"
+
+
+def test_xml_with_entities_is_refused_before_it_expands() -> None:
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">&b;</Document>'
+    )
+    with pytest.raises(ImportErrors) as raised:
+        read_export(bomb, filename="statement.xml", mapping=CsvMapping(), account_id="a")
+    assert raised.value.errors[0].message.startswith("refused XML")

@@ -34,7 +34,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def import_file(
-    file: Annotated[Path, typer.Argument(help="CSV, OFX or QFX export.")],
+    file: Annotated[Path, typer.Argument(help="CSV, OFX, QFX, CAMT.053 XML or QIF export.")],
     account: Annotated[str | None, typer.Option(help="Account id (required for CSV).")] = None,
     api_key: Annotated[
         str | None, typer.Option(help="Your API key (default: SPENDSTREAM_API_KEY).")

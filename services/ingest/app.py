@@ -254,7 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/imports",
         status_code=202,
         response_model=Accepted,
-        summary="Import a bank export: CSV (columns recognised, or mapped) or OFX/QFX",
+        summary="Import a bank export: CSV (recognised or mapped), OFX/QFX, CAMT.053 or QIF",
         responses={
             422: {"description": "Problems, each naming its row and column; nothing published"}
         },
@@ -262,7 +262,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def import_file(
         request: Request,
         user_id: CurrentUser,
-        file: Annotated[UploadFile, File(description="CSV, OFX or QFX export")],
+        file: Annotated[UploadFile, File(description="CSV, OFX, QFX, CAMT.053 XML or QIF export")],
         account_id: Annotated[
             str | None, Form(max_length=64, description="Required for CSV; OFX names its account")
         ] = None,

@@ -1,5 +1,5 @@
 """Bank exports to transactions: CSV (columns by preset, by common names or as mapped; see
-detect.py), and OFX/QFX (SGML 1.x or XML 2.x).
+detect.py), OFX/QFX (SGML 1.x or XML 2.x), CAMT.053 (camt.py) and QIF (qif.py).
 
 Files without transaction ids get stable ones derived from account, date, amount and
 description, plus an ordinal among identical rows, so re-importing a file or an overlapping
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import io
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,8 +23,10 @@ from pydantic import ValidationError
 
 from schemas import Transaction
 from schemas.transaction import TIMESTAMP_WINDOW, TimestampWindow
+from services.ingest.camt import camt_rows, is_camt
 from services.ingest.detect import DATE_FORMATS, SYNONYMS, Detected, direction_of, resolve
 from services.ingest.mapping import CsvMapping, ImportErrors, RowError
+from services.ingest.qif import is_qif, qif_rows
 
 __all__ = [
     "AccountRequired",
@@ -274,6 +277,27 @@ _OFX_BLOCK = re.compile(
     r"<STMTTRN>(.*?)(?:</STMTTRN>|(?=<STMTTRN>)|(?=</BANKTRANLIST>))", re.S | re.I
 )
 _OFX_FIELD = re.compile(r"<(\w+)>([^<\r\n]*)")
+_OFX_DATETIME = re.compile(
+    r"(?P<stamp>\d{8}(?:\d{6})?)(?:\.\d{1,6})?"
+    r"(?:\[(?P<hours>[+-]?\d{1,2})(?:\.(?P<minutes>\d{1,2}))?(?::[A-Za-z]{1,8})?\])?"
+)
+
+
+def parse_ofx_datetime(value: str) -> datetime:
+    """OFX's YYYYMMDD[HHMMSS[.XXX]][[gmt offset[:zone]]], the offset in hours, maybe with
+    minutes after a dot ("[-5:EST]", "[+5.30:IST]"); GMT without one, as the spec says. A
+    date-only value with a zone (which banks send, though the spec asks for a time) is
+    midnight there. Strict OFX libraries refuse such files; a bank's file is not refused."""
+    match = _OFX_DATETIME.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"not an OFX date: {value!r}")
+    stamp = match["stamp"].ljust(14, "0")
+    offset = timedelta(0)
+    if match["hours"] is not None:
+        hours = int(match["hours"])
+        minutes = int(match["minutes"] or 0) * (-1 if match["hours"].startswith("-") else 1)
+        offset = timedelta(hours=hours, minutes=minutes)
+    return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=timezone(offset))
 
 
 def parse_ofx(
@@ -292,10 +316,9 @@ def parse_ofx(
     code = currency or (currency_match.group(1).strip() if currency_match else "USD")
     rows, errors = [], []
     for index, block in enumerate(_OFX_BLOCK.findall(text), start=1):
-        fields = {k.upper(): v.strip() for k, v in _OFX_FIELD.findall(block)}
+        fields = {k.upper(): html.unescape(v.strip()) for k, v in _OFX_FIELD.findall(block)}
         try:
-            posted = fields.get("DTPOSTED", "")
-            when = datetime.strptime(posted[:14].ljust(14, "0"), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+            when = parse_ofx_datetime(fields.get("DTPOSTED", ""))
         except ValueError:
             errors.append(
                 RowError(index, "DTPOSTED", f"not an OFX date: {fields.get('DTPOSTED')!r}")
@@ -341,7 +364,7 @@ def is_ofx(filename: str, text: str) -> bool:
 @dataclass
 class ExportRead:
     transactions: list[Transaction]
-    kind: str  # "csv" or "ofx"
+    kind: str  # "csv", "ofx", "qif" or "camt.053"
     detected: Detected | None = None  # how a CSV's columns were read
 
 
@@ -355,20 +378,37 @@ def read_export(
     window: TimestampWindow | None = None,
     preset: str | None = None,
 ) -> ExportRead:
-    """The transactions of a bank export, OFX/QFX (known by its name or its content) or CSV read
-    with ``mapping`` (what it leaves open is detected): one set of rules for the CLI and the
-    HTTP import. OFX files name their account and currency unless ``account_id`` or
-    ``currency`` override them; a CSV needs the account, and is in USD unless a column, its
-    preset or ``currency`` says otherwise."""
+    """The transactions of a bank export: OFX/QFX, CAMT.053 XML or QIF (known by name or
+    content), or CSV read with ``mapping`` (what it leaves open is detected). One set of rules
+    for the CLI and the HTTP import. OFX and CAMT.053 name their account and currency unless
+    ``account_id`` or ``currency`` override them; QIF and CSV need the account, and are in USD
+    unless a column, a preset or ``currency`` says otherwise."""
     if is_ofx(filename, text):
         transactions, _ = parse_ofx(text, account_id=account_id, currency=currency, window=window)
         return ExportRead(transactions, "ofx")
+    if is_camt(filename, text):
+        rows, named_account, named_currency = camt_rows(text)
+        account = account_id or named_account
+        if not account:
+            raise AccountRequired("the statement names no account")
+        code = currency or named_currency or "USD"
+        return ExportRead(_build(_in_currency(rows, code), account, window), "camt.053")
     if not account_id:
         raise AccountRequired("an account is required for CSV files")
+    if is_qif(filename, text):
+        rows = qif_rows(text, mapping.date_format)
+        return ExportRead(_build(_in_currency(rows, currency or "USD"), account_id, window), "qif")
     transactions, detected = read_csv(
         text, mapping, account_id=account_id, currency=currency, window=window, preset=preset
     )
     return ExportRead(transactions, "csv", detected)
+
+
+def _in_currency(
+    rows: list[tuple[int, dict[str, Any]]], currency: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """Rows without a currency of their own take the file's."""
+    return [(line, {"currency": currency, **fields}) for line, fields in rows]
 
 
 def parse_export(
