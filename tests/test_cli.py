@@ -13,9 +13,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 import psutil
 import pytest
 
+from services.cli.stack import Stack
 from services.core.embedded import free_port
 
 pytestmark = pytest.mark.integration
@@ -125,9 +127,75 @@ def test_up_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path: Path) 
                 break
             time.sleep(0.5)
         assert page.json()["items"], "demo data reached the API"
+        status = subprocess.run(
+            [*SPENDSTREAM, "status", "--json"], env=env, capture_output=True, text=True
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        report = orjson.loads(status.stdout)
+        assert report["services"] == dict.fromkeys(("ingest", "scorer", "forecaster", "api"), "ok")
+        assert set(report["lag"]) == {"scorer", "forecaster"}
+        assert all(isinstance(v, int) and v >= 0 for v in report["lag"].values())
+        assert report["dlq_messages"] == 0 and report["problems"] == []
+        assert isinstance(report["drift_events_today"], int)
+        table = subprocess.run([*SPENDSTREAM, "status"], env=env, capture_output=True, text=True)
+        assert "service forecaster" in table.stdout and "dead letters" in table.stdout
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(60)
     assert up.returncode is not None
     _, alive = psutil.wait_procs(children, timeout=20)
     assert alive == [], f"left behind: {alive}"
+
+
+def test_alerts_tail_prints_alerts_as_they_are_published(stack: Stack) -> None:
+    """An alert on alerts.anomalies.v1, read back by `alerts tail` as a person sees it."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from aiokafka import AIOKafkaProducer
+
+    from schemas import AnomalyAlert
+
+    settings = stack.settings
+    user = f"tail-{os.urandom(3).hex()}"
+    alert = AnomalyAlert(
+        alert_id=f"{user}:t1",
+        user_id=user,
+        transaction_id="t1",
+        account_id="card",
+        timestamp=datetime(2026, 11, 28, 21, 4, tzinfo=UTC),
+        amount="412.00",
+        currency="USD",
+        merchant="BEST BUY #1021",
+        category="Shopping",
+        score=0.995,
+        severity="critical",
+        detector_scores={"lof": 0.99},
+        explanation=[{"text": "$412.00 at Shopping is 9x your usual $45"}],
+        model_version="m1",
+        scored_at=datetime(2026, 11, 28, 21, 4, 2, tzinfo=UTC),
+    )
+
+    async def publish() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_or_default)
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.alerts_topic, alert.model_dump_json().encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish())
+    env = cli_env(
+        SPENDSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap_or_default,
+        SPENDSTREAM_DATABASE_URL=settings.require_database_url(),
+        COLUMNS="200",
+    )
+    command = [*SPENDSTREAM, "alerts", "tail", "--from-beginning", "--user", user, "--count", "1"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "412.00 USD at BEST BUY #1021" in done.stdout
+    assert "score 0.995 (critical): $412.00 at Shopping is 9x your usual $45" in done.stdout
+    as_json = subprocess.run(
+        [*command, "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert orjson.loads(as_json.stdout)["alert_id"] == f"{user}:t1"

@@ -14,9 +14,11 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from services.cli.alerts import alerts_app
 from services.cli.evaluate import eval_app
 from services.cli.operations import dlq_app, import_file, webhooks_app
 from services.cli.stack import Stack, load_runtime, service_url
+from services.cli.status import status
 from services.core import auth
 from services.core.db import migrate as apply_migrations
 from services.core.logging import configure_logging
@@ -35,6 +37,8 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("import")(import_file)
+app.command("status")(status)
+app.add_typer(alerts_app, name="alerts")
 console = Console()
 err = Console(stderr=True)
 
