@@ -137,6 +137,52 @@ async def test_month_picker_lists_local_months_in_any_browser_timezone(  # type:
     assert months == ["2026-01", "2025-12", "2025-11"]
 
 
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+async def test_a_new_user_sees_what_each_section_will_show_and_when(  # type: ignore[no-untyped-def]
+    stack: Stack, new_user
+) -> None:
+    from playwright.async_api import async_playwright
+
+    _, key = await new_user("empty")
+    api = service_url(stack.settings, "api")
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = await browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(f"{api}/")
+        await page.fill("#key", key)
+        await page.click("#key-form button[type=submit]")
+        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        texts = {
+            section: await page.locator(f"#{section} .empty").inner_text()
+            for section in (
+                "anomalies",
+                "categories",
+                "recurring",
+                "income",
+                "duplicates",
+                "drift",
+                "clusters",
+                "forecasts",
+            )
+        }
+        cards = await page.locator("#cards").inner_text()
+        await browser.close()
+    assert errors == []
+    assert "paid 3 times at a regular interval" in texts["recurring"]
+    assert "once you have 3 distinct ones" in texts["clusters"]
+    assert "60 days of history, within a minute" in texts["forecasts"]
+    assert "once a week holds 30 transactions" in texts["drift"]
+    assert "spendstream import FILE" in cards
+    assert all(texts.values()), texts
+
+
 async def test_security_headers_on_pages_and_api(stack: Stack) -> None:
     api = service_url(stack.settings, "api")
     async with httpx.AsyncClient(timeout=10) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -150,3 +151,55 @@ async def test_clusters_are_refreshed_once_per_change_across_restarts(fresh_dsn:
         assert await pool.fetchval(stored) > 0
     finally:
         await pool.close()
+
+
+async def test_rent_is_forecast_from_the_forecasters_own_data_even_before_the_scorer_stores_it(
+    fresh_dsn: str,
+) -> None:
+    """The forecaster finds bills in what it consumed, not in the scorer's table: a forecast
+    made while the scorer lags (here: the scorer never stored anything) still knows the rent."""
+    start = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    events = history("hana", 150) + [
+        TransactionEvent.model_validate(
+            {
+                "transaction_id": f"rent-{month}",
+                "account_id": "checking",
+                "user_id": "hana",
+                "timestamp": start.replace(month=month),
+                "amount": "2860.00",
+                "merchant": "GREYSTAR RENT PAYMENT",
+                "category": "Rent",
+                "ingested_at": start.replace(month=8),
+            }
+        )
+        for month in range(1, 8)
+    ]
+    pool = await create_pool(fresh_dsn, size=3)
+    try:
+        await add_to_daily_spend(pool, events)
+        await add_to_daily_spend(pool, events)  # redelivery changes nothing
+        assert await pool.fetchval("SELECT count(*) FROM transactions") == 0
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM forecast_charges WHERE merchant_key = 'greystar rent payment'"
+            )
+            == 7
+        )
+
+        async def publish(event: ForecastsUpdated) -> None:
+            pass
+
+        settings = Settings(database_url=fresh_dsn, forecast_backtest_folds=1)
+        run_id = await ForecastRefresher(pool, settings, publish).refresh_if_due()
+        rent = await pool.fetch(
+            """SELECT month, p10, p50, p90, bills FROM forecast_months
+               WHERE run_id = $1 AND category = 'Rent' AND days >= 28""",
+            run_id,
+        )
+    finally:
+        await pool.close()
+    assert rent, "a whole month of rent is forecast"
+    for month in rent:
+        assert month["bills"] == Decimal("2860.00")
+        assert month["p10"] <= month["p50"] <= month["p90"]
+        assert abs(month["p50"] - Decimal("2860.00")) <= Decimal("143.00")  # within 5%

@@ -208,15 +208,19 @@ class FittedForecaster:
 
 
 MIN_SCALE = 0.01
+RECENT_PERIODS = 90
 
 
 def _scale(values: np.ndarray, config: ForecastConfig) -> np.ndarray:
-    """Per series, its mean: money-space series are modelled in these units, so one model fits
-    a $3 habit and a $300 one. The whole history's mean, so a trip months ago is not thousands
-    of units of a series that has been quiet since."""
+    """Per series, its typical level: money-space series are modelled in these units, so one
+    model fits a $3 habit and a $300 one. The larger of the whole history's mean and the last
+    ``RECENT_PERIODS``' mean: a trip months ago is not thousands of units of a series quiet
+    since, and a habit taken up last month is not dozens of units of its long quiet past (the
+    model then extrapolated it to twice its level)."""
     if config.log_space:
         return np.ones(len(values))
-    return np.asarray(np.maximum(values.mean(axis=1), MIN_SCALE))
+    recent = values[:, -RECENT_PERIODS:].mean(axis=1)
+    return np.asarray(np.maximum(np.maximum(values.mean(axis=1), recent), MIN_SCALE))
 
 
 def _transform(values: np.ndarray, config: ForecastConfig) -> np.ndarray:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from schemas import Direction, TransactionEvent
+from services.core.text import normalize_text
 
 UNCATEGORIZED = "Uncategorized"
 
@@ -35,8 +36,24 @@ SET spent = d.spent + excluded.spent,
 """
 
 
+_ADD_CHARGES = """
+INSERT INTO forecast_charges
+    (user_id, transaction_id, account_id, category, merchant_key, display, amount, at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::numeric[], $8::timestamp[])
+ON CONFLICT DO NOTHING
+"""
+
+
 async def add_to_daily_spend(pool: asyncpg.Pool, events: Sequence[TransactionEvent]) -> None:
-    """Days are the transaction's local calendar day, as its timestamp's offset says."""
+    """Days are the transaction's local calendar day, as its timestamp's offset says. Debits
+    are also kept with their merchant, in the same transaction, to find recurring bills in."""
+    named = [
+        (e, key)
+        for e in events
+        if e.direction is Direction.debit and (key := normalize_text(e.merchant or e.description))
+    ]
+    debits, keys = [e for e, _ in named], [key for _, key in named]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             _ADD_TO_DAILY_SPEND,
@@ -47,6 +64,17 @@ async def add_to_daily_spend(pool: asyncpg.Pool, events: Sequence[TransactionEve
             [e.timestamp.date() for e in events],
             [e.amount if e.direction is Direction.debit else 0 for e in events],
             [e.amount if e.direction is Direction.credit else 0 for e in events],
+        )
+        await conn.execute(
+            _ADD_CHARGES,
+            [e.user_id for e in debits],
+            [e.transaction_id for e in debits],
+            [e.account_id for e in debits],
+            [e.category or UNCATEGORIZED for e in debits],
+            keys,
+            [e.merchant or key for e, key in zip(debits, keys, strict=True)],
+            [e.amount for e in debits],
+            [e.timestamp.replace(tzinfo=None) for e in debits],
         )
 
 
@@ -68,24 +96,16 @@ async def daily_debits(
 async def charges(
     pool: asyncpg.Pool, since: date, users: Sequence[str] | None = None
 ) -> list[asyncpg.Record]:
-    """Debits with a merchant from ``since`` on, in composition.CHARGE_COLUMNS: the series
-    (category as the forecaster counts it), the merchant, the amount and the local time."""
+    """Debits from ``since`` on, in composition.CHARGE_COLUMNS: the series, the merchant, the
+    amount and the local time."""
     return list(
         await pool.fetch(
-            """SELECT user_id, account_id,
-                       CASE WHEN category_source = 'provided' AND category IS NOT NULL
-                            THEN category ELSE $3 END AS category,
-                       merchant_key, coalesce(nullif(merchant, ''), merchant_key) AS display,
-                       amount::float8 AS amount,
-                       (ts AT TIME ZONE 'UTC')
-                           + make_interval(mins => utc_offset_minutes::int) AS at
-                FROM transactions
-                WHERE direction = 'debit' AND merchant_key IS NOT NULL AND merchant_key <> ''
-                  AND ts >= $1::date - interval '1 day'
-                  AND ($2::text[] IS NULL OR user_id = ANY($2))""",
+            """SELECT user_id, account_id, category, merchant_key, display,
+                      amount::float8 AS amount, at
+               FROM forecast_charges
+               WHERE at >= $1::date AND ($2::text[] IS NULL OR user_id = ANY($2))""",
             since,
             None if users is None else list(users),
-            UNCATEGORIZED,
         )
     )
 

@@ -61,9 +61,37 @@
     return el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value), el("div", { class: "muted" }, note));
   }
 
+  // What each section shows, and when, while it has nothing to show yet.
+  const EMPTY = {
+    anomalies: "Nothing unusual. Every transaction is scored as it arrives; flagged ones appear here with their reasons, for you to mark fraud or legit.",
+    categories: "No spending this month yet. Categories fill in as transactions arrive (or import a bank export: spendstream import FILE).",
+    recurring: "No bills found yet: a bill or subscription shows once it has been paid 3 times at a regular interval.",
+    income: "No regular income found yet: a salary shows after 3 payments at a regular interval.",
+    duplicates: "None: two charges of the same amount at the same merchant within 24 hours would show here.",
+    drift: "No drift. Each week is compared with the 4 before, once a week holds 30 transactions.",
+    clusters: "Your merchants are grouped by meaning once you have 3 distinct ones, within 20 s of new transactions.",
+    forecasts: "Forecasts appear once there are 60 days of history, within a minute of it arriving.",
+  };
+
+  function fill(id, items) {
+    const target = $(id);
+    const body = target.tBodies ? target.tBodies[0] : target;
+    const columns = target.tHead ? target.tHead.rows[0].cells.length : 0;
+    const empty = columns
+      ? el("tr", { class: "empty" }, el("td", { colspan: String(columns), class: "muted" }, EMPTY[id]))
+      : el("li", { class: "muted empty" }, EMPTY[id]);
+    body.replaceChildren(...(items.length ? items : [empty]));
+  }
+
+  const fixed = (value) => (value === null || value === undefined ? "n/a" : Number(value).toFixed(2));
+
   async function loadSummary() {
     const params = query();
-    if (!$("month").value) return;
+    if (!$("month").value) {
+      $("cards").replaceChildren(card("Transactions", "none yet", "Import a bank export (spendstream import FILE) or POST /v1/transactions; this page fills in as they are scored."));
+      ["categories", "recurring", "income", "duplicates"].forEach((id) => fill(id, []));
+      return;
+    }
     params.set("month", $("month").value);
     const s = await api(`/v1/insights/summary?${params}`);
     const change = s.previous_month_total > 0 ? (s.total - s.previous_month_total) / s.previous_month_total : null;
@@ -78,16 +106,16 @@
       card("Possible duplicates", String(s.possible_duplicates.length)),
       card("Top merchant", s.top_merchants[0] ? s.top_merchants[0].merchant : "–", s.top_merchants[0] ? money(s.top_merchants[0].total) : ""),
     );
-    $("categories").tBodies[0].replaceChildren(...s.categories.map((c) => el("tr", {},
+    fill("categories", s.categories.map((c) => el("tr", {},
       el("td", {}, c.category), el("td", {}, money(c.total)),
       el("td", { class: c.change_vs_previous > 0 ? "up" : "down" }, pct(c.change_vs_previous)),
       el("td", { class: c.change_vs_3_month_average > 0 ? "up" : "down" }, pct(c.change_vs_3_month_average)))));
     const recurringItem = (r) => el("li", {},
       `${r.merchant}: ${money(r.last_amount)} ${r.cadence}, next ${r.next_expected.slice(0, 10)}`,
       r.amount_rose ? el("strong", { class: "up" }, " (went up)") : "");
-    $("recurring").replaceChildren(...bills.map(recurringItem));
-    $("income").replaceChildren(...income.map(recurringItem));
-    $("duplicates").replaceChildren(...s.possible_duplicates.map((d) => el("li", {},
+    fill("recurring", bills.map(recurringItem));
+    fill("income", income.map(recurringItem));
+    fill("duplicates", s.possible_duplicates.map((d) => el("li", {},
       `${d.merchant}: ${money(d.amount)} twice, ${d.first_at.slice(0, 16).replace("T", " ")}`)));
   }
 
@@ -120,21 +148,25 @@
     const params = query(); params.set("limit", live ? "5" : "20");
     const page = await api(`/v1/anomalies?${params}`);
     const list = $("anomalies");
-    if (!live) { list.replaceChildren(); state.seen.clear(); }
-    page.items.filter((a) => !state.seen.has(a.transaction_id)).forEach((a) => {
-      state.seen.add(a.transaction_id);
-      live ? list.prepend(anomalyItem(a)) : list.append(anomalyItem(a));
-    });
+    if (!live) state.seen.clear();
+    const fresh = page.items.filter((a) => !state.seen.has(a.transaction_id));
+    fresh.forEach((a) => state.seen.add(a.transaction_id));
+    if (!live) {
+      fill("anomalies", fresh.map(anomalyItem));
+      return;
+    }
+    if (fresh.length) list.querySelector(".empty")?.remove();
+    fresh.forEach((a) => list.prepend(anomalyItem(a)));
   }
 
   async function loadDriftAndForecasts() {
     const params = query();
     const drift = await api(`/v1/drift?${params}`);
     const events = drift.series.flatMap((s) => s.points.filter((p) => p.status === "drift").map((p) => ({ ...p, account: s.account_id })));
-    $("drift").replaceChildren(...(events.length ? events.slice(-8).reverse().map((p) => el("li", {},
+    fill("drift", events.slice(-8).reverse().map((p) => el("li", {},
       `${p.account}, week to ${p.window_end.slice(0, 10)}: ${p.breached.join(", ")} ` +
-      `(category JSD ${Number(p.category_jsd).toFixed(2)}, amount JSD ${Number(p.amount_jsd).toFixed(2)})` +
-      (p.top_contributors[0] ? ` · ${p.top_contributors[0].category} moved most` : ""))) : [el("li", { class: "muted" }, "No drift detected.")]));
+      `(category JSD ${fixed(p.category_jsd)}, amount JSD ${fixed(p.amount_jsd)})` +
+      (p.top_contributors.length ? ` · moved most: ${p.top_contributors.slice(0, 3).map((c) => c.category).join(", ")}` : ""))));
     const fc = await api(`/v1/forecasts?${params}`);
     const next = {};
     fc.series.forEach((s) => {
@@ -143,22 +175,30 @@
       const row = (next[s.category] ||= { p10: 0, p50: 0, p90: 0 });
       ["p10", "p50", "p90"].forEach((q) => (row[q] += Number(m[q])));
     });
-    $("forecasts").tBodies[0].replaceChildren(...Object.entries(next).sort((a, b) => b[1].p50 - a[1].p50).map(([c, v]) =>
+    fill("forecasts", Object.entries(next).sort((a, b) => b[1].p50 - a[1].p50).map(([c, v]) =>
       el("tr", {}, el("td", {}, c), el("td", {}, money(v.p10)), el("td", {}, money(v.p50)), el("td", {}, money(v.p90)))));
     if (fc.run && !fc.run.backtest) {
       $("backtest").textContent = "The backtest is shown once forecasts cover at least 5 people (it is an aggregate over all of them).";
     } else if (fc.run) {
       const b = fc.run.backtest;
-      const lastMonth = b.last_month ? `, same as last month ${b.last_month.mase.toFixed(2)}` : "";
-      $("backtest").textContent = `Backtest of month totals: MASE ${b.model.mase.toFixed(2)} vs seasonal naive ${b.seasonal_naive.mase.toFixed(2)}${lastMonth} (lower is better); ` +
-        `the 80% interval held ${(b.model.coverage_80 * 100).toFixed(0)}% of outcomes. Recurring bills are forecast at their amount and date.`;
+      const lastMonth = b.last_month ? `, same as last month ${fixed(b.last_month.mase)}` : "";
+      const held = b.model.coverage_80 === null ? "n/a" : `${(b.model.coverage_80 * 100).toFixed(0)}%`;
+      $("backtest").textContent = `Backtest of month totals: MASE ${fixed(b.model.mase)} vs seasonal naive ${fixed(b.seasonal_naive.mase)}${lastMonth} (lower is better); ` +
+        `the 80% interval held ${held} of outcomes. Recurring bills are forecast at their amount and date.`;
     } else {
-      $("backtest").textContent = "Forecasts appear after the first refresh (60 days of history needed).";
+      $("backtest").textContent = "";
     }
   }
 
+  async function loadClusters() {
+    const found = await api("/v1/categories/clusters");
+    fill("clusters", found.clusters.filter((c) => c.size > 1).slice(0, 12).map((c) => el("li", {},
+      el("strong", {}, c.label), ` · ${c.size} merchants: `,
+      c.members.slice(0, 5).map((m) => m.text).join(", ") + (c.size > 5 ? ", ..." : ""))));
+  }
+
   async function refresh() {
-    await Promise.all([loadSummary(), loadCharts(), loadAnomalies(), loadDriftAndForecasts()]);
+    await Promise.all([loadSummary(), loadCharts(), loadAnomalies(), loadDriftAndForecasts(), loadClusters()]);
     document.body.dataset.loaded = "true";
   }
 
