@@ -158,6 +158,7 @@ class MonthRow:
     p50: float
     p90: float
     bills: float  # the part of p50 that is recurring bills
+    factor: float = 1.0  # how much of the model's everyday forecast the cap left
     low_ratio: float = 1.0  # the everyday interval over the everyday forecast, for daily bands
     high_ratio: float = 1.0
 
@@ -172,8 +173,8 @@ def month_rows(
     scale: np.ndarray,
 ) -> list[MonthRow]:
     """Per series and calendar month: bills plus everyday spend. The everyday interval is
-    conformal at the month level; the bills add their own ranges. A p90 is capped at
-    MAX_MONTH_MULTIPLE times the series' largest month on record."""
+    conformal at the month level; the bills add their own ranges. No quantile goes above
+    MAX_MONTH_MULTIPLE times the series' largest month on record (unless its bills alone do)."""
     months = days.to_period("M")
     rows = []
     for month in months.unique():
@@ -184,19 +185,24 @@ def month_rows(
         due = bills[:, in_month, :].sum(axis=1)
         cap = np.maximum(largest * n_days / 30 * MAX_MONTH_MULTIPLE, due[:, 2])
         for i, key in enumerate(keys):
-            p50 = centre[i] + due[i, 1]
-            p90 = min(high[i] + due[i, 2], max(cap[i], p50))
+            # The cap holds the median too: a model that runs away is capped, not believed.
+            everyday_month = float(min(centre[i], max(float(cap[i] - due[i, 1]), 0.0)))
+            factor = everyday_month / centre[i] if centre[i] > 0 else 1.0
+            p50 = everyday_month + due[i, 1]
+            p90 = max(min(high[i] * factor + due[i, 2], cap[i]), p50)
+            p10 = min(low[i] * factor + due[i, 0], p50)
             rows.append(
                 MonthRow(
                     key,
                     month.to_timestamp().date(),
                     n_days,
-                    min(low[i] + due[i, 0], p50),
+                    p10,
                     p50,
-                    max(p90, p50),
+                    p90,
                     float(due[i, 1]),
-                    float(low[i] / centre[i]) if centre[i] > 0 else 1.0,
-                    float(high[i] / centre[i]) if centre[i] > 0 else 1.0,
+                    factor,
+                    (p10 - due[i, 0]) / everyday_month if everyday_month > 0 else 1.0,
+                    (p90 - due[i, 2]) / everyday_month if everyday_month > 0 else 1.0,
                 )
             )
     return rows
@@ -425,20 +431,21 @@ def daily_bands(
     days: pd.DatetimeIndex,
     rows: list[MonthRow],
 ) -> np.ndarray:
-    """(n_series, n_days, 3): each day's everyday forecast widened by its month's interval
-    ratios, plus the bills due that day at their own range."""
+    """(n_series, n_days, 3): each day's everyday forecast, scaled as its month was capped and
+    widened by its month's interval ratios, plus the bills due that day at their own range."""
     n = everyday.shape[0]
     months = list(days.to_period("M").unique())
     position = {m.to_timestamp().date(): j for j, m in enumerate(months)}
     series = {key: i for i, key in enumerate(keys)}
-    ratios = np.ones((n, len(months), 2))
+    shape = np.ones((n, len(months), 3))  # the cap's factor, the low and high ratios
     for row in rows:
-        ratios[series[row.key], position[row.month]] = (row.low_ratio, row.high_ratio)
+        shape[series[row.key], position[row.month]] = (row.factor, row.low_ratio, row.high_ratio)
     month_of_day = np.array([position[d.to_period("M").to_timestamp().date()] for d in days])
+    scaled = everyday * shape[:, month_of_day, 0]
     out = np.empty((n, len(days), 3))
-    out[:, :, 0] = everyday * ratios[:, month_of_day, 0] + due[:, :, 0]
-    out[:, :, 1] = everyday + due[:, :, 1]
-    out[:, :, 2] = everyday * ratios[:, month_of_day, 1] + due[:, :, 2]
+    out[:, :, 0] = scaled * shape[:, month_of_day, 1] + due[:, :, 0]
+    out[:, :, 1] = scaled + due[:, :, 1]
+    out[:, :, 2] = scaled * shape[:, month_of_day, 2] + due[:, :, 2]
     return out
 
 

@@ -195,10 +195,14 @@ class FittedForecaster:
         freq = panel.dates.freq or pd.infer_freq(panel.dates)
         future = pd.date_range(panel.dates[-1], periods=steps + 1, freq=freq)[1:]
         calendar = _calendar(future, config.calendar)
+        # The recent level is the one observed at the origin: recomputed from fed-back
+        # forecasts, a small bias would compound over a month of steps.
+        observed_level = _base(z, T, config) if config.base == "level" else None
         for step in range(steps):
             t = T + step
             X = _features(z, t, codes, calendar[step], config)
-            z[:, t] = _base(z, t, config) + self.model.predict(X)
+            base = observed_level if observed_level is not None else _base(z, t, config)
+            z[:, t] = base + self.model.predict(X)
             if not config.log_space:
                 z[:, t] = np.maximum(z[:, t], 0.0)
         future_z = z[:, T:]
