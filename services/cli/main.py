@@ -210,8 +210,8 @@ def demo(
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option("--demo", help="Also load demo data.")] = False,
-    users: Annotated[int, typer.Option(min=1, help="Demo users.")] = 3,
-    months: Annotated[int, typer.Option(min=1, help="Demo months.")] = 6,
+    users: Annotated[int, typer.Option(min=1, help="Demo users.")] = 5,
+    months: Annotated[int, typer.Option(min=1, help="Demo months.")] = 12,
     seed: Annotated[int, typer.Option(help="Demo seed.")] = 7,
     end: DemoEnd = None,
 ) -> None:

@@ -42,6 +42,7 @@ from services.scorer.categorize_types import Categorization
 from services.scorer.drift_watcher import DriftWatcher
 from services.scorer.inflight import InFlight, Job, SettleBeforeRevoke
 from services.scorer.registry import ModelKeeper
+from services.scorer.rescoring import Rescorer
 from services.scorer.scoring import AnomalyScorer, ScoredTransaction
 from services.scorer.state import rebuild_missing_histories
 from services.scorer.worker import ScoringWorker
@@ -112,7 +113,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     # Loaded now, not by the first uncategorized transaction: that batch would wait seconds.
     embedder = Embedder(pool, model=await asyncio.to_thread(load_model))
     categorizer = Categorizer(pool, embedder, settings)
-    keeper = ModelKeeper(pool, scorer, settings)
+    keeper = ModelKeeper(pool, scorer, settings, Rescorer(pool, scorer, publish_alerts))
     await keeper.refresh()
     watcher = DriftWatcher(pool, settings, lambda event: drift_publisher.publish(event))
     context.set_global("pool", pool)
@@ -133,6 +134,13 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         keeper.close()
         worker.close()
         await pool.close()
+
+
+async def publish_alerts(alerts: list[AnomalyAlert]) -> None:
+    # Together, so the producer batches them into one request instead of one per alert.
+    await asyncio.gather(
+        *(alerts_publisher.publish(alert, key=alert.account_id.encode()) for alert in alerts)
+    )
 
 
 def alert_for(event: TransactionEvent, scored: ScoredTransaction) -> AnomalyAlert:

@@ -25,6 +25,7 @@ from services.core.tasks import repeat
 from services.scorer import store
 from services.scorer.ensemble import EnsembleModel, train_ensemble
 from services.scorer.features import FEATURE_NAMES
+from services.scorer.rescoring import Rescorer
 from services.scorer.scoring import AnomalyScorer
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,18 @@ def train_and_serialize(X: np.ndarray, version: str, seed: int) -> bytes:
 
 
 class ModelKeeper:
-    def __init__(self, pool: asyncpg.Pool, scorer: AnomalyScorer, settings: Settings):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        scorer: AnomalyScorer,
+        settings: Settings,
+        rescorer: Rescorer | None = None,
+    ):
         self.pool = pool
         self.scorer = scorer
         self.settings = settings
+        self.rescorer = rescorer
+        self._rescored_for: str | None = None
         self.instance = f"{socket.gethostname()}:{id(self):x}"
         if settings.model_signing_key is not None:
             self.signing_key = settings.model_signing_key.get_secret_value().encode()
@@ -168,6 +177,15 @@ class ModelKeeper:
         await self.refresh()
         if await self.train_if_due():
             await self.refresh()
+        await self._rescore_if_new()
+
+    async def _rescore_if_new(self) -> None:
+        """Once per model served (after a swap, or a restart), bring recent scores up to it."""
+        version = self.scorer.version
+        if self.rescorer is None or self.scorer.model is None or version == self._rescored_for:
+            return
+        await self.rescorer.catch_up()
+        self._rescored_for = version
 
     async def run(self) -> None:
         await repeat(

@@ -205,6 +205,55 @@ async def training_matrix(
     return np.asarray(vectors, dtype=np.float64)
 
 
+async def stale_scores(
+    pool: asyncpg.Pool, version: str, since: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """Scores made since ``since`` by any model but ``version``, oldest first, with what the
+    re-scoring and its alerts need."""
+    return list(
+        await pool.fetch(
+            """SELECT s.user_id, s.transaction_id, s.features, s.detector_scores, s.explanation,
+                      s.is_anomaly, t.account_id, t.ts, t.utc_offset_minutes, t.amount,
+                      t.currency, t.merchant, t.category
+               FROM scores s JOIN transactions t USING (user_id, transaction_id)
+               WHERE s.scored_at >= $2 AND s.model_version <> $1 AND s.features IS NOT NULL
+               ORDER BY s.scored_at LIMIT $3""",
+            version,
+            since,
+            limit,
+        )
+    )
+
+
+_RESCORE = """
+UPDATE scores AS s
+SET score = x.s, is_anomaly = x.an, severity = x.sev, detector_scores = x.d,
+    explanation = x.e, model_version = $2
+FROM json_to_recordset($1::json) AS x(u text, t text, s real, an boolean, sev text, d jsonb,
+                                       e jsonb)
+WHERE s.user_id = x.u AND s.transaction_id = x.t AND s.model_version <> $2
+"""
+
+
+async def update_scores(pool: asyncpg.Pool, version: str, results: Sequence[Any]) -> None:
+    """The new model's scores; the original scoring time stays."""
+    payload = orjson.dumps(
+        [
+            {
+                "u": r.user_id,
+                "t": r.transaction_id,
+                "s": r.score,
+                "an": r.is_anomaly,
+                "sev": r.severity,
+                "d": r.detector_scores,
+                "e": r.explanation,
+            }
+            for r in results
+        ]
+    ).decode()
+    await pool.execute(_RESCORE, payload, version)
+
+
 async def scored_since(pool: asyncpg.Pool, since: datetime | None) -> int:
     if since is None:
         return int(await pool.fetchval("SELECT count(*) FROM scores"))
