@@ -25,6 +25,7 @@ from services.scorer.drift import DriftResult, WindowData, compare_windows, time
 log = logging.getLogger(__name__)
 
 DRIFT_LOCK_ID = 0x5E7D_0003
+BACKFILL_WINDOWS = 35  # five weeks of daily comparisons for a history that arrives at once
 GLOBAL_DRIFT = Gauge(
     "spendstream_drift_global", "Latest drift metrics of the global scope.", ["metric"]
 )
@@ -66,14 +67,20 @@ class DriftWatcher:
         # The global window ends at the latest plausible event: one account's future-dated row
         # must not move everyone's window out of reach.
         plausible = datetime.now(UTC) + timedelta(days=1)
-        watermarks = [r["watermark"] for r in accounts if r["watermark"] <= plausible]
-        scopes = [(Scope("global"), max(watermarks))] if watermarks else []
+        sane = [r for r in accounts if r["watermark"] <= plausible]
+        scopes = (
+            [(Scope("global"), min(r["earliest"] for r in sane), max(r["watermark"] for r in sane))]
+            if sane
+            else []
+        )
         scopes += [
-            (Scope("account", r["user_id"], r["account_id"]), r["watermark"]) for r in accounts
+            (Scope("account", r["user_id"], r["account_id"]), r["earliest"], r["watermark"])
+            for r in accounts
         ]
-        for scope, watermark in scopes:
+        for scope, earliest, watermark in scopes:
             try:
-                stored += await self._compare(scope, watermark)
+                for end in self._window_ends(earliest, watermark):
+                    stored += await self._compare(scope, end)
             except (OverflowError, ValueError, ArithmeticError) as exc:
                 # One account's impossible data must not stop drift for everyone else.
                 JOB_SKIPS.labels("drift", type(exc).__name__).inc()
@@ -88,6 +95,15 @@ class DriftWatcher:
                 )
         await store.set_drift_progress(self.pool, last_seq)
         return stored
+
+    def _window_ends(self, earliest: datetime, watermark: datetime) -> list[datetime]:
+        """The watermarks to compare at, oldest first: one per interval of event time the new
+        data spans, so a backfilled history shows the drift that happened in it, not only
+        where it ends; at most BACKFILL_WINDOWS of them."""
+        ends = [watermark]
+        while len(ends) < BACKFILL_WINDOWS and ends[-1] - self.interval >= earliest:
+            ends.append(ends[-1] - self.interval)
+        return ends[::-1]
 
     async def _compare(self, scope: Scope, watermark: datetime) -> int:
         s = self.settings

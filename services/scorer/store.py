@@ -309,9 +309,11 @@ async def set_drift_progress(pool: asyncpg.Pool, last_seq: int) -> None:
 async def accounts_with_new_data(
     pool: asyncpg.Pool, after_seq: int
 ) -> tuple[list[asyncpg.Record], int]:
-    """Accounts with transactions stored after ``after_seq``, with their latest event time."""
+    """Accounts with transactions stored after ``after_seq``, with the earliest and latest
+    event time among them."""
     rows = await pool.fetch(
-        """SELECT user_id, account_id, max(ts) AS watermark, max(seq) AS last_seq
+        """SELECT user_id, account_id, min(ts) AS earliest, max(ts) AS watermark,
+                  max(seq) AS last_seq
            FROM transactions WHERE seq > $1 GROUP BY user_id, account_id""",
         after_seq,
     )
