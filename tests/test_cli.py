@@ -86,20 +86,31 @@ def test_migrate_and_keys_create(migrated_dsn: str) -> None:
     assert bad.returncode != 0 and "--user" in bad.stderr
 
 
-def test_up_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path: Path) -> None:
+def start_up(
+    data: Path, *args: str
+) -> tuple[subprocess.Popen[str], dict[str, int], dict[str, str]]:
+    """`spendstream up ARGS` on free ports with its data under ``data``: the process, the
+    services' ports by name, and the environment that reaches it."""
     ports = {name: free_port() for name in ("API", "INGEST", "SCORER", "FORECASTER")}
     env = cli_env(
-        SPENDSTREAM_DATA_DIR=str(tmp_path / "data"),
+        SPENDSTREAM_DATA_DIR=str(data),
         SPENDSTREAM_EMBEDDED_KAFKA_PORT=str(free_port()),
         SPENDSTREAM_EMBEDDED_POSTGRES_PORT=str(free_port()),
         **{f"SPENDSTREAM_{name}_PORT": str(port) for name, port in ports.items()},
     )
     up = subprocess.Popen(
-        [*SPENDSTREAM, "up", "--demo", "--users", "1", "--months", "1", "--end", "2026-06-01"],
+        [*SPENDSTREAM, "up", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+    )
+    return up, ports, env
+
+
+def test_up_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path: Path) -> None:
+    up, ports, env = start_up(
+        tmp_path / "data", "--demo", "--users", "1", "--months", "1", "--end", "2026-06-01"
     )
     output: list[str] = []
     try:

@@ -18,9 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.core.embedded import free_port
 from services.demo.generator import generate
-from tests.test_cli import SPENDSTREAM, cli_env
+from tests.test_cli import start_up
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -74,20 +73,7 @@ async def answers_of(api: str, key: str) -> dict[str, Any]:
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
 )
 def test_make_run_shows_a_full_dashboard_within_a_minute(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("API", "INGEST", "SCORER", "FORECASTER")}
-    env = cli_env(
-        SPENDSTREAM_DATA_DIR=str(tmp_path / "data"),
-        SPENDSTREAM_EMBEDDED_KAFKA_PORT=str(free_port()),
-        SPENDSTREAM_EMBEDDED_POSTGRES_PORT=str(free_port()),
-        **{f"SPENDSTREAM_{name}_PORT": str(port) for name, port in ports.items()},
-    )
-    up = subprocess.Popen(
-        [*SPENDSTREAM, "up", "--demo", "--end", END],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    up, ports, _ = start_up(tmp_path / "data", "--demo", "--end", END)
     api = f"http://127.0.0.1:{ports['API']}"
     try:
         key, printed_at = _key_of(up)

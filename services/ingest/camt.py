@@ -13,7 +13,7 @@ from typing import Any
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from services.ingest.mapping import ImportErrors, RowError
+from services.ingest.mapping import ImportErrors, RowError, row_fields
 
 _PLAIN_DECIMAL = re.compile(r"\d{1,15}(?:\.\d{1,6})?")
 _CAMT_053 = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.\d+")
@@ -95,17 +95,11 @@ def _entry_fields(entry: ET.Element) -> dict[str, Any]:
         side = "RltdPties/Cdtr/Nm" if signed < 0 else "RltdPties/Dbtr/Nm"
         counterparty = _text(details, side) or _text(details, side.replace("/Nm", "/Pty/Nm"))
         reference = _text(details, "RmtInf/Ustrd") or reference
-    currency = amount_element.get("Ccy") if amount_element is not None else None
-    fields: dict[str, Any] = {
-        "timestamp": timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC),
-        "amount": abs(signed),
-        "signed": signed,
-        "direction": "debit" if signed < 0 else "credit",
-        "merchant": counterparty or reference or None,
-        "description": reference or counterparty or None,
-        "channel": "other",
-        "transaction_id": _text(entry, "AcctSvcrRef") or _text(entry, "NtryRef") or None,
-    }
-    if currency:
-        fields["currency"] = currency
-    return fields
+    return row_fields(
+        timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC),
+        signed,
+        merchant=counterparty or reference,
+        description=reference or counterparty,
+        currency=amount_element.get("Ccy") if amount_element is not None else None,
+        transaction_id=_text(entry, "AcctSvcrRef") or _text(entry, "NtryRef"),
+    )

@@ -25,7 +25,7 @@ from schemas import Transaction
 from schemas.transaction import TIMESTAMP_WINDOW, TimestampWindow
 from services.ingest.camt import camt_rows, is_camt
 from services.ingest.detect import DATE_FORMATS, SYNONYMS, Detected, direction_of, resolve
-from services.ingest.mapping import CsvMapping, ImportErrors, RowError
+from services.ingest.mapping import CsvMapping, ImportErrors, RowError, row_fields
 from services.ingest.qif import is_qif, qif_rows
 
 __all__ = [
@@ -256,21 +256,15 @@ def _row_fields(
         return None
     description = _cell(record, mapping.description).strip()
     merchant = _cell(record, mapping.merchant).strip() or description
-    fields: dict[str, Any] = {
-        "timestamp": when,
-        "amount": abs(signed),
-        "signed": signed,
-        "direction": "debit" if signed < 0 else "credit",
-        "currency": _cell(record, mapping.currency).strip().upper() or currency,
-        "description": description or None,
-        "merchant": merchant or None,
-        "channel": "other",
-    }
-    if _cell(record, mapping.category).strip():
-        fields["category"] = _cell(record, mapping.category).strip()
-    if _cell(record, mapping.transaction_id).strip():
-        fields["transaction_id"] = _cell(record, mapping.transaction_id).strip()
-    return fields
+    return row_fields(
+        when,
+        signed,
+        merchant=merchant,
+        description=description,
+        currency=_cell(record, mapping.currency).strip().upper() or currency,
+        category=_cell(record, mapping.category).strip(),
+        transaction_id=_cell(record, mapping.transaction_id).strip(),
+    )
 
 
 _OFX_BLOCK = re.compile(
@@ -335,17 +329,14 @@ def parse_ofx(
         rows.append(
             (
                 index,
-                {
-                    "timestamp": when,
-                    "amount": abs(signed),
-                    "signed": signed,
-                    "direction": "debit" if signed < 0 else "credit",
-                    "currency": code,
-                    "merchant": name or None,
-                    "description": fields.get("MEMO") or name or None,
-                    "transaction_id": fields.get("FITID") or None,
-                    "channel": "other",
-                },
+                row_fields(
+                    when,
+                    signed,
+                    merchant=name,
+                    description=fields.get("MEMO") or name,
+                    currency=code,
+                    transaction_id=fields.get("FITID"),
+                ),
             )
         )
     if errors:

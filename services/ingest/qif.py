@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from services.ingest.mapping import ImportErrors, RowError
+from services.ingest.mapping import ImportErrors, RowError, row_fields
 
 _DATE_LINE = re.compile(r"^D\s*(\d{1,2})\s*[/.\-]\s*(\d{1,2})", re.M)
 
@@ -67,15 +67,11 @@ def _fields(transaction: Any) -> dict[str, Any]:
     signed = Decimal(str(transaction.amount))
     payee = (transaction.payee or "").strip()
     memo = (transaction.memo or "").strip()
-    fields: dict[str, Any] = {
-        "timestamp": transaction.date.replace(tzinfo=UTC),  # QIF dates are dates
-        "amount": abs(signed),
-        "signed": signed,
-        "direction": "debit" if signed < 0 else "credit",
-        "merchant": payee or memo or None,
-        "description": memo or payee or None,
-        "channel": "other",
-    }
-    if transaction.category is not None and transaction.category.name:
-        fields["category"] = transaction.category.name
-    return fields
+    category = transaction.category.name if transaction.category is not None else None
+    return row_fields(
+        transaction.date.replace(tzinfo=UTC),  # QIF dates are dates
+        signed,
+        merchant=payee or memo,
+        description=memo or payee,
+        category=category,
+    )
