@@ -123,7 +123,7 @@ async def test_one_scorer_trains_and_every_scorer_hot_swaps(fresh_dsn: str) -> N
 
 
 async def test_drift_watcher_stores_and_publishes_once_per_window(fresh_dsn: str) -> None:
-    from services.scorer.drift_watcher import DriftWatcher
+    from services.scorer.drift_watcher import BACKFILL_WINDOWS, DriftWatcher
 
     rng = np.random.default_rng(4)
     start = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -160,14 +160,27 @@ async def test_drift_watcher_stores_and_publishes_once_per_window(fresh_dsn: str
         scorer = AnomalyScorer(threshold=0.99)
         await score_and_store(pool, scorer, events)
         watcher = DriftWatcher(pool, Settings(database_url=fresh_dsn), publish)
-        assert await watcher.check() == 2  # the global scope and the account
-        rows = await pool.fetch("SELECT * FROM drift_metrics ORDER BY scope")
+        # 42 days arrive at once: one comparison per day they span (at most BACKFILL_WINDOWS),
+        # for the global scope and the account.
+        assert await watcher.check() == 2 * BACKFILL_WINDOWS
+        history = await pool.fetch(
+            "SELECT window_end, status FROM drift_metrics WHERE scope = 'account' ORDER BY 1"
+        )
+        shift = start + timedelta(days=35)
+        assert all(r["status"] != "drift" for r in history if r["window_end"] <= shift)
+        assert history[-1]["status"] == "drift", "the week after the shift drifted"
+        rows = await pool.fetch(
+            """SELECT DISTINCT ON (scope) * FROM drift_metrics
+               ORDER BY scope, window_end DESC"""
+        )
         assert [r["scope"] for r in rows] == ["account", "global"]
         account = rows[0]
         assert account["status"] == "drift" and "category_jsd" in account["breached"]
         assert account["category_jsd"] >= 0.1
         assert account["top_contributors"][0]["category"] == "Travel"
         assert {e.scope for e in published} == {"account", "global"}
+        drifted = await pool.fetchval("SELECT count(*) FROM drift_metrics WHERE status = 'drift'")
+        assert len(published) == drifted, "each drifted window published once"
         event = next(e for e in published if e.scope == "account")
         assert (event.user_id, event.account_id, event.metric) == (
             "drifter",
@@ -226,10 +239,10 @@ async def test_one_accounts_impossible_dates_do_not_stop_drift_for_everyone(
 
         watcher = DriftWatcher(pool, Settings(database_url=fresh_dsn), publish)
         stored = await watcher.check()
-        scopes = {r["scope"] for r in await pool.fetch("SELECT scope FROM drift_metrics")}
-        assert scopes == {"global", "account"} and stored == 1 + len(
-            {(e.user_id, e.account_id) for e in events}
-        )
+        rows = await pool.fetch("SELECT scope, user_id, account_id FROM drift_metrics")
+        assert {r["scope"] for r in rows} == {"global", "account"} and stored == len(rows)
+        compared = {(r["user_id"], r["account_id"]) for r in rows if r["scope"] == "account"}
+        assert compared == {(e.user_id, e.account_id) for e in events}
         assert skipped._value.get() == before + 1, "the impossible account is counted"
     finally:
         await pool.close()
