@@ -75,6 +75,7 @@ async def test_charts_render_a_few_at_a_time(monkeypatch: pytest.MonkeyPatch) ->
     import httpx
 
     from services.api import app as api_app
+    from services.api.routes import charts
     from services.core.settings import Settings
 
     running, peak = 0, 0
@@ -93,8 +94,8 @@ async def test_charts_render_a_few_at_a_time(monkeypatch: pytest.MonkeyPatch) ->
     async def no_database(*_: object) -> dict[str, object]:
         return {}
 
-    monkeypatch.setitem(api_app.RENDERERS, "png", ("image/png", slow_render))
-    monkeypatch.setattr(api_app, "chart_spec", no_database)
+    monkeypatch.setitem(charts.RENDERERS, "png", ("image/png", slow_render))
+    monkeypatch.setattr(charts, "chart_spec", no_database)
     app = api_app.create_app(Settings(chart_render_concurrency=2))
     app.state.key_verifier = KeyVerifier(CountingPool({"ss_a": "ada"}), ttl_seconds=60)  # type: ignore[arg-type]
     app.state.rate_limiter = RateLimiter("1000/second")

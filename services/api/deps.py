@@ -1,0 +1,79 @@
+"""The query API's dependencies: the pool, the settings, the caller, and the filters and keyset
+paging every list endpoint shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime
+
+from services.api import store
+from services.api.pagination import InvalidCursor
+from services.core.http import CurrentUser
+from services.core.settings import Settings
+
+__all__ = ["CurrentUser", "PageQuery", "PoolDep", "SettingsDep", "parameter_error"]
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def get_settings_of_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
+
+
+def parameter_error(name: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", name), "msg": message, "type": "value_error"}])
+
+
+async def check_category(pool: asyncpg.Pool, user_id: str, category: str | None) -> None:
+    """A category filter must name one of the caller's categories; a typo should not look like
+    an empty result."""
+    if category is None:
+        return
+    known = await store.user_categories(pool, user_id)
+    if category not in known:
+        hint = f"; yours are: {', '.join(sorted(known)[:20])}" if known else ""
+        raise parameter_error("category", f"unknown category {category!r}{hint}")
+
+
+@dataclass
+class PageQuery:
+    """The filters and keyset paging every list endpoint shares."""
+
+    account_id: Annotated[str | None, Query(max_length=64)] = None
+    category: Annotated[str | None, Query(max_length=64)] = None
+    since: Annotated[AwareDatetime | None, Query(description="Inclusive, ISO 8601")] = None
+    until: Annotated[AwareDatetime | None, Query(description="Exclusive, ISO 8601")] = None
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None
+    limit: Annotated[int, Query(ge=1, le=500)] = 50
+    cursor: Annotated[str | None, Query(max_length=512)] = None
+
+    async def filter(
+        self, pool: asyncpg.Pool, user_id: str, decode: Callable[[str], tuple[Any, str]]
+    ) -> store.ListFilter:
+        try:
+            after = decode(self.cursor) if self.cursor else None
+        except InvalidCursor as exc:
+            raise parameter_error("cursor", str(exc)) from None
+        if self.since and self.until and self.since >= self.until:
+            raise parameter_error("until", "until must be later than since")
+        await check_category(pool, user_id, self.category)
+        return store.ListFilter(
+            self.account_id, self.category, self.since, self.until, self.min_score, after
+        )
+
+
+PageDep = Annotated[PageQuery, Depends()]
