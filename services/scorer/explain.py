@@ -22,99 +22,72 @@ def _part_of_day(hour: int) -> str:
     return "in the evening"
 
 
+Reason = tuple[float, dict[str, Any]]  # (strength, the reason as the API shows it)
+
+
+def _reason(strength: float, text: str, feature: str, value: float) -> Reason:
+    return strength, {"text": text, "feature": feature, "value": value}
+
+
+def _amount(context: FeatureContext) -> Reason | None:
+    ratio = context.amount_ratio
+    if ratio is None or ratio < AMOUNT_RATIO_NOTABLE:
+        return None
+    text = f"amount {ratio:.1f}x your usual {context.amount_basis} spend"
+    return _reason(ratio, text, "amount_robust_z", round(ratio, 2))
+
+
+def _new_merchant(context: FeatureContext) -> Reason | None:
+    if not context.merchant_new:
+        return None
+    return _reason(3.0, "first time at this merchant", "merchant_new", 1.0)
+
+
+def _rare_hour(context: FeatureContext) -> Reason | None:
+    if context.history_size < MIN_HISTORY_FOR_HABITS or context.hour_share >= RARE_HOUR_SHARE:
+        return None
+    local = context.local_time
+    text = f"{local:%H:%M}, you rarely spend {_part_of_day(local.hour)}"
+    return _reason(2.5, text, "hour_share", round(context.hour_share, 4))
+
+
+def _burst(context: FeatureContext) -> Reason | None:
+    if context.velocity_1h + 1 < BURST_PER_HOUR:
+        return None
+    count = context.velocity_1h + 1
+    text = f"{count} transactions within an hour"
+    return _reason(float(context.velocity_1h), text, "velocity_1h", float(count))
+
+
+def _duplicate(context: FeatureContext) -> Reason | None:
+    if not context.duplicate_of_recent:
+        return None
+    text = "same amount at the same merchant within 24 hours: possible duplicate"
+    return _reason(5.0, text, "duplicate_within_24h", 1.0)
+
+
+def _abroad(context: FeatureContext) -> Reason | None:
+    if context.home_country and context.country and context.country != context.home_country:
+        text = f"in {context.country}, outside your usual {context.home_country}"
+        return _reason(4.0, text, "foreign_country", 1.0)
+    if context.home_currency and context.currency != context.home_currency:
+        text = f"charged in {context.currency}, not your usual {context.home_currency}"
+        return _reason(3.5, text, "foreign_currency", 1.0)
+    return None
+
+
+CONTEXT_REASONS = (_amount, _new_merchant, _rare_hour, _burst, _duplicate, _abroad)
+
+
 def explain(
     context: FeatureContext, detector_scores: dict[str, float], *, flagged: bool = False
 ) -> list[dict[str, Any]]:
     """Reasons, strongest first. Empty when nothing stands out, but never for a flagged one."""
-    reasons: list[tuple[float, dict[str, Any]]] = []
-    if context.amount_ratio is not None and context.amount_ratio >= AMOUNT_RATIO_NOTABLE:
-        reasons.append(
-            (
-                context.amount_ratio,
-                {
-                    "text": (
-                        f"amount {context.amount_ratio:.1f}x "
-                        f"your usual {context.amount_basis} spend"
-                    ),
-                    "feature": "amount_robust_z",
-                    "value": round(context.amount_ratio, 2),
-                },
-            )
-        )
-    if context.merchant_new:
-        reasons.append(
-            (3.0, {"text": "first time at this merchant", "feature": "merchant_new", "value": 1.0})
-        )
-    if context.history_size >= MIN_HISTORY_FOR_HABITS and context.hour_share < RARE_HOUR_SHARE:
-        local = context.local_time
-        reasons.append(
-            (
-                2.5,
-                {
-                    "text": f"{local:%H:%M}, you rarely spend {_part_of_day(local.hour)}",
-                    "feature": "hour_share",
-                    "value": round(context.hour_share, 4),
-                },
-            )
-        )
-    if context.velocity_1h + 1 >= BURST_PER_HOUR:
-        reasons.append(
-            (
-                float(context.velocity_1h),
-                {
-                    "text": f"{context.velocity_1h + 1} transactions within an hour",
-                    "feature": "velocity_1h",
-                    "value": float(context.velocity_1h + 1),
-                },
-            )
-        )
-    if context.duplicate_of_recent:
-        reasons.append(
-            (
-                5.0,
-                {
-                    "text": "same amount at the same merchant within 24 hours: possible duplicate",
-                    "feature": "duplicate_within_24h",
-                    "value": 1.0,
-                },
-            )
-        )
-    if context.home_country and context.country and context.country != context.home_country:
-        reasons.append(
-            (
-                4.0,
-                {
-                    "text": f"in {context.country}, outside your usual {context.home_country}",
-                    "feature": "foreign_country",
-                    "value": 1.0,
-                },
-            )
-        )
-    elif context.home_currency and context.currency != context.home_currency:
-        reasons.append(
-            (
-                3.5,
-                {
-                    "text": (
-                        f"charged in {context.currency}, not your usual {context.home_currency}"
-                    ),
-                    "feature": "foreign_currency",
-                    "value": 1.0,
-                },
-            )
-        )
+    reasons = [r for check in CONTEXT_REASONS if (r := check(context)) is not None]
     if not reasons and detector_scores:
         name, value = max(detector_scores.items(), key=lambda item: item[1])
         if flagged or value >= 0.99:
-            reasons.append(
-                (
-                    0.0,
-                    {
-                        "text": f"unusual combination of features (strongest signal: {name})",
-                        "feature": name,
-                        "value": round(value, 4),
-                    },
-                )
-            )
+            text = f"unusual combination of features (strongest signal: {name})"
+            reasons.append(_reason(0.0, text, name, round(value, 4)))
     reasons.sort(key=lambda item: -item[0])
     return [reason for _, reason in reasons]
