@@ -1,0 +1,1 @@
+"""Ingest's doors, one module each; ``services.ingest.app`` includes them."""
