@@ -307,6 +307,40 @@ def _robust_z(
     return min(max(z, -20.0), 20.0), math.expm1(median)
 
 
+def _amount_scores(
+    state: AccountState, entry: Entry
+) -> tuple[float, float, float, float | None, bool]:
+    """Robust z of the amount against the account's category, the merchant and all its recent
+    amounts; the usual amount it is compared with, and whether that is the merchant's."""
+    robust_z, usual = _robust_z(entry.log_amount, state.by_category.get(entry.category))
+    merchant_z, merchant_usual = _robust_z(
+        entry.log_amount, state.by_merchant.get(entry.merchant), MIN_MERCHANT_HISTORY
+    )
+    account_z, _ = _robust_z(entry.log_amount, state.recent_amounts)
+    if merchant_usual is not None:  # the merchant's own habit says more than the category's
+        return robust_z, merchant_z, account_z, merchant_usual, True
+    return robust_z, merchant_z, account_z, usual, False
+
+
+def _recent_activity(
+    window: deque[Entry], now: float, merchant: str, amount: float
+) -> tuple[int, int, bool]:
+    """Transactions within the hour and the day before ``now``, and whether one of the most
+    recent was the same amount at the same merchant (a possible duplicate)."""
+    velocity_1h = velocity_24h = 0
+    duplicate = False
+    for depth, earlier in enumerate(reversed(window)):
+        age = now - earlier.time
+        if age > 86400:
+            break
+        if age >= 0:
+            velocity_24h += 1
+            velocity_1h += age <= 3600
+            if depth < MAX_RECENT and earlier.merchant == merchant:
+                duplicate = duplicate or abs(earlier.amount - amount) < 0.005
+    return velocity_1h, velocity_24h, duplicate
+
+
 def compute_features(
     state: AccountState, event: TransactionEvent, entry: Entry | None = None
 ) -> tuple[list[float], FeatureContext]:
@@ -322,27 +356,11 @@ def compute_features(
     local = event.timestamp
     window = state.window
 
-    robust_z, usual = _robust_z(log_amount, state.by_category.get(category))
+    robust_z, merchant_z, account_z, usual, by_merchant = _amount_scores(state, entry)
     ratio = amount / max(usual, 0.01) if usual is not None else None
-    merchant_z, merchant_usual = _robust_z(
-        log_amount, state.by_merchant.get(merchant), MIN_MERCHANT_HISTORY
-    )
-    if merchant_usual is not None:  # the merchant's own habit says more than the category's
-        usual, ratio = merchant_usual, amount / max(merchant_usual, 0.01)
-    account_z, _ = _robust_z(log_amount, state.recent_amounts)
 
     gap = max(0.0, now - window[-1].time) if window else NO_PREVIOUS_SECONDS
-    velocity_1h = velocity_24h = 0
-    duplicate = False
-    for depth, earlier in enumerate(reversed(window)):
-        age = now - earlier.time
-        if age > 86400:
-            break
-        if age >= 0:
-            velocity_24h += 1
-            velocity_1h += age <= 3600
-            if depth < MAX_RECENT and earlier.merchant == merchant:
-                duplicate = duplicate or abs(earlier.amount - amount) < 0.005
+    velocity_1h, velocity_24h, duplicate = _recent_activity(window, now, merchant, amount)
     last_here = state.merchant_last_seen.get(merchant)
     since_here = max(0.0, now - last_here) if last_here is not None else NO_PREVIOUS_SECONDS
 
@@ -383,7 +401,7 @@ def compute_features(
     ]
     context = FeatureContext(
         category=category,
-        amount_basis=(event.merchant or merchant) if merchant_usual is not None else category,
+        amount_basis=(event.merchant or merchant) if by_merchant else category,
         usual_amount=usual,
         amount_ratio=ratio,
         merchant=merchant,
