@@ -11,7 +11,7 @@ import pandas as pd
 from river import datasets
 
 SPENDSTREAM = [sys.executable, "-m", "services.cli.main"]
-DETECTORS = {"lof", "ocsvm", "autoencoder", "hst", "ensemble"}
+DETECTORS = {"lof", "ocsvm", "autoencoder", "profile", "hst", "ensemble"}
 
 
 def run_json(*args: str) -> dict:

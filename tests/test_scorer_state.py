@@ -99,7 +99,8 @@ async def test_one_scorer_trains_and_every_scorer_hot_swaps(fresh_dsn: str) -> N
         async with pools[0].acquire() as conn:
             rows = await conn.fetch("SELECT version, training_rows, metrics FROM anomaly_models")
         assert len(rows) == 1 and rows[0]["training_rows"] == len(matrix)
-        assert set(rows[0]["metrics"]["weights"]) == {"lof", "ocsvm", "autoencoder", "hst"}
+        weights = set(rows[0]["metrics"]["weights"])
+        assert weights == {"lof", "ocsvm", "autoencoder", "profile", "hst"}
         assert await keepers[0].train_if_due() is None, "nothing new to learn from yet"
 
         for keeper in keepers:
@@ -107,7 +108,7 @@ async def test_one_scorer_trains_and_every_scorer_hot_swaps(fresh_dsn: str) -> N
         assert {s.version for s in scorers} == {rows[0]["version"]}
         scored = scorers[1].score_batch(events[-50:])
         assert {s.model_version for s in scored} == {rows[0]["version"]}
-        assert set(scored[0].detector_scores) == {"lof", "ocsvm", "autoencoder", "hst"}
+        assert set(scored[0].detector_scores) == {"lof", "ocsvm", "autoencoder", "profile", "hst"}
 
         stranger = AnomalyScorer(threshold=0.995)
         other_key = settings.model_copy(

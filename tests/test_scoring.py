@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from schemas import TransactionEvent
 from services.demo.generator import generate
@@ -67,15 +68,16 @@ def test_cold_start_then_ensemble_find_the_planted_anomalies() -> None:
     scorer = AnomalyScorer(threshold=0.995, seed=0)
     warm = scorer.score_batch(events[:half])
     assert {s.model_version for s in warm} == {COLD_START_VERSION}
-    assert set(warm[-1].detector_scores) == {"hst"}
+    assert set(warm[-1].detector_scores) == {"hst", "profile"}  # the profile from its priors
+    cold = np.array([s.score for s in warm])
+    truth = np.array([label is not None for label in labels[:half]])
+    assert roc_auc_score(truth, cold) > 0.8, "cold scores already rank the planted ones high"
 
     X = np.array([s.features for s in warm])
     scorer.use_model(train_ensemble(X, version="test-1", feature_names=FEATURE_NAMES, seed=0))
     scored = scorer.score_batch(events[half:])
     assert {s.model_version for s in scored} == {"test-1"}
-    assert set(scored[0].detector_scores) == {"lof", "ocsvm", "autoencoder", "hst"}
-
-    from sklearn.metrics import roc_auc_score
+    assert set(scored[0].detector_scores) == {"lof", "ocsvm", "autoencoder", "profile", "hst"}
 
     truth = np.array([label is not None for label in labels[half:]])
     scores = np.array([s.score for s in scored])

@@ -25,7 +25,13 @@ class Score(BaseModel):
                     "score": 0.9991,
                     "is_anomaly": True,
                     "severity": "high",
-                    "detectors": {"lof": 0.97, "ocsvm": 0.999, "autoencoder": 0.99, "hst": 0.98},
+                    "detectors": {
+                        "lof": 0.97,
+                        "ocsvm": 0.999,
+                        "autoencoder": 0.99,
+                        "profile": 0.995,
+                        "hst": 0.98,
+                    },
                     "explanation": [
                         {
                             "text": "amount 8.3x your usual Groceries spend",

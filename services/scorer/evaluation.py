@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from services.scorer.calibration import Calibrator
 from services.scorer.detectors import HalfSpaceTreesDetector
-from services.scorer.ensemble import fisher_statistic, train_ensemble
+from services.scorer.ensemble import train_ensemble
 
 
 def precision_at_k(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
@@ -92,7 +92,7 @@ def evaluate(
     # Ranked by the combined statistic itself: the calibrated score is monotone in it but ties
     # rows that fall between two calibration values.
     results["ensemble"] = {
-        **detection_metrics(y_test, fisher_statistic(p_values, model.weights)),
+        **detection_metrics(y_test, model.statistic(p_values)),
         "fit_s": round(sum(r["fit_s"] for r in results.values()), 3),
         "score_s": round(sum(r["score_s"] for r in results.values()), 3),
     }

@@ -368,9 +368,12 @@ def compute_features(
     weekday = local.weekday()
     n = state.n
     hours, h = state.hours, entry.hour
-    hour_share = (hours[h - 1] + hours[h] + hours[(h + 1) % 24]) / n if n else 1.0
+    # An account with too short a history has no habits to break yet: its hour and its new
+    # merchants stay neutral, so a new account's ordinary first weeks are not anomalies.
+    young = n < MIN_HOME_HISTORY
+    hour_share = 1.0 if young else (hours[h - 1] + hours[h] + hours[(h + 1) % 24]) / n
     seen = state.merchants.get(merchant, 0)
-    merchant_new = seen == 0 and n > 0
+    merchant_new = seen == 0 and not young
     home_country = state.home(state.countries)
     home_currency = state.home(state.currencies)
     foreign_country = bool(event.country and home_country and event.country != home_country)

@@ -14,7 +14,8 @@ import numpy as np
 from schemas import TransactionEvent
 from services.scorer.calibration import RollingCalibrator
 from services.scorer.detectors import HalfSpaceTreesDetector
-from services.scorer.ensemble import EnsembleModel
+from services.scorer.detectors.profile import prior_evidence
+from services.scorer.ensemble import ANCHOR, SECONDARY_SHARE, EnsembleModel, fisher_statistic
 from services.scorer.explain import explain
 from services.scorer.features import FeatureExtractor
 
@@ -67,6 +68,15 @@ class AnomalyScorer:
     def use_model(self, model: EnsembleModel) -> None:
         self.model = model
 
+    @staticmethod
+    def _cold_scores(X: np.ndarray, p_values: dict[str, np.ndarray]) -> np.ndarray:
+        """Before any model: the profile's prior evidence, with the online detector's strong
+        evidence, read as a tail probability (``1 - exp(-evidence)``). Absolute, not relative
+        to a reference: a fresh stack flags what is rare for any account, not a quota of rows."""
+        p_values["profile"] = np.exp(-prior_evidence(X))
+        evidence = fisher_statistic(p_values, {"hst": SECONDARY_SHARE}, anchor=ANCHOR)
+        return np.asarray(1.0 - np.exp(-evidence))
+
     def score_batch(self, events: Sequence[TransactionEvent]) -> list[ScoredTransaction]:
         if not events:
             return []
@@ -80,7 +90,7 @@ class AnomalyScorer:
             p_values.update(model.p_values(X))
             ensemble = model.combine(p_values)
         else:
-            ensemble = 1.0 - p_values["hst"]
+            ensemble = self._cold_scores(X, p_values)
         version = model.version if model is not None else COLD_START_VERSION
         # Whole columns at once: per-row numpy scalars cost more than the detectors' own work.
         names = list(p_values)
