@@ -11,7 +11,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import numpy as np
 import pandas as pd
 
 from bench.harness import BenchResult, collector_paused, median, with_percentiles
@@ -28,7 +27,8 @@ from services.forecaster.composition import CHARGE_COLUMNS, KEYS, train_and_fore
 from services.forecaster.forecasting import ForecastConfig
 from services.scorer.drift import WindowData, compare_windows
 from services.scorer.ensemble import train_ensemble
-from services.scorer.features import FEATURE_NAMES, FeatureExtractor
+from services.scorer.features import FeatureExtractor
+from services.scorer.model_features import MODEL_FEATURES, feature_matrix
 
 TRANSACTIONS = 10_000
 MONTH = "2026-03"  # inside the user's history, which runs from January to April 2026
@@ -116,8 +116,8 @@ def _recompute(rows: list[dict[str, Any]], settings: Settings, embedder: Embedde
         for row in rows
     ]
     extractor = FeatureExtractor(window=settings.history_per_account)
-    X = np.array([extractor.transform(event)[0] for event in events])
-    train_ensemble(X, version="recompute", feature_names=FEATURE_NAMES).p_values(X)
+    X = feature_matrix([extractor.transform(event)[0] for event in events])
+    train_ensemble(X, version="recompute", feature_names=MODEL_FEATURES).p_values(X)
 
     frame = pd.DataFrame(rows)
     frame["amount"] = frame.amount.astype(float)

@@ -25,7 +25,7 @@ from services.demo.generator import generate
 from services.demo.loader import post_records
 from services.scorer import store
 from services.scorer.ensemble import train_ensemble
-from services.scorer.features import FEATURE_NAMES
+from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.registry import serialize, sign_artifact
 from services.scorer.scoring import AnomalyScorer
 from services.scorer.worker import ScoringWorker
@@ -55,7 +55,7 @@ async def _scoring_latencies(dsn: str, events: list[TransactionEvent]) -> list[f
         warm, stream = events[:5000], events[5000:]
         warm_scores = await worker.score(scorer, warm)
         X = np.array([s.features for s in warm_scores])
-        scorer.use_model(train_ensemble(X, version="bench", feature_names=FEATURE_NAMES))
+        scorer.use_model(train_ensemble(X, version="bench", feature_names=MODEL_FEATURES))
         latencies = []
         for i in range(0, len(stream), 500):
             began = time.perf_counter()
@@ -72,7 +72,7 @@ async def _register_model(dsn: str, signing_key: bytes) -> str:
     events = demo_events(users=20, months=6, seed=3)
     features = np.array([s.features for s in AnomalyScorer(threshold=0.97).score_batch(events)])
     version = f"bench-{time.time_ns()}"
-    model = train_ensemble(features, version=version, feature_names=FEATURE_NAMES)
+    model = train_ensemble(features, version=version, feature_names=MODEL_FEATURES)
     pool = await create_pool(dsn, size=1)  # with the JSON codecs the store expects
     try:
         async with pool.acquire() as conn:

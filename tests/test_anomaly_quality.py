@@ -14,9 +14,10 @@ from bench.cardsim import simulate
 from schemas import TransactionEvent
 from services.scorer.ensemble import train_ensemble
 from services.scorer.evaluation import detection_metrics
-from services.scorer.features import FEATURE_NAMES
+from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.replay import account_z_baseline, amount_baseline, replay
 from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer
+from services.scorer.supervised import train_supervised
 
 INGESTED = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -122,5 +123,42 @@ def test_a_new_accounts_ordinary_month_is_not_an_anomaly(
     served = AnomalyScorer(0.97)
     scored = served.score_batch(events)
     X = np.array([s.features for s in scored])
-    served.use_model(train_ensemble(X, version="cards", feature_names=FEATURE_NAMES))
+    served.use_model(train_ensemble(X, version="cards", feature_names=MODEL_FEATURES))
     _assert_quiet(served.score_batch(month), "with a model trained on a card stream")
+
+
+def test_confirmed_fraud_a_week_late_makes_the_scores_better(
+    card_stream: tuple[list, np.ndarray],
+) -> None:
+    events, labels = card_stream
+    without = replay(events, labels)
+    with_feedback = replay(events, labels, feedback_delay=timedelta(days=7))
+    before = detection_metrics(labels, without.scores)
+    after = detection_metrics(labels, with_feedback.scores)
+    assert after["pr_auc"] > before["pr_auc"] + 0.05, (before, after)
+    assert after["roc_auc"] > before["roc_auc"], (before, after)
+    assert "supervised" in with_feedback.detector_scores
+    assert labels[with_feedback.flagged].mean() > 0.7, "alerts stay mostly fraud"
+
+
+def test_a_supervised_model_serves_only_whom_its_labels_allow() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, len(MODEL_FEATURES)))
+    labels = (X[:, 1] > 1.6).astype(int)  # some 5%: enough to learn from
+    one_user = train_supervised(X, labels, ["alice"] * 600)
+    assert one_user is not None and one_user.users == frozenset({"alice"})
+    probe = X[labels == 1][:5]
+    assert (one_user.p_values(probe, ["bob"] * 5) == 1.0).all(), "nothing learned shows to bob"
+    assert (one_user.p_values(probe, ["alice"] * 5) < 0.5).all()
+
+    users = [f"user-{i % 6}" for i in range(600)]
+    shared = train_supervised(X, labels, users)
+    assert shared is not None and shared.users is None, "labels from 6 users: serves everyone"
+    assert shared.confirmed <= labels.sum()
+
+    loud = ["loud" if label else f"user-{i % 6}" for i, label in enumerate(labels)]
+    steered = train_supervised(X, labels, loud)
+    assert steered is None or steered.users == frozenset({"loud"}), (
+        "one user's labels alone never train the model everyone is served"
+    )
+    assert train_supervised(X[:100], np.zeros(100, dtype=int), ["a"] * 100) is None

@@ -66,7 +66,10 @@ def test_demo_anomalies_with_spendstream_features(tmp_path: Path) -> None:
         "--drop",
         "anomaly_kind",
     )
-    assert result["detectors"]["ensemble"]["roc_auc"] >= 0.95
+    # The profile anchors the ensemble since it beat the density detectors on third-party card
+    # streams; on the demo's own planted combinations the old consensus ranked higher (0.976).
+    assert result["detectors"]["ensemble"]["roc_auc"] >= 0.92
+    assert result["detectors"]["ensemble"]["pr_auc"] >= 0.4
 
 
 def test_clear_errors(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from services.core.db import create_pool
 from services.demo.generator import generate
 from services.scorer import store
 from services.scorer.ensemble import train_ensemble
-from services.scorer.features import FEATURE_NAMES
+from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.rescoring import Rescorer, _explanation
 from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer
 
@@ -54,7 +54,7 @@ async def test_a_new_model_rescores_cold_scores_and_alerts_the_newly_flagged_onc
     try:
         await store.persist_scored(pool, events, cold)
         X = np.array([s.features for s in cold])
-        scorer.use_model(train_ensemble(X, version="ens-test", feature_names=FEATURE_NAMES))
+        scorer.use_model(train_ensemble(X, version="ens-test", feature_names=MODEL_FEATURES))
         rescorer = Rescorer(pool, scorer, publish)
         assert await rescorer.catch_up() == len(events)
         rows = await pool.fetch(

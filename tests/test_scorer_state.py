@@ -247,3 +247,69 @@ async def test_one_accounts_impossible_dates_do_not_stop_drift_for_everyone(
         assert skipped._value.get() == before + 1, "the impossible account is counted"
     finally:
         await pool.close()
+
+
+def _purchase(user: str, n: int, merchant: str, when: datetime) -> TransactionEvent:
+    return TransactionEvent.model_validate(
+        {
+            "transaction_id": f"{user}-{merchant[-4:]}-{n}",
+            "account_id": "card",
+            "user_id": user,
+            "timestamp": when.isoformat(),
+            "amount": "24.99",
+            "merchant": merchant,
+            "channel": "card",
+            "ingested_at": when,
+        }
+    )
+
+
+async def test_confirmed_fraud_reaches_later_scores_and_only_their_owners(fresh_dsn: str) -> None:
+    """Fraud confirmed at a terminal marks its owner's later purchases there; other users learn of
+    it only once at least five distinct other users confirmed fraud there."""
+    settings = Settings(database_url=fresh_dsn, model_signing_key="k")
+    start = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    users = [f"user-{i}" for i in range(7)]
+    events = [
+        _purchase(user, n, terminal, start + timedelta(days=n, minutes=i))
+        for n in range(12)
+        for i, user in enumerate(users)
+        for terminal in ("Terminal 00042", "Terminal 00043")
+    ]
+    pool = await create_pool(fresh_dsn, size=2)
+    try:
+        scorer = AnomalyScorer(threshold=0.97)
+        await score_and_store(pool, scorer, events)
+        keeper = ModelKeeper(pool, scorer, settings)
+
+        async def confirm(*confirming: str) -> None:
+            async with pool.acquire() as conn:
+                await conn.executemany(
+                    "INSERT INTO feedback (user_id, transaction_id, label) VALUES ($1, $2, 'fraud')"
+                    " ON CONFLICT DO NOTHING",
+                    [(user, f"{user}-0042-3") for user in confirming],
+                )
+            await keeper.remember_confirmed_fraud()
+
+        def reasons(user: str, terminal: str = "Terminal 00042") -> set[str]:
+            later = _purchase(user, 99, terminal, start + timedelta(days=14))
+            return {r["feature"] for r in scorer.score_batch([later])[0].explanation}
+
+        await confirm("user-0")
+        assert "merchant_confirmed_fraud" in reasons("user-0")
+        assert "account_confirmed_fraud" in reasons("user-0"), "the card itself was hit"
+        assert not {"merchant_confirmed_fraud", "merchant_confirmed_fraud_shared"} & reasons(
+            "user-6"
+        ), "one user's label never shows in another user's answers"
+        await confirm("user-1", "user-2", "user-3")
+        assert "merchant_confirmed_fraud_shared" not in reasons("user-6"), "4 users: too few"
+        await confirm("user-4")
+        assert "merchant_confirmed_fraud_shared" in reasons("user-6"), "5 distinct users"
+        assert "merchant_confirmed_fraud_shared" not in reasons("user-6", "Terminal 00043")
+        assert await keeper.remember_confirmed_fraud() >= 0  # looking again adds nothing twice
+        assert (
+            scorer.confirmed.signals("user-6", "card", "terminal 00042", 0.0).shared_at_merchant
+            == 0
+        )
+    finally:
+        await pool.close()

@@ -7,7 +7,7 @@ from schemas import TransactionEvent
 from services.demo.generator import generate
 from services.scorer.calibration import Calibrator, RollingCalibrator
 from services.scorer.ensemble import train_ensemble
-from services.scorer.features import FEATURE_NAMES
+from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer, severity
 
 
@@ -74,7 +74,7 @@ def test_cold_start_then_ensemble_find_the_planted_anomalies() -> None:
     assert roc_auc_score(truth, cold) > 0.8, "cold scores already rank the planted ones high"
 
     X = np.array([s.features for s in warm])
-    scorer.use_model(train_ensemble(X, version="test-1", feature_names=FEATURE_NAMES, seed=0))
+    scorer.use_model(train_ensemble(X, version="test-1", feature_names=MODEL_FEATURES, seed=0))
     scored = scorer.score_batch(events[half:])
     assert {s.model_version for s in scored} == {"test-1"}
     assert set(scored[0].detector_scores) == {"lof", "ocsvm", "autoencoder", "profile", "hst"}
@@ -118,7 +118,7 @@ def test_registry_artifacts_are_verified_before_anything_is_unpickled(tmp_path) 
 
     events, _ = demo_events(users=2, months=3)
     features = np.array([s.features for s in AnomalyScorer(threshold=0.97).score_batch(events)])
-    model = train_ensemble(features, version="v-signed", feature_names=FEATURE_NAMES, seed=0)
+    model = train_ensemble(features, version="v-signed", feature_names=MODEL_FEATURES, seed=0)
     key = b"installation key"
     signed = sign_artifact(serialize(model), key)
     assert deserialize(signed, key).version == "v-signed"

@@ -85,7 +85,13 @@ def eval_anomalies(
             fail(str(exc))
     split = int(len(table.X) * train_fraction)
     with status.status(f"training on {split:,} rows and scoring {len(table.X) - split:,}..."):
-        result = evaluate(table.X[:split], table.X[split:], table.y[split:], seed=seed)
+        result = evaluate(
+            table.X[:split],
+            table.X[split:],
+            table.y[split:],
+            seed=seed,
+            feature_names=table.feature_names,
+        )
     if as_json:
         print(orjson.dumps(result.as_dict()).decode())
         return

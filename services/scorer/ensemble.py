@@ -15,6 +15,7 @@ How the scores combine, and why:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,8 @@ from scipy.stats import spearmanr
 
 from services.scorer.calibration import Calibrator
 from services.scorer.detectors import BATCH_DETECTORS, Detector, HalfSpaceTreesDetector
-from services.scorer.features import FEATURE_NAMES
+from services.scorer.model_features import MODEL_FEATURES, account_view
+from services.scorer.supervised import SupervisedModel
 
 CALIBRATION_FRACTION = 0.2
 MIN_TRAINING_ROWS = 200
@@ -37,6 +39,11 @@ SECONDARY_SHARE = 0.25
 # ...and only their strong evidence counts: a tail probability under 1%. Their everyday
 # disagreement with the anchor is the variety of feature space, not news about an account.
 SECONDARY_FLOOR = float(np.log(100))
+# What confirmed fraud taught (``supervised``) counts several times the anchor: it is the one
+# piece of evidence that knows what unusual means for fraud here. The anchor still speaks for
+# kinds of fraud nobody has confirmed yet (bench/results/anomaly_quality.json).
+SUPERVISED = "supervised"
+SUPERVISED_WEIGHT = 4.0
 
 
 def fisher_statistic(
@@ -51,8 +58,9 @@ def fisher_statistic(
                 weights.get(name, 0.0)
                 * np.maximum(-np.log(np.maximum(p, 1e-300)) - SECONDARY_FLOOR, 0.0)
                 for name, p in p_values.items()
-                if name != anchor
+                if name not in (anchor, SUPERVISED)
             )
+            - SUPERVISED_WEIGHT * np.log(np.maximum(p_values.get(SUPERVISED, 1.0), 1e-300))
         )
     present = [name for name in p_values if weights.get(name, 0.0) > 0]
     if not present:
@@ -99,13 +107,20 @@ class EnsembleModel:
     weights: dict[str, float]  # includes the online detector, "hst"
     ensemble_calibrator: Calibrator
     metrics: dict[str, Any] = field(default_factory=dict)
-    anchor: str | None = None  # a class default too, so models pickled before it still load
+    # Class defaults too, so models pickled before these fields existed still load.
+    anchor: str | None = None
+    supervised: SupervisedModel | None = None
 
-    def p_values(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        return {
-            name: self.calibrators[name].p_value(detector.score(X))
+    def p_values(self, X: np.ndarray, users: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Each detector's p-values; with the rows' owners, the supervised model's too."""
+        own = account_view(X)
+        p_values = {
+            name: self.calibrators[name].p_value(detector.score(own))
             for name, detector in self.detectors.items()
         }
+        if self.supervised is not None and users is not None:
+            p_values[SUPERVISED] = self.supervised.p_values(X, users)
+        return p_values
 
     def combine(self, p_values: dict[str, np.ndarray]) -> np.ndarray:
         """Ensemble score in [0, 1] from per-detector p-values (batch detectors and online ones)."""
@@ -126,7 +141,7 @@ def train_ensemble(
 ) -> EnsembleModel:
     """Fit every batch detector on the first 80% of ``X`` (rows in time order) and calibrate on
     the rest. ``hst``, an online detector trained on the same rows, takes part in the weights."""
-    X = np.asarray(X, dtype=np.float64)
+    X = account_view(np.asarray(X, dtype=np.float64))
     if len(X) < MIN_TRAINING_ROWS:
         raise ValueError(f"need at least {MIN_TRAINING_ROWS} rows to train, got {len(X)}")
     split = int(len(X) * (1 - CALIBRATION_FRACTION))
@@ -146,7 +161,7 @@ def train_ensemble(
     online = hst or HalfSpaceTreesDetector(seed=seed).fit(fit_rows)
     online_scores = online.score(calibration_rows)
     p_values["hst"] = Calibrator.fit(online_scores).p_value(online_scores)
-    anchor = ANCHOR if feature_names == FEATURE_NAMES else None
+    anchor = ANCHOR if feature_names == MODEL_FEATURES else None
     weights = agreement_weights(p_values, anchor)
     statistic = fisher_statistic(p_values, weights, anchor)
     return EnsembleModel(

@@ -12,6 +12,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from services.scorer.calibration import Calibrator
 from services.scorer.detectors import HalfSpaceTreesDetector
 from services.scorer.ensemble import train_ensemble
+from services.scorer.model_features import account_view
 
 
 def precision_at_k(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
@@ -49,7 +50,12 @@ class EvaluationResult:
 
 
 def evaluate(
-    X_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *, seed: int = 0
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    seed: int = 0,
+    feature_names: tuple[str, ...] | None = None,
 ) -> EvaluationResult:
     """Train on ``X_train`` as the scorer would, score ``X_test`` and compare with the labels.
 
@@ -57,12 +63,13 @@ def evaluate(
     before learning it.
     """
     started = time.perf_counter()
+    X_train, X_test = account_view(X_train), account_view(X_test)  # as the detectors read them
     hst = HalfSpaceTreesDetector(seed=seed).fit(X_train)
     hst_fit = time.perf_counter() - started
     model = train_ensemble(
         X_train,
         version="eval",
-        feature_names=tuple(f"f{i}" for i in range(X_train.shape[1])),
+        feature_names=feature_names or tuple(f"f{i}" for i in range(X_train.shape[1])),
         seed=seed,
         hst=hst,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.scorer.confirmed import NO_SIGNALS, FraudSignals
 from services.scorer.features import FeatureContext
 
 AMOUNT_RATIO_NOTABLE = 3.0
@@ -79,11 +80,37 @@ def _abroad(context: FeatureContext) -> Reason | None:
 CONTEXT_REASONS = (_amount, _new_merchant, _rare_hour, _burst, _duplicate, _abroad)
 
 
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _confirmed_fraud(signals: FraudSignals) -> list[Reason]:
+    reasons = []
+    if signals.own_at_merchant:
+        text = (
+            f"fraud was confirmed at this merchant {_times(signals.own_at_merchant)} "
+            "on your accounts in the past 4 weeks"
+        )
+        reasons.append(_reason(6.0, text, "merchant_confirmed_fraud", signals.own_at_merchant))
+    if signals.shared_at_merchant:
+        text = "other customers confirmed fraud at this merchant in the past 4 weeks"
+        reasons.append(_reason(5.5, text, "merchant_confirmed_fraud_shared", 1.0))
+    if signals.on_account:
+        text = f"fraud was confirmed on this account {_times(signals.on_account)} in 2 weeks"
+        reasons.append(_reason(5.0, text, "account_confirmed_fraud", signals.on_account))
+    return reasons
+
+
 def explain(
-    context: FeatureContext, detector_scores: dict[str, float], *, flagged: bool = False
+    context: FeatureContext,
+    detector_scores: dict[str, float],
+    *,
+    flagged: bool = False,
+    signals: FraudSignals = NO_SIGNALS,
 ) -> list[dict[str, Any]]:
     """Reasons, strongest first. Empty when nothing stands out, but never for a flagged one."""
     reasons = [r for check in CONTEXT_REASONS if (r := check(context)) is not None]
+    reasons += _confirmed_fraud(signals)
     if not reasons and detector_scores:
         name, value = max(detector_scores.items(), key=lambda item: item[1])
         if flagged or value >= 0.99:

@@ -11,7 +11,7 @@ import secrets
 import signal
 import socket
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 
 import asyncpg
@@ -23,14 +23,17 @@ from services.core.embedded import set_parent_death_signal
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.scorer import store
+from services.scorer.confirmed import Confirmation, descriptor_key
 from services.scorer.ensemble import EnsembleModel, train_ensemble
-from services.scorer.features import FEATURE_NAMES
+from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.rescoring import Rescorer
 from services.scorer.scoring import AnomalyScorer
+from services.scorer.supervised import train_supervised
 
 log = logging.getLogger(__name__)
 
 TRAINING_LOCK_ID = 0x5E7D_0002
+CONFIRMED_OVERLAP = timedelta(seconds=10)
 MODEL_INFO = Gauge(
     "spendstream_scorer_model_info",
     "The model version each detector currently serves (value is always 1).",
@@ -68,8 +71,18 @@ def deserialize(artifact: bytes, key: bytes) -> EnsembleModel:
     return model
 
 
-def train_and_serialize(X: np.ndarray, version: str, seed: int) -> bytes:
-    return serialize(train_ensemble(X, version=version, feature_names=FEATURE_NAMES, seed=seed))
+def train_and_serialize(
+    X: np.ndarray, version: str, seed: int, labelled: store.LabelledRows | None = None
+) -> bytes:
+    model = train_ensemble(X, version=version, feature_names=MODEL_FEATURES, seed=seed)
+    if labelled is not None and len(labelled.labels):
+        model.supervised = train_supervised(labelled.X, labelled.labels, labelled.users, seed=seed)
+        if model.supervised is not None:
+            model.metrics["supervised"] = {
+                "confirmed_fraud": model.supervised.confirmed,
+                "serves": "everyone" if model.supervised.users is None else "its label owners",
+            }
+    return serialize(model)
 
 
 class ModelKeeper:
@@ -85,6 +98,7 @@ class ModelKeeper:
         self.settings = settings
         self.rescorer = rescorer
         self._rescored_for: str | None = None
+        self._confirmed_seen: datetime | None = None
         self.instance = f"{socket.gethostname()}:{id(self):x}"
         if settings.model_signing_key is not None:
             self.signing_key = settings.model_signing_key.get_secret_value().encode()
@@ -144,11 +158,12 @@ class ModelKeeper:
     async def _train(self, conn: asyncpg.Connection) -> str:
         s = self.settings
         X = await store.training_matrix(self.pool, s.training_max_rows, s.legit_feedback_weight)
+        labelled = await store.labelled_rows(self.pool, s.training_max_rows)
         version = f"ens-{datetime.now(UTC):%Y%m%dT%H%M%S}-{len(X)}"
         # A process of its own: training is long and partly pure Python, and holding this
         # process's GIL for seconds would stall scoring.
         artifact = await asyncio.get_running_loop().run_in_executor(
-            self._trainer(), train_and_serialize, X, version, s.scorer_seed
+            self._trainer(), train_and_serialize, X, version, s.scorer_seed, labelled
         )
         # From this scorer's own training process, so trusted as it is; signed for the registry.
         signed = sign_artifact(artifact, self.signing_key)
@@ -173,7 +188,26 @@ class ModelKeeper:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
+    async def remember_confirmed_fraud(self) -> int:
+        """Fold fraud confirmed since the last look into the scorer's memory of it. The look
+        overlaps the last by a few seconds: a confirmation committed late with an earlier
+        timestamp is still seen, and one seen twice counts once."""
+        since = self._confirmed_seen - CONFIRMED_OVERLAP if self._confirmed_seen else None
+        rows = await store.confirmed_fraud_since(self.pool, since)
+        for row in rows:
+            merchant = descriptor_key(row["merchant"], row["description"])
+            self.scorer.confirmed.confirm(
+                Confirmation(row["user_id"], row["account_id"], merchant, row["ts"].timestamp()),
+                row["transaction_id"],
+            )
+            seen = self._confirmed_seen
+            self._confirmed_seen = (
+                row["updated_at"] if seen is None else max(seen, row["updated_at"])
+            )
+        return len(rows)
+
     async def tick(self) -> None:
+        await self.remember_confirmed_fraud()
         await self.refresh()
         if await self.train_if_due():
             await self.refresh()

@@ -20,9 +20,11 @@ from datetime import timedelta
 import numpy as np
 
 from schemas import TransactionEvent
+from services.scorer.confirmed import Confirmation, descriptor_key
 from services.scorer.ensemble import train_ensemble
-from services.scorer.features import FEATURE_NAMES
+from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.scoring import AnomalyScorer
+from services.scorer.supervised import SupervisedModel, train_supervised
 
 BATCH = 500
 
@@ -33,6 +35,7 @@ class ReplayResult:
     flagged: np.ndarray
     versions: list[str]
     detector_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    features: np.ndarray | None = None
 
 
 def replay(
@@ -66,7 +69,9 @@ def replay(
             while (
                 frauds and frauds[0] < start and events[frauds[0]].timestamp + feedback_delay <= now
             ):
-                confirmed.add(frauds.popleft())
+                i = frauds.popleft()
+                confirmed.add(i)
+                scorer.confirmed.confirm(_confirmation(events[i]), events[i].transaction_id)
         for result in scorer.score_batch(batch):
             rows.append(result.features)
             scores.append(result.score)
@@ -81,11 +86,11 @@ def replay(
         if due:
             first = max(0, len(rows) - max_training_rows)
             X = np.asarray([rows[i] for i in range(first, len(rows)) if i not in confirmed])
-            scorer.use_model(
-                train_ensemble(
-                    X, version=f"replay-{len(rows)}", feature_names=FEATURE_NAMES, seed=seed
-                )
+            model = train_ensemble(
+                X, version=f"replay-{len(rows)}", feature_names=MODEL_FEATURES, seed=seed
             )
+            model.supervised = _supervised(events, rows, confirmed, first, seed)
+            scorer.use_model(model)
             trained_at = len(rows)
     width = len(scores)
     for values in per_detector.values():
@@ -95,6 +100,36 @@ def replay(
         flagged=np.asarray(flagged),
         versions=versions,
         detector_scores={name: np.asarray(values) for name, values in per_detector.items()},
+        features=np.asarray(rows),
+    )
+
+
+def _supervised(
+    events: Sequence[TransactionEvent],
+    rows: list[list[float]],
+    confirmed: set[int],
+    first: int,
+    seed: int,
+) -> SupervisedModel | None:
+    """Trained as the service trains it: on rows up to the newest confirmed fraud."""
+    if not confirmed:
+        return None
+    horizon = max(events[i].timestamp for i in confirmed)
+    known = [i for i in range(first, len(rows)) if events[i].timestamp <= horizon]
+    return train_supervised(
+        np.asarray([rows[i] for i in known]),
+        [int(i in confirmed) for i in known],
+        [events[i].user_id for i in known],
+        seed=seed,
+    )
+
+
+def _confirmation(event: TransactionEvent) -> Confirmation:
+    return Confirmation(
+        event.user_id,
+        event.account_id,
+        descriptor_key(event.merchant, event.description),
+        event.timestamp.timestamp(),
     )
 
 

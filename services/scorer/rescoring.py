@@ -25,6 +25,7 @@ from schemas import AnomalyAlert
 from services.core.db import advisory_lock
 from services.scorer import store
 from services.scorer.ensemble import EnsembleModel
+from services.scorer.model_features import feature_matrix
 from services.scorer.scoring import AnomalyScorer, severity
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ def rescore(
 ) -> list[Rescored]:
     """The new model's verdict on stored rows (features, detector_scores, explanation,
     is_anomaly). Pure."""
-    X = np.asarray([row["features"] for row in rows], dtype=np.float64)
-    p_values = model.p_values(X)
+    X = feature_matrix([row["features"] for row in rows])
+    p_values = model.p_values(X, [row["user_id"] for row in rows])
     p_values["hst"] = np.asarray(
         [1.0 - float(row["detector_scores"].get("hst", 0.0)) for row in rows]
     )

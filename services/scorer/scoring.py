@@ -13,11 +13,13 @@ import numpy as np
 
 from schemas import TransactionEvent
 from services.scorer.calibration import RollingCalibrator
+from services.scorer.confirmed import ConfirmedFraud, descriptor_key
 from services.scorer.detectors import HalfSpaceTreesDetector
 from services.scorer.detectors.profile import prior_evidence
 from services.scorer.ensemble import ANCHOR, SECONDARY_SHARE, EnsembleModel, fisher_statistic
 from services.scorer.explain import explain
 from services.scorer.features import FeatureExtractor
+from services.scorer.model_features import account_view
 
 COLD_START_VERSION = "hst-online"
 
@@ -60,6 +62,7 @@ class AnomalyScorer:
         self.hst = HalfSpaceTreesDetector(seed=seed)
         self.hst_calibrator = RollingCalibrator(seed=seed)
         self.model: EnsembleModel | None = None
+        self.confirmed = ConfirmedFraud()
 
     @property
     def version(self) -> str:
@@ -73,21 +76,30 @@ class AnomalyScorer:
         """Before any model: the profile's prior evidence, with the online detector's strong
         evidence, read as a tail probability (``1 - exp(-evidence)``). Absolute, not relative
         to a reference: a fresh stack flags what is rare for any account, not a quota of rows."""
-        p_values["profile"] = np.exp(-prior_evidence(X))
+        p_values["profile"] = np.exp(-prior_evidence(account_view(X)))
         evidence = fisher_statistic(p_values, {"hst": SECONDARY_SHARE}, anchor=ANCHOR)
         return np.asarray(1.0 - np.exp(-evidence))
 
     def score_batch(self, events: Sequence[TransactionEvent]) -> list[ScoredTransaction]:
         if not events:
             return []
-        rows = [self.features.transform(event) for event in events]
-        X = np.array([features for features, _ in rows], dtype=np.float64)
-        hst_raw = self.hst.score_then_learn(X)
+        rows = []
+        for event in events:
+            features, context = self.features.transform(event)
+            signals = self.confirmed.signals(
+                event.user_id,
+                event.account_id,
+                descriptor_key(event.merchant, event.description),
+                event.timestamp.timestamp(),
+            )
+            rows.append((features + signals.features(), context, signals))
+        X = np.array([features for features, _, _ in rows], dtype=np.float64)
+        hst_raw = self.hst.score_then_learn(account_view(X))
         p_values = {"hst": self.hst_calibrator.p_value(hst_raw)}
         self.hst_calibrator.observe(hst_raw)
         model = self.model  # one model for the whole batch, even if a swap lands meanwhile
         if model is not None:
-            p_values.update(model.p_values(X))
+            p_values.update(model.p_values(X, [event.user_id for event in events]))
             ensemble = model.combine(p_values)
         else:
             ensemble = self._cold_scores(X, p_values)
@@ -99,7 +111,7 @@ class AnomalyScorer:
         )
         scores = np.clip(ensemble, 0.0, 1.0).tolist()
         scored = []
-        for (features, context), score, detector_row in zip(
+        for (features, context, signals), score, detector_row in zip(
             rows, scores, detector_rows, strict=True
         ):
             detectors = dict(zip(names, detector_row, strict=True))
@@ -111,7 +123,7 @@ class AnomalyScorer:
                     severity=severity(score, self.threshold),
                     model_version=version,
                     detector_scores=detectors,
-                    explanation=explain(context, detectors, flagged=flagged),
+                    explanation=explain(context, detectors, flagged=flagged, signals=signals),
                     features=features,
                 )
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -16,6 +17,7 @@ from schemas import Direction, TransactionEvent
 from services.core.tenancy import MAX_TRAINING_SHARE, MIN_DISTINCT_USERS
 from services.scorer.categorize_types import Categorization
 from services.scorer.features import merchant_key
+from services.scorer.model_features import feature_matrix
 from services.scorer.scoring import ScoredTransaction
 
 Key = tuple[str, str]
@@ -202,7 +204,55 @@ async def training_matrix(
             taken[row["user_id"]] += weight
             vectors.extend([row["features"]] * weight)
     vectors.reverse()
-    return np.asarray(vectors, dtype=np.float64)
+    return feature_matrix(vectors)
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    """Rows whose fraud label is known, for the supervised model: oldest first."""
+
+    X: np.ndarray
+    labels: list[int]
+    users: list[str]
+
+
+async def labelled_rows(pool: asyncpg.Pool, limit: int) -> LabelledRows:
+    """The latest ``limit`` scored transactions up to the newest confirmed fraud (by event
+    time): after it, nobody has had time to look yet, so an unlabelled row is not yet legit."""
+    rows = await pool.fetch(
+        """WITH horizon AS (
+               SELECT max(t.ts) AS ts FROM feedback f
+               JOIN transactions t USING (user_id, transaction_id) WHERE f.label = 'fraud')
+           SELECT s.user_id, s.features, f.label FROM scores s
+           JOIN transactions t USING (user_id, transaction_id)
+           LEFT JOIN feedback f USING (user_id, transaction_id)
+           WHERE s.features IS NOT NULL AND t.ts <= (SELECT ts FROM horizon)
+           ORDER BY s.scored_at DESC LIMIT $1""",
+        limit,
+    )
+    rows = rows[::-1]
+    return LabelledRows(
+        X=feature_matrix([row["features"] for row in rows]),
+        labels=[int(row["label"] == "fraud") for row in rows],
+        users=[row["user_id"] for row in rows],
+    )
+
+
+async def confirmed_fraud_since(
+    pool: asyncpg.Pool, since: datetime | None, limit: int = 100_000
+) -> list[asyncpg.Record]:
+    """Fraud confirmed (or changed) after ``since``, with what the scorer remembers of it."""
+    return list(
+        await pool.fetch(
+            """SELECT f.user_id, f.transaction_id, f.updated_at, t.account_id, t.merchant,
+                      t.description, t.ts
+               FROM feedback f JOIN transactions t USING (user_id, transaction_id)
+               WHERE f.label = 'fraud' AND ($1::timestamptz IS NULL OR f.updated_at > $1)
+               ORDER BY f.updated_at LIMIT $2""",
+            since,
+            limit,
+        )
+    )
 
 
 async def stale_scores(

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from schemas import TransactionEvent
-from services.scorer.features import FEATURE_NAMES, FeatureExtractor
+from services.scorer.features import FeatureExtractor
+from services.scorer.model_features import MODEL_FEATURES, feature_matrix
 
 TRANSACTION_COLUMNS = {"account_id", "timestamp", "amount"}
 TRUE_LABELS = {"1", "true", "yes", "y", "anomaly", "fraud", "outlier"}
@@ -54,7 +55,7 @@ def transaction_features(frame: pd.DataFrame) -> np.ndarray:
             }
         )
         rows.append(extractor.transform(event)[0])
-    return np.vstack(rows)
+    return feature_matrix(rows)  # no confirmed fraud in a file: those columns are zero
 
 
 def _text(value: object) -> str | None:
@@ -80,7 +81,7 @@ def load_labelled_table(
         )
     y = labels_of(frame[label])
     if set(frame.columns) >= TRANSACTION_COLUMNS and not set(drop) & TRANSACTION_COLUMNS:
-        return LabelledTable(transaction_features(frame), y, FEATURE_NAMES, derived=True)
+        return LabelledTable(transaction_features(frame), y, MODEL_FEATURES, derived=True)
     excluded = {label, *drop} | ({time} if time else set())
     numeric = [
         c for c in frame.columns if c not in excluded and pd.api.types.is_numeric_dtype(frame[c])
