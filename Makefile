@@ -60,6 +60,9 @@ eval: install ## Anomalies (Shuttle, demo, through the pipeline), forecasts, clu
 	$(BIN)/spendstream demo --users 20 --months 12 --seed 3 --out .spendstream-demo.csv
 	$(BIN)/spendstream eval anomalies --csv .spendstream-demo.csv --label is_anomaly --time timestamp --drop anomaly_kind
 	$(BIN)/spendstream eval anomalies --pipeline --users 20 --months 12
+	$(BIN)/python -m bench.cardsim .spendstream-cards.csv
+	$(BIN)/spendstream eval anomalies --stream .spendstream-cards.csv
+	$(BIN)/spendstream eval anomalies --stream .spendstream-cards.csv --feedback-delay-days 7
 	$(BIN)/spendstream eval forecast --csv .spendstream-airline.csv --date month --value passengers --season 12 --horizon 12
 	$(BIN)/spendstream eval clusters
 

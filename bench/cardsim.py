@@ -31,7 +31,15 @@ LARGE_AMOUNT = 220.0
 TERMINAL_DAYS = 28
 CARD_DAYS = 14
 CARD_MULTIPLIER = 5.0
-COLUMNS = ("transaction_id", "account_id", "timestamp", "amount", "merchant", "channel", "label")
+COLUMNS = (
+    "transaction_id",
+    "account_id",
+    "timestamp",
+    "amount",
+    "merchant",
+    "channel",
+    "is_anomaly",
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class CardTransaction:
             "amount": f"{self.amount:.2f}",
             "merchant": f"Terminal {self.terminal:05d}",
             "channel": "card",
-            "label": str(self.fraud),
+            "is_anomaly": str(self.fraud),
         }
 
 

@@ -26,7 +26,7 @@ def card_events(seed: int, customers: int = 150, days: int = 45) -> tuple[list, 
     stream = simulate(customers=customers, terminals=2500, days=days, seed=seed)
     events = [
         TransactionEvent.model_validate(
-            {**{k: v for k, v in t.row().items() if k != "label"}, "user_id": "bank"}
+            {**{k: v for k, v in t.row().items() if k != "is_anomaly"}, "user_id": "bank"}
             | {"ingested_at": INGESTED}
         )
         for t in stream

@@ -3,7 +3,7 @@ and each transaction the new model flags first alerted once."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -34,11 +34,24 @@ async def test_a_new_model_rescores_cold_scores_and_alerts_the_newly_flagged_onc
 ) -> None:
     records = generate(users=2, months=4, seed=5, end=datetime(2026, 9, 1).date())
     records.sort(key=lambda r: r.transaction["timestamp"])
-    now = datetime(2026, 9, 1, 6, tzinfo=UTC)  # ingested just after the history ends
+    now = datetime(2026, 9, 1, 6, tzinfo=UTC)
+    # The first user's history arrives live, a minute after each purchase; the second user's is
+    # imported at the end: scored, never alerted.
     events = [
-        TransactionEvent.model_validate({**r.transaction, "user_id": r.user_id, "ingested_at": now})
+        TransactionEvent.model_validate(
+            {**r.transaction, "user_id": r.user_id}
+            | {"ingested_at": now if r.user_id.endswith("1") else r.transaction["timestamp"]}
+        )
         for r in records
     ]
+    events = [
+        e.model_copy(update={"ingested_at": e.timestamp + timedelta(minutes=1)})
+        if e.ingested_at == e.timestamp
+        else e
+        for e in events
+    ]
+    imported = {(e.user_id, e.transaction_id) for e in events if e.ingested_at == now}
+    by_key = {(e.user_id, e.transaction_id): e for e in events}
     planted = {
         (r.user_id, e.transaction_id) for r, e in zip(records, events, strict=True) if r.anomaly
     }
@@ -58,7 +71,8 @@ async def test_a_new_model_rescores_cold_scores_and_alerts_the_newly_flagged_onc
         rescorer = Rescorer(pool, scorer, publish)
         assert await rescorer.catch_up() == len(events)
         rows = await pool.fetch(
-            "SELECT user_id, transaction_id, is_anomaly, model_version, explanation FROM scores"
+            "SELECT user_id, transaction_id, is_anomaly, model_version, explanation, historical"
+            " FROM scores"
         )
         assert {r["model_version"] for r in rows} == {"ens-test"}
         flagged = {(r["user_id"], r["transaction_id"]) for r in rows if r["is_anomaly"]}
@@ -67,12 +81,17 @@ async def test_a_new_model_rescores_cold_scores_and_alerts_the_newly_flagged_onc
         was_flagged = {
             (e.user_id, e.transaction_id) for e, s in zip(events, cold, strict=True) if s.is_anomaly
         }
-        assert {(a.user_id, a.transaction_id) for a in alerts} == flagged - was_flagged
+        old = {k for k in imported if now - by_key[k].timestamp > timedelta(days=3)}
+        assert old and {
+            r["historical"] for r in rows if (r["user_id"], r["transaction_id"]) in old
+        } == {True}
+        assert {(a.user_id, a.transaction_id) for a in alerts} == flagged - was_flagged - old
+        assert flagged & old, "imported transactions are flagged like any other"
         assert {a.model_version for a in alerts} == {"ens-test"}
         by_id = {e.transaction_id: e for e in events}
         for alert in alerts:
             assert alert.timestamp == by_id[alert.transaction_id].timestamp  # its own offset
         assert await rescorer.catch_up() == 0, "nothing is stale any more"
-        assert len(alerts) == len(flagged - was_flagged), "each is alerted once"
+        assert len(alerts) == len(flagged - was_flagged - old), "each is alerted once"
     finally:
         await pool.close()

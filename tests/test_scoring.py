@@ -138,3 +138,19 @@ def test_registry_artifacts_are_verified_before_anything_is_unpickled(tmp_path) 
         with pytest.raises(UntrustedArtifact):
             deserialize(artifact, key)
     assert not (tmp_path / "pwned").exists(), "nothing was unpickled"
+
+
+def test_transactions_ingested_days_late_are_scored_but_never_alerted() -> None:
+    events, _ = demo_events(users=1, months=3)
+    scorer = AnomalyScorer(threshold=0.97)
+    scorer.score_batch(events)
+    last = events[-1]
+    spike = last.model_copy(
+        update={"transaction_id": "late-spike", "amount": last.amount * 40, "currency": "RON"}
+    )
+    live = spike.model_copy(update={"ingested_at": spike.timestamp + timedelta(hours=71)})
+    late = spike.model_copy(update={"ingested_at": spike.timestamp + timedelta(hours=73)})
+    on_time, imported = scorer.score_batch([live]), scorer.score_batch([late])
+    assert on_time[0].is_anomaly and imported[0].is_anomaly, "both scored, both unusual"
+    assert on_time[0].alerts and not on_time[0].historical
+    assert imported[0].historical and not imported[0].alerts

@@ -48,6 +48,11 @@ class Score(BaseModel):
 
     score: float = Field(description="Ensemble anomaly score in [0, 1].")
     is_anomaly: bool = Field(description="Whether the score crossed the alert threshold.")
+    historical: bool = Field(
+        False,
+        description="Ingested days after it happened (an import, a backfill): scored, and "
+        "listed if unusual, but never alerted live.",
+    )
     severity: str | None = Field(description="low, medium, high or critical; null if normal.")
     detectors: dict[str, float] = Field(description="Calibrated score of each detector.")
     explanation: list[Reason] = Field(description="Why the score is what it is.")

@@ -23,6 +23,7 @@ def transaction_fields(row: asyncpg.Record) -> dict[str, Any]:
         score = Score(
             score=row["score"],
             is_anomaly=row["is_anomaly"],
+            historical=row["historical"],
             severity=row["severity"],
             detectors=row["detector_scores"],
             explanation=row["explanation"],

@@ -13,8 +13,8 @@ _TRANSACTION_COLUMNS = """
     t.transaction_id, t.account_id, t.ts, t.amount, t.direction, t.currency, t.merchant,
     t.description, t.category, t.category_source, t.category_confidence, t.channel, t.country,
     t.metadata, t.ingested_at, t.utc_offset_minutes,
-    s.score, s.is_anomaly, s.severity, s.detector_scores, s.explanation, s.model_version,
-    s.scored_at
+    s.score, s.is_anomaly, s.historical, s.severity, s.detector_scores, s.explanation,
+    s.model_version, s.scored_at
 """
 
 

@@ -29,11 +29,11 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float, digits: int = 4) -> str:
     return (
         "n/a"
         if value is None or (isinstance(value, float) and math.isnan(value))
-        else f"{value:.4f}"
+        else f"{value:.{digits}f}"
     )
 
 
@@ -61,18 +61,56 @@ def eval_anomalies(
     ] = False,
     users: Annotated[int, typer.Option(min=1, help="Demo users, with --pipeline.")] = 20,
     months: Annotated[int, typer.Option(min=2, help="Demo months, with --pipeline.")] = 12,
+    stream: Annotated[
+        Path | None,
+        typer.Option(help="A labelled transaction CSV to post through a fresh local pipeline."),
+    ] = None,
+    feedback_delay_days: Annotated[
+        float | None,
+        typer.Option(min=0, help="With --stream: confirm each fraud this many days after it."),
+    ] = None,
+    id_column: Annotated[str, typer.Option(help="--stream: transaction id column.")] = (
+        "transaction_id"
+    ),
+    account_column: Annotated[str, typer.Option(help="--stream: account column.")] = "account_id",
+    timestamp_column: Annotated[str, typer.Option(help="--stream: timestamp column.")] = (
+        "timestamp"
+    ),
+    amount_column: Annotated[str, typer.Option(help="--stream: amount column.")] = "amount",
+    merchant_column: Annotated[str, typer.Option(help="--stream: merchant column.")] = "merchant",
+    channel_column: Annotated[str, typer.Option(help="--stream: channel column.")] = "channel",
+    user_column: Annotated[
+        str | None, typer.Option(help="--stream: user column (default: one user owns all).")
+    ] = None,
 ) -> None:
     """Train every detector on the first part of the file, score the rest, compare with labels.
 
     Transaction tables (account_id, timestamp, amount, ...) get Spendstream's own features;
     any other table uses its numeric columns. With --pipeline, the demo generator's labelled
-    anomalies go through the real services instead, and the stored scores are compared.
+    anomalies go through the real services instead, and the stored scores are compared. With
+    --stream FILE, a labelled stream goes through a fresh pipeline in event-time order, beside
+    two baselines (see ``services/cli/stream_eval.py``).
     """
     from services.scorer.evaluation import evaluate
     from services.scorer.tabular import load_labelled_table
 
     if pipeline:
         _eval_pipeline(users, months, seed, train_fraction, as_json)
+        return
+    if stream is not None:
+        from services.cli.stream_eval import StreamColumns
+
+        columns = StreamColumns(
+            transaction_id=id_column,
+            account=account_column,
+            timestamp=timestamp_column,
+            amount=amount_column,
+            merchant=merchant_column,
+            channel=channel_column,
+            label=label,
+            user=user_column,
+        )
+        _eval_stream(stream, columns, feedback_delay_days, as_json)
         return
     if csv is None:
         status.print("[bold red]error:[/] give --csv FILE --label COLUMN, or --pipeline")
@@ -122,6 +160,95 @@ def eval_anomalies(
     console.print(grid)
     weights = ", ".join(f"{k} {v:.2f}" for k, v in result.weights.items())
     console.print(f"ensemble weights (agreement with the others, no labels used): {weights}")
+
+
+def _eval_stream(
+    path: Path, columns: Any, feedback_delay_days: float | None, as_json: bool
+) -> None:
+    from rich.progress import Progress
+
+    from services.cli.stream_eval import evaluate_stream, read_stream
+
+    try:
+        labelled = read_stream(read_csv(path), columns)
+    except ValueError as exc:
+        fail(str(exc))
+    with Progress(console=status, transient=True) as progress:
+        task = progress.add_task(
+            "posting day by day, reading live scores", total=len(labelled.records)
+        )
+        result = evaluate_stream(
+            labelled,
+            feedback_delay_days=feedback_delay_days,
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    if as_json:
+        print(orjson.dumps(result.as_dict(), option=orjson.OPT_SERIALIZE_NUMPY).decode())
+        return
+    _print_stream_quality(path, result)
+
+
+def _print_stream_quality(path: Path, result: Any) -> None:
+    feedback = (
+        f"fraud confirmed {result.feedback_delay_days:g} days late"
+        if result.feedback_delay_days is not None
+        else "no feedback"
+    )
+    grid = Table(
+        "scores",
+        "ROC",
+        "PR",
+        "ROC 30d",
+        "PR 30d",
+        "precision",
+        "recall",
+        "alerts",
+        title=f"{path.name}: {result.rows:,} transactions, {result.frauds:,} fraud, {feedback}; "
+        f"precision, recall and alerts at the threshold {result.threshold}",
+    )
+    for name, shown in (("spendstream", "model"), ("amount", "amount"), ("account_z", "account z")):
+        overall, last = result.overall[name], result.last_days[name]
+        grid.add_row(
+            shown,
+            *(_fmt(v, 3) for v in (overall["roc_auc"], overall["pr_auc"])),
+            *(_fmt(v, 3) for v in (last["roc_auc"], last["pr_auc"])),
+            *(
+                _fmt(overall[k], 3) if k in overall else ""
+                for k in ("precision", "recall", "alert_rate")
+            ),
+        )
+    console.print(grid)
+    weeks = Table(
+        "week",
+        "rows",
+        "fraud",
+        "ROC-AUC",
+        "PR-AUC",
+        "precision",
+        "recall",
+        "alerts",
+        "z ROC-AUC",
+        "z PR-AUC",
+        title="per week (live scores)",
+    )
+    for week in result.weekly:
+        s, z = week["spendstream"], week["account_z"]
+        weeks.add_row(
+            week["week"],
+            f"{week['rows']:,}",
+            f"{week['frauds']:,}",
+            *(_fmt(s[k], 3) for k in ("roc_auc", "pr_auc", "precision", "recall", "alert_rate")),
+            _fmt(z["roc_auc"]),
+            _fmt(z["pr_auc"]),
+        )
+    console.print(weeks)
+    stored = result.stored
+    console.print(
+        f"Live scores are each transaction's score when it arrived. The scores stored at the end, "
+        f"after re-scoring by later models that trained on these rows, give ROC-AUC "
+        f"{_fmt(stored['roc_auc'])}, PR-AUC {_fmt(stored['pr_auc'])}. Models: "
+        + ", ".join(result.models)
+    )
 
 
 def _eval_pipeline(

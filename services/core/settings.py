@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         0.97, ge=0, le=1, description="Ensemble score from which a transaction is an anomaly"
     )
     scorer_seed: int = 0
+    live_alert_within_hours: float = Field(
+        72,
+        gt=0,
+        description="A transaction ingested more than this long after it happened (an import, "
+        "a backfill) is scored but raises no live alert",
+    )
     history_per_account: int = Field(
         256, ge=16, description="Window of past transactions the features of an account look at"
     )

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
 import asyncpg
@@ -53,7 +53,13 @@ GROUP_ID = settings.scorer_group_id
 
 SCORED = Counter("spendstream_scorer_transactions_scored_total", "Transactions scored and stored.")
 ANOMALIES = Counter(
-    "spendstream_scorer_anomalies_total", "Anomalies found, by severity.", ["severity"]
+    "spendstream_scorer_anomalies_total",
+    "Live anomalies found (each alerted), by severity.",
+    ["severity"],
+)
+HISTORICAL_ANOMALIES = Counter(
+    "spendstream_scorer_historical_anomalies_total",
+    "Anomalies among transactions ingested days after they happened: stored, never alerted.",
 )
 DEAD_LETTERS = Counter(
     "spendstream_dlq_messages_total", "Messages sent to the dead-letter topic.", ["consumer_group"]
@@ -109,6 +115,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         seed=settings.scorer_seed,
         max_accounts=settings.max_accounts_in_memory,
         window=settings.history_per_account,
+        live_within=timedelta(hours=settings.live_alert_within_hours),
     )
     # Loaded now, not by the first uncategorized transaction: that batch would wait seconds.
     embedder = Embedder(pool, model=await asyncio.to_thread(load_model))
@@ -330,11 +337,13 @@ async def store_batch(
             continue
         END_TO_END.observe(max(0.0, now - s.event.ingested_at.timestamp()))
         SCORES.observe(s.result.score)
-        if s.result.is_anomaly:
+        if s.result.alerts:
             ANOMALIES.labels(s.result.severity).inc()
             alerts.append(alert_for(s.event, s.result))
+        elif s.result.is_anomaly:
+            HISTORICAL_ANOMALIES.inc()
     # A re-delivered anomaly's alert may not have gone out the first time.
-    alerts += [alert_for(event, result) for event, result in redelivered if result.is_anomaly]
+    alerts += [alert_for(event, result) for event, result in redelivered if result.alerts]
     # Sent together, so the producer batches them into one request instead of one per alert.
     await asyncio.gather(
         *(alerts_publisher.publish(alert, key=alert.account_id.encode()) for alert in alerts),

@@ -137,7 +137,7 @@ class Rescorer:
                     [
                         _alert(row, r, model.version)
                         for row, r in zip(rows, results, strict=True)
-                        if r.newly_flagged
+                        if r.newly_flagged and not row["historical"]
                     ]
                 )
                 for r in results:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,13 @@ from services.scorer.features import FeatureExtractor
 from services.scorer.model_features import account_view
 
 COLD_START_VERSION = "hst-online"
+LIVE_WITHIN = timedelta(days=3)
+
+
+def is_historical(event: TransactionEvent, live_within: timedelta = LIVE_WITHIN) -> bool:
+    """Whether the transaction reached ingest more than ``live_within`` after it happened: an
+    import or a backfill. Scored like any other, but no live alert: nobody can act on it now."""
+    return event.ingested_at - event.timestamp > live_within
 
 
 def severity(score: float, threshold: float) -> str | None:
@@ -47,6 +55,12 @@ class ScoredTransaction:
     detector_scores: dict[str, float]
     explanation: list[dict[str, Any]]
     features: list[float] = field(repr=False)
+    historical: bool = False
+
+    @property
+    def alerts(self) -> bool:
+        """Flagged, and live: only these go out on the alerts topic."""
+        return self.is_anomaly and not self.historical
 
 
 class AnomalyScorer:
@@ -55,9 +69,16 @@ class AnomalyScorer:
     """
 
     def __init__(
-        self, threshold: float, *, seed: int = 0, max_accounts: int = 20_000, window: int = 256
+        self,
+        threshold: float,
+        *,
+        seed: int = 0,
+        max_accounts: int = 20_000,
+        window: int = 256,
+        live_within: timedelta = LIVE_WITHIN,
     ):
         self.threshold = threshold
+        self.live_within = live_within
         self.features = FeatureExtractor(max_accounts=max_accounts, window=window)
         self.hst = HalfSpaceTreesDetector(seed=seed)
         self.hst_calibrator = RollingCalibrator(seed=seed)
@@ -111,8 +132,8 @@ class AnomalyScorer:
         )
         scores = np.clip(ensemble, 0.0, 1.0).tolist()
         scored = []
-        for (features, context, signals), score, detector_row in zip(
-            rows, scores, detector_rows, strict=True
+        for event, (features, context, signals), score, detector_row in zip(
+            events, rows, scores, detector_rows, strict=True
         ):
             detectors = dict(zip(names, detector_row, strict=True))
             flagged = score >= self.threshold
@@ -125,6 +146,7 @@ class AnomalyScorer:
                     detector_scores=detectors,
                     explanation=explain(context, detectors, flagged=flagged, signals=signals),
                     features=features,
+                    historical=is_historical(event, self.live_within),
                 )
             )
         return scored

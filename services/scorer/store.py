@@ -41,10 +41,10 @@ ON CONFLICT (user_id, transaction_id) DO NOTHING
 _INSERT_SCORES = """
 INSERT INTO scores (
     user_id, transaction_id, score, is_anomaly, severity, detector_scores, explanation,
-    model_version, features)
-SELECT u, t, s, an, sev, d, e, v, f
+    model_version, features, historical)
+SELECT u, t, s, an, sev, d, e, v, f, h
 FROM json_to_recordset($1::json) AS x(
-    u text, t text, s real, an boolean, sev text, d jsonb, e jsonb, v text, f real[])
+    u text, t text, s real, an boolean, sev text, d jsonb, e jsonb, v text, f real[], h boolean)
 ON CONFLICT (user_id, transaction_id) DO NOTHING
 """
 
@@ -89,6 +89,7 @@ def _score_row(event: TransactionEvent, scored: ScoredTransaction) -> dict[str, 
         "e": scored.explanation,
         "v": scored.model_version,
         "f": scored.features,
+        "h": scored.historical,
     }
 
 
@@ -124,7 +125,7 @@ async def already_stored(
     """Stored scores of the events that were processed before (re-delivered or re-sent)."""
     rows = await pool.fetch(
         """SELECT s.user_id, s.transaction_id, s.score, s.is_anomaly, s.severity,
-                  s.detector_scores, s.explanation, s.model_version
+                  s.detector_scores, s.explanation, s.model_version, s.historical
            FROM unnest($1::text[], $2::text[]) AS k(user_id, transaction_id)
            JOIN scores s USING (user_id, transaction_id)""",
         [e.user_id for e in events],
@@ -139,6 +140,7 @@ async def already_stored(
             detector_scores=r["detector_scores"],
             explanation=r["explanation"],
             features=[],  # not needed again
+            historical=r["historical"],
         )
         for r in rows
     }
@@ -263,8 +265,8 @@ async def stale_scores(
     return list(
         await pool.fetch(
             """SELECT s.user_id, s.transaction_id, s.features, s.detector_scores, s.explanation,
-                      s.is_anomaly, t.account_id, t.ts, t.utc_offset_minutes, t.amount,
-                      t.currency, t.merchant, t.category
+                      s.is_anomaly, s.historical, t.account_id, t.ts, t.utc_offset_minutes,
+                      t.amount, t.currency, t.merchant, t.category
                FROM scores s JOIN transactions t USING (user_id, transaction_id)
                WHERE s.scored_at >= $2 AND s.model_version <> $1 AND s.features IS NOT NULL
                ORDER BY s.scored_at LIMIT $3""",

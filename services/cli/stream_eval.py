@@ -1,0 +1,299 @@
+"""``spendstream eval anomalies --stream``: a labelled transaction stream through the real
+pipeline, as a new installation meets it.
+
+The stream is posted to ingest one day of event time at a time, in event-time order, to a fresh
+local stack (embedded broker and PostgreSQL, ingest, scorer, API) with the scorer's default
+training settings. After each day the scores just stored are read back: those are the *live*
+scores, what a person saw when the transaction arrived. Models retrain and re-score recent rows
+as the service does, so the scores stored at the end are read too, and reported apart: they come
+from a model that has seen the rows it scores. With a feedback delay, each fraud is confirmed
+through ``POST /v1/anomalies/{id}/feedback`` that many days of event time after it happened, as a
+bank's chargeback feed would.
+
+Two baselines are computed causally on the same stream and printed beside the model: the amount
+itself, and a per-account robust z of the amount against the account's earlier amounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+import pandas as pd
+
+from schemas import TransactionEvent
+from services.cli.stack import Stack, isolated_settings, service_url
+from services.core.auth import create_key
+from services.demo.generator import DemoRecord
+from services.demo.loader import post_records
+from services.scorer.evaluation import detection_metrics
+from services.scorer.replay import account_z_baseline, amount_baseline
+from services.scorer.tabular import labels_of
+
+EVAL_USER = "eval"
+CHANNELS = {"card", "online", "transfer", "atm", "other"}
+LAST_DAYS = 30
+
+
+@dataclass(frozen=True)
+class StreamColumns:
+    """Column names in the labelled CSV; ``merchant``, ``channel`` and ``user`` may be absent."""
+
+    transaction_id: str = "transaction_id"
+    account: str = "account_id"
+    timestamp: str = "timestamp"
+    amount: str = "amount"
+    merchant: str | None = "merchant"
+    channel: str | None = "channel"
+    label: str = "is_anomaly"
+    user: str | None = None
+
+
+@dataclass
+class LabelledStream:
+    records: list[DemoRecord]  # the bodies ingest accepts, under their user
+    labels: np.ndarray
+    times: list[datetime]
+
+
+def read_stream(frame: pd.DataFrame, columns: StreamColumns) -> LabelledStream:
+    """The CSV's rows as transactions in event-time order; ``ValueError`` naming a missing
+    column or a value that cannot be read."""
+    required = [columns.transaction_id, columns.account, columns.timestamp, columns.amount]
+    missing = [c for c in (*required, columns.label) if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"no column(s) {', '.join(missing)}; the file has {', '.join(frame.columns)}"
+        )
+    times = pd.to_datetime(frame[columns.timestamp], utc=True, errors="coerce", format="mixed")
+    if times.isna().any():
+        row = int(np.flatnonzero(times.isna().to_numpy())[0])
+        raise ValueError(f"column {columns.timestamp}: row {row + 2} is not a date and time")
+    amounts = pd.to_numeric(frame[columns.amount], errors="coerce")
+    if amounts.isna().any():
+        row = int(np.flatnonzero(amounts.isna().to_numpy())[0])
+        raise ValueError(f"column {columns.amount}: row {row + 2} is not a number")
+    frame = frame.assign(_t=times, _a=amounts).sort_values("_t", kind="stable")
+    records = [_record(row, columns) for row in frame.to_dict("records")]
+    return LabelledStream(
+        records=records,
+        labels=labels_of(frame[columns.label]),
+        times=[t.to_pydatetime() for t in frame["_t"]],
+    )
+
+
+def _text(row: dict[str, Any], column: str | None) -> str | None:
+    if column is None or column not in row or pd.isna(row[column]):
+        return None
+    return str(row[column])[:200] or None
+
+
+def _record(row: dict[str, Any], columns: StreamColumns) -> DemoRecord:
+    amount = float(row["_a"])
+    channel = (_text(row, columns.channel) or "card").lower()
+    body: dict[str, Any] = {
+        "transaction_id": str(row[columns.transaction_id])[:64],
+        "account_id": str(row[columns.account])[:64],
+        "timestamp": row["_t"].isoformat(),
+        "amount": f"{max(abs(amount), 0.01):.2f}",
+        "direction": "credit" if amount < 0 else "debit",
+        "channel": channel if channel in CHANNELS else "other",
+    }
+    if merchant := _text(row, columns.merchant):
+        body["merchant"] = merchant
+    return DemoRecord(user_id=_text(row, columns.user) or EVAL_USER, transaction=body)
+
+
+@dataclass
+class StreamQuality:
+    rows: int
+    frauds: int
+    threshold: float
+    feedback_delay_days: float | None
+    overall: dict[str, dict[str, float]]
+    last_days: dict[str, dict[str, float]]
+    weekly: list[dict[str, Any]]
+    stored: dict[str, float]  # the scores as stored at the end, after every re-scoring
+    models: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def figures(labels: np.ndarray, scores: np.ndarray, flagged: np.ndarray | None) -> dict[str, float]:
+    """ROC-AUC, PR-AUC, and with ``flagged``: precision, recall and the alert rate."""
+    out = {k: v for k, v in detection_metrics(labels, scores).items() if k != "precision_at_k"}
+    if flagged is not None:
+        hits = int((labels.astype(bool) & flagged).sum())
+        out["precision"] = hits / max(int(flagged.sum()), 1)
+        out["recall"] = hits / max(int(labels.sum()), 1)
+        out["alert_rate"] = float(flagged.mean()) if len(flagged) else float("nan")
+    return out
+
+
+def quality(
+    stream: LabelledStream, live: np.ndarray, flagged: np.ndarray
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """The model and both baselines overall, over the last ``LAST_DAYS`` days, and per week."""
+    events = [
+        TransactionEvent.model_validate(
+            {**r.transaction, "user_id": r.user_id, "ingested_at": datetime.now(UTC)}
+        )
+        for r in stream.records
+    ]
+    candidates = {
+        "spendstream": (live, flagged),
+        "amount": (amount_baseline(events), None),
+        "account_z": (account_z_baseline(events), None),
+    }
+    labels = stream.labels
+    cut = stream.times[-1] - timedelta(days=LAST_DAYS)
+    last = np.asarray([t > cut for t in stream.times])
+    overall = {name: figures(labels, s, f) for name, (s, f) in candidates.items()}
+    recent = {
+        name: figures(labels[last], s[last], None if f is None else f[last])
+        for name, (s, f) in candidates.items()
+    }
+    weeks: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(stream.times):
+        weeks[f"{t:%G-W%V}"].append(i)
+    weekly = [
+        {"week": week, "rows": len(rows), "frauds": int(labels[rows].sum())}
+        | {
+            name: figures(labels[rows], s[rows], None if f is None else f[rows])
+            for name, (s, f) in candidates.items()
+        }
+        for week, rows in sorted(weeks.items())
+    ]
+    return overall, recent, weekly
+
+
+async def _keys(dsn: str, users: list[str]) -> dict[str, str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {user: (await create_key(conn, user, "eval")).secret for user in users}
+    finally:
+        await conn.close()
+
+
+async def _read_scores(
+    conn: asyncpg.Connection, records: list[DemoRecord], within_s: float = 600
+) -> list[asyncpg.Record]:
+    """The stored scores of ``records``, once every one of them is scored."""
+    users = [r.user_id for r in records]
+    ids = [r.transaction["transaction_id"] for r in records]
+    deadline = time.monotonic() + within_s
+    while True:
+        rows = await conn.fetch(
+            """SELECT k.i, s.score, s.is_anomaly, s.model_version
+               FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(user_id, transaction_id, i)
+               JOIN scores s USING (user_id, transaction_id) ORDER BY k.i""",
+            users,
+            ids,
+        )
+        if len(rows) == len(records):
+            return list(rows)
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{len(records) - len(rows)} transactions unscored after {within_s}s"
+            )
+        await asyncio.sleep(0.2)
+
+
+class _Feedback:
+    """Confirms each fraud ``delay`` of event time after it happened, through the API."""
+
+    def __init__(self, api: str, keys: dict[str, str], stream: LabelledStream, delay: timedelta):
+        self.api, self.keys, self.delay = api, keys, delay
+        self.pending = [i for i in range(len(stream.records)) if stream.labels[i]]
+        self.stream = stream
+
+    async def due(self, client: httpx.AsyncClient, now: datetime) -> int:
+        sent = 0
+        while self.pending and self.stream.times[self.pending[0]] + self.delay <= now:
+            record = self.stream.records[self.pending.pop(0)]
+            response = await client.post(
+                f"{self.api}/v1/anomalies/{record.transaction['transaction_id']}/feedback",
+                json={"label": "fraud"},
+                headers={"Authorization": f"Bearer {self.keys[record.user_id]}"},
+            )
+            response.raise_for_status()
+            sent += 1
+        return sent
+
+
+async def _run(
+    stack: Stack,
+    stream: LabelledStream,
+    delay: timedelta | None,
+    on_progress: Callable[[int], None],
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Posts day by day; returns live scores, live flags, models seen, and the stored scores."""
+    dsn = stack.settings.require_database_url()
+    keys = await _keys(dsn, sorted({r.user_id for r in stream.records}))
+    ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
+    feedback = _Feedback(api, keys, stream, delay) if delay is not None else None
+    days: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(stream.times):
+        days[t.date().isoformat()].append(i)
+    live = np.zeros(len(stream.records))
+    flagged = np.zeros(len(stream.records), dtype=bool)
+    models: set[str] = set()
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            for rows in days.values():
+                if feedback is not None:
+                    await feedback.due(client, stream.times[rows[0]])
+                batch = [stream.records[i] for i in rows]
+                await post_records(batch, ingest, keys)
+                for i, row in zip(rows, await _read_scores(conn, batch), strict=True):
+                    live[i], flagged[i] = row["score"], row["is_anomaly"]
+                    models.add(row["model_version"])
+                on_progress(len(rows))
+        stored = await _read_scores(conn, stream.records)
+    finally:
+        await conn.close()
+    return live, flagged, sorted(models), np.array([row["score"] for row in stored])
+
+
+def evaluate_stream(
+    stream: LabelledStream,
+    *,
+    feedback_delay_days: float | None = None,
+    on_progress: Callable[[int], None] = lambda _: None,
+) -> StreamQuality:
+    delay = timedelta(days=feedback_delay_days) if feedback_delay_days is not None else None
+    with tempfile.TemporaryDirectory(prefix="spendstream-stream-eval-") as data_dir:
+        settings = isolated_settings(Path(data_dir))
+        stack = Stack(settings, services=("ingest", "scorer", "api"), durable=False)
+        try:
+            stack.start_infrastructure()
+            for name in ("ingest", "scorer", "api"):
+                stack.start_service(name)
+            stack.wait_healthy()
+            live, flagged, models, stored = asyncio.run(_run(stack, stream, delay, on_progress))
+        finally:
+            stack.stop()
+    overall, recent, weekly = quality(stream, live, flagged)
+    return StreamQuality(
+        rows=len(stream.records),
+        frauds=int(stream.labels.sum()),
+        threshold=settings.anomaly_threshold,
+        feedback_delay_days=feedback_delay_days,
+        overall=overall,
+        last_days=recent,
+        weekly=weekly,
+        stored=figures(stream.labels, stored, None),
+        models=models,
+    )
