@@ -100,7 +100,7 @@ def test_explanations_read_like_a_person_wrote_them() -> None:
         }
     )
     texts = [r["text"] for r in scorer.score_batch([spike])[0].explanation]
-    assert any("x your usual" in t for t in texts), texts
+    assert any("× your usual $" in t and t.startswith("$") for t in texts), texts
 
 
 def test_registry_artifacts_are_verified_before_anything_is_unpickled(tmp_path) -> None:  # type: ignore[no-untyped-def]

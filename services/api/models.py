@@ -34,7 +34,7 @@ class Score(BaseModel):
                     },
                     "explanation": [
                         {
-                            "text": "amount 8.3x your usual Groceries spend",
+                            "text": "$412.00 at Groceries is 9.2× your usual $45.00",
                             "feature": "amount_robust_z",
                             "value": 8.3,
                         }

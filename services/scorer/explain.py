@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.core.money import format_money
 from services.scorer.confirmed import NO_SIGNALS, FraudSignals
 from services.scorer.features import FeatureContext
 
@@ -30,11 +31,22 @@ def _reason(strength: float, text: str, feature: str, value: float) -> Reason:
     return strength, {"text": text, "feature": feature, "value": value}
 
 
+def _money(context: FeatureContext, amount: float) -> str:
+    return format_money(amount, context.currency)
+
+
+def _times_as_much(ratio: float) -> str:
+    return f"{ratio:.0f}×" if ratio >= 10 else f"{ratio:.1f}×"
+
+
 def _amount(context: FeatureContext) -> Reason | None:
-    ratio = context.amount_ratio
-    if ratio is None or ratio < AMOUNT_RATIO_NOTABLE:
+    ratio, usual = context.amount_ratio, context.usual_amount
+    if ratio is None or usual is None or ratio < AMOUNT_RATIO_NOTABLE:
         return None
-    text = f"amount {ratio:.1f}x your usual {context.amount_basis} spend"
+    text = (
+        f"{_money(context, context.amount)} at {context.amount_basis} is "
+        f"{_times_as_much(ratio)} your usual {_money(context, usual)}"
+    )
     return _reason(ratio, text, "amount_robust_z", round(ratio, 2))
 
 
@@ -56,14 +68,17 @@ def _burst(context: FeatureContext) -> Reason | None:
     if context.velocity_1h + 1 < BURST_PER_HOUR:
         return None
     count = context.velocity_1h + 1
-    text = f"{count} transactions within an hour"
+    text = f"{count} purchases within an hour"
     return _reason(float(context.velocity_1h), text, "velocity_1h", float(count))
 
 
 def _duplicate(context: FeatureContext) -> Reason | None:
     if not context.duplicate_of_recent:
         return None
-    text = "same amount at the same merchant within 24 hours: possible duplicate"
+    text = (
+        f"{_money(context, context.amount)} at the same merchant again within a day: "
+        "a possible duplicate charge"
+    )
     return _reason(5.0, text, "duplicate_within_24h", 1.0)
 
 

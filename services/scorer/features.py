@@ -201,6 +201,7 @@ class FeatureContext:
     """The facts behind the features, in the words an explanation needs."""
 
     category: str
+    amount: float
     amount_basis: str  # what the usual amount is of: the merchant, or else the category
     usual_amount: float | None
     amount_ratio: float | None
@@ -404,6 +405,7 @@ def compute_features(
     ]
     context = FeatureContext(
         category=category,
+        amount=amount,
         amount_basis=(event.merchant or merchant) if by_merchant else category,
         usual_amount=usual,
         amount_ratio=ratio,
