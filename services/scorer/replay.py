@@ -40,7 +40,7 @@ class ReplayResult:
 
 def replay(
     events: Sequence[TransactionEvent],
-    labels: Sequence[int],
+    labels: Sequence[int] | np.ndarray,
     *,
     threshold: float = 0.97,
     retrain_after: int = 5_000,
