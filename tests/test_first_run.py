@@ -132,11 +132,7 @@ async def _dashboard_sections_are_full(api: str, key: str) -> None:
 
 
 def _planted_kinds_are_flagged(answers: dict[str, Any]) -> None:
-    """Kinds of anomaly the demo planted for this user are among the flagged, with reasons.
-
-    Not yet every kind: amount spikes and a new merchant at an odd hour rank in the top few
-    percent of scores but mostly stay under the threshold (the anomaly-quality work of issue
-    17). This holds the line at the three kinds found today."""
+    """Every kind of anomaly the demo planted for this user is among the flagged, with reasons."""
     kinds: dict[str, set[str]] = defaultdict(set)
     for record in generate(users=5, months=12, seed=7, end=date.fromisoformat(END)):
         if record.user_id == "demo-0001" and record.anomaly:
@@ -144,6 +140,4 @@ def _planted_kinds_are_flagged(answers: dict[str, Any]) -> None:
     flagged = {a["transaction_id"]: a for a in answers["anomalies"]["items"]}
     assert all(a["score"]["explanation"] for a in flagged.values()), "every flag has a reason"
     found = {kind for kind, ids in kinds.items() if ids & set(flagged)}
-    assert {"card_testing", "duplicate_charge", "foreign_country"} <= found, (
-        f"planted {sorted(kinds)}, flagged {sorted(found)}"
-    )
+    assert found == set(kinds), f"planted {sorted(kinds)}, flagged {sorted(found)}"

@@ -46,6 +46,13 @@ SUPERVISED = "supervised"
 SUPERVISED_WEIGHT = 4.0
 
 
+def rows_before_retraining(trained_on: int, min_rows: int, every: int) -> int:
+    """New rows that make the next training due: the data doubled since the last model, so a
+    fresh installation's first models, trained on its first days, are soon replaced; then at
+    most ``every``."""
+    return min(every, max(min_rows, trained_on))
+
+
 def fisher_statistic(
     p_values: dict[str, np.ndarray], weights: dict[str, float], anchor: str | None = None
 ) -> np.ndarray:

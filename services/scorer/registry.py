@@ -24,7 +24,7 @@ from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.scorer import store
 from services.scorer.confirmed import Confirmation, descriptor_key
-from services.scorer.ensemble import EnsembleModel, train_ensemble
+from services.scorer.ensemble import EnsembleModel, rows_before_retraining, train_ensemble
 from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.rescoring import Rescorer
 from services.scorer.scoring import AnomalyScorer
@@ -141,9 +141,11 @@ class ModelKeeper:
         since: datetime = latest["created_at"]
         new_rows = await store.scored_since(self.pool, since)
         age = (datetime.now(UTC) - since).total_seconds()
-        return new_rows >= self.settings.retrain_after_transactions or (
-            new_rows > 0 and age >= self.settings.retrain_interval_s
+        s = self.settings
+        due_after = rows_before_retraining(
+            latest["training_rows"], s.min_training_rows, s.retrain_after_transactions
         )
+        return new_rows >= due_after or (new_rows > 0 and age >= self.settings.retrain_interval_s)
 
     async def train_if_due(self) -> str | None:
         """Train and register a model if one is due and no other scorer is training right now."""

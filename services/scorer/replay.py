@@ -21,7 +21,7 @@ import numpy as np
 
 from schemas import TransactionEvent
 from services.scorer.confirmed import Confirmation, descriptor_key
-from services.scorer.ensemble import train_ensemble
+from services.scorer.ensemble import rows_before_retraining, train_ensemble
 from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.scoring import AnomalyScorer
 from services.scorer.supervised import SupervisedModel, train_supervised
@@ -80,9 +80,12 @@ def replay(
             for name, value in result.detector_scores.items():
                 per_detector[name].extend([math.nan] * (len(scores) - 1 - len(per_detector[name])))
                 per_detector[name].append(value)
-        due = len(rows) - trained_at >= retrain_after or (
-            scorer.model is None and len(rows) >= min_training_rows
-        )
+        if scorer.model is None:
+            due = len(rows) >= min_training_rows
+        else:
+            due = len(rows) - trained_at >= rows_before_retraining(
+                trained_at, min_training_rows, retrain_after
+            )
         if due:
             first = max(0, len(rows) - max_training_rows)
             X = np.asarray([rows[i] for i in range(first, len(rows)) if i not in confirmed])

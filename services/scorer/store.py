@@ -314,7 +314,8 @@ async def scored_since(pool: asyncpg.Pool, since: datetime | None) -> int:
 
 async def latest_model(pool: asyncpg.Pool) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT version, created_at FROM anomaly_models ORDER BY created_at DESC LIMIT 1"
+        "SELECT version, created_at, training_rows FROM anomaly_models"
+        " ORDER BY created_at DESC LIMIT 1"
     )
 
 
