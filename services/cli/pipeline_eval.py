@@ -89,7 +89,8 @@ async def _post(stack: Stack, records: list[DemoRecord], keys: dict[str, str]) -
     await post_records(records, service_url(stack.settings, "ingest"), keys)
 
 
-async def _keys(dsn: str, users: list[str]) -> dict[str, str]:
+async def eval_keys(dsn: str, users: list[str]) -> dict[str, str]:
+    """An API key for each evaluation user, made straight in the database."""
     conn = await asyncpg.connect(dsn)
     try:
         return {user: (await create_key(conn, user, "eval")).secret for user in users}
@@ -121,7 +122,7 @@ def evaluate_through_pipeline(
                 stack.start_service(name)
             stack.wait_healthy()
             dsn = stack.settings.require_database_url()
-            keys = asyncio.run(_keys(dsn, sorted({r.user_id for r in records})))
+            keys = asyncio.run(eval_keys(dsn, sorted({r.user_id for r in records})))
             asyncio.run(_post(stack, first, keys))
             asyncio.run(_wait_scored(dsn, len(first)))
             version = asyncio.run(_wait_model(dsn))

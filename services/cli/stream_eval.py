@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from schemas import TransactionEvent
+from services.cli.pipeline_eval import eval_keys
 from services.cli.stack import Stack, isolated_settings, service_url
-from services.core.auth import create_key
 from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
 from services.scorer.evaluation import detection_metrics
@@ -178,14 +178,6 @@ def quality(
     return overall, recent, weekly
 
 
-async def _keys(dsn: str, users: list[str]) -> dict[str, str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return {user: (await create_key(conn, user, "eval")).secret for user in users}
-    finally:
-        await conn.close()
-
-
 async def _read_scores(
     conn: asyncpg.Connection, records: list[DemoRecord], within_s: float = 600
 ) -> list[asyncpg.Record]:
@@ -240,7 +232,7 @@ async def _run(
 ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Posts day by day; returns live scores, live flags, models seen, and the stored scores."""
     dsn = stack.settings.require_database_url()
-    keys = await _keys(dsn, sorted({r.user_id for r in stream.records}))
+    keys = await eval_keys(dsn, sorted({r.user_id for r in stream.records}))
     ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
     feedback = _Feedback(api, keys, stream, delay) if delay is not None else None
     days: dict[str, list[int]] = defaultdict(list)
