@@ -37,6 +37,18 @@ def _fmt(value: float, digits: int = 4) -> str:
     )
 
 
+# The columns of a labelled stream, as `import` names a file's columns.
+IdColumn = Annotated[str, typer.Option(help="--stream: transaction id column.")]
+AccountColumn = Annotated[str, typer.Option(help="--stream: account column.")]
+TimestampColumn = Annotated[str, typer.Option(help="--stream: timestamp column.")]
+AmountColumn = Annotated[str, typer.Option(help="--stream: amount column (negative: money in).")]
+MerchantColumn = Annotated[str, typer.Option(help="--stream: merchant column.")]
+ChannelColumn = Annotated[str, typer.Option(help="--stream: channel column.")]
+UserColumn = Annotated[
+    str | None, typer.Option(help="--stream: user column (default: one user owns all).")
+]
+
+
 @eval_app.command("anomalies")
 def eval_anomalies(
     csv: Annotated[Path | None, typer.Option(help="Labelled CSV file.")] = None,
@@ -69,19 +81,13 @@ def eval_anomalies(
         float | None,
         typer.Option(min=0, help="With --stream: confirm each fraud this many days after it."),
     ] = None,
-    id_column: Annotated[str, typer.Option(help="--stream: transaction id column.")] = (
-        "transaction_id"
-    ),
-    account_column: Annotated[str, typer.Option(help="--stream: account column.")] = "account_id",
-    timestamp_column: Annotated[str, typer.Option(help="--stream: timestamp column.")] = (
-        "timestamp"
-    ),
-    amount_column: Annotated[str, typer.Option(help="--stream: amount column.")] = "amount",
-    merchant_column: Annotated[str, typer.Option(help="--stream: merchant column.")] = "merchant",
-    channel_column: Annotated[str, typer.Option(help="--stream: channel column.")] = "channel",
-    user_column: Annotated[
-        str | None, typer.Option(help="--stream: user column (default: one user owns all).")
-    ] = None,
+    id_column: IdColumn = "transaction_id",
+    account_column: AccountColumn = "account_id",
+    timestamp_column: TimestampColumn = "timestamp",
+    amount_column: AmountColumn = "amount",
+    merchant_column: MerchantColumn = "merchant",
+    channel_column: ChannelColumn = "channel",
+    user_column: UserColumn = None,
 ) -> None:
     """Train every detector on the first part of the file, score the rest, compare with labels.
 
@@ -91,13 +97,9 @@ def eval_anomalies(
     --stream FILE, a labelled stream goes through a fresh pipeline in event-time order, beside
     two baselines (see ``services/cli/stream_eval.py``).
     """
-    from services.scorer.evaluation import evaluate
-    from services.scorer.tabular import load_labelled_table
-
     if pipeline:
         _eval_pipeline(users, months, seed, train_fraction, as_json)
-        return
-    if stream is not None:
+    elif stream is not None:
         from services.cli.stream_eval import StreamColumns
 
         columns = StreamColumns(
@@ -111,14 +113,28 @@ def eval_anomalies(
             user=user_column,
         )
         _eval_stream(stream, columns, feedback_delay_days, as_json)
-        return
-    if csv is None:
-        status.print("[bold red]error:[/] give --csv FILE --label COLUMN, or --pipeline")
+    elif csv is None:
+        status.print("[bold red]error:[/] give --csv FILE --label COLUMN, --stream or --pipeline")
         raise typer.Exit(2)
+    else:
+        _eval_csv(csv, label, time, drop or [], train_fraction, seed, as_json)
+
+
+def _eval_csv(
+    csv: Path,
+    label: str,
+    time: str | None,
+    drop: list[str],
+    train_fraction: float,
+    seed: int,
+    as_json: bool,
+) -> None:
+    from services.scorer.evaluation import evaluate
+    from services.scorer.tabular import load_labelled_table
 
     with status.status("reading and preparing features..."):
         try:
-            table = load_labelled_table(read_csv(csv), label=label, time=time, drop=drop or [])
+            table = load_labelled_table(read_csv(csv), label=label, time=time, drop=drop)
         except ValueError as exc:
             fail(str(exc))
     split = int(len(table.X) * train_fraction)

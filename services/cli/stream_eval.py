@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -207,13 +207,13 @@ class _Feedback:
 
     def __init__(self, api: str, keys: dict[str, str], stream: LabelledStream, delay: timedelta):
         self.api, self.keys, self.delay = api, keys, delay
-        self.pending = [i for i in range(len(stream.records)) if stream.labels[i]]
+        self.pending = deque(i for i in range(len(stream.records)) if stream.labels[i])
         self.stream = stream
 
     async def due(self, client: httpx.AsyncClient, now: datetime) -> int:
         sent = 0
         while self.pending and self.stream.times[self.pending[0]] + self.delay <= now:
-            record = self.stream.records[self.pending.pop(0)]
+            record = self.stream.records[self.pending.popleft()]
             response = await client.post(
                 f"{self.api}/v1/anomalies/{record.transaction['transaction_id']}/feedback",
                 json={"label": "fraud"},

@@ -342,6 +342,18 @@ def _recent_activity(
     return velocity_1h, velocity_24h, duplicate
 
 
+def _habits(state: AccountState, entry: Entry) -> tuple[float, int, bool]:
+    """The account's share of transactions around this hour, its visits to this merchant, and
+    whether this is the first. An account with too short a history has no habits to break yet:
+    its hour and its new merchants stay neutral, so a new account's first weeks are not
+    anomalies."""
+    n, hours, h = state.n, state.hours, entry.hour
+    young = n < MIN_HOME_HISTORY
+    hour_share = 1.0 if young else (hours[h - 1] + hours[h] + hours[(h + 1) % 24]) / n
+    seen = state.merchants.get(entry.merchant, 0)
+    return hour_share, seen, seen == 0 and not young
+
+
 def compute_features(
     state: AccountState, event: TransactionEvent, entry: Entry | None = None
 ) -> tuple[list[float], FeatureContext]:
@@ -368,13 +380,7 @@ def compute_features(
     hour = entry.hour + local.minute / 60
     weekday = local.weekday()
     n = state.n
-    hours, h = state.hours, entry.hour
-    # An account with too short a history has no habits to break yet: its hour and its new
-    # merchants stay neutral, so a new account's ordinary first weeks are not anomalies.
-    young = n < MIN_HOME_HISTORY
-    hour_share = 1.0 if young else (hours[h - 1] + hours[h] + hours[(h + 1) % 24]) / n
-    seen = state.merchants.get(merchant, 0)
-    merchant_new = seen == 0 and not young
+    hour_share, seen, merchant_new = _habits(state, entry)
     home_country = state.home(state.countries)
     home_currency = state.home(state.currencies)
     foreign_country = bool(event.country and home_country and event.country != home_country)

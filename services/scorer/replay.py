@@ -170,8 +170,3 @@ def last_days_mask(events: Sequence[TransactionEvent], days: float) -> np.ndarra
     end = max(e.timestamp for e in events)
     cut = end - timedelta(days=days)
     return np.asarray([e.timestamp > cut for e in events])
-
-
-def weeks(events: Sequence[TransactionEvent]) -> list[str]:
-    """ISO week label of each row, for per-week figures."""
-    return [f"{e.timestamp:%G-W%V}" for e in events]

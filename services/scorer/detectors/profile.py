@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Self
 
 import numpy as np
@@ -42,19 +42,25 @@ NOT_EVIDENCE_FOR_CREDITS = frozenset(
 _IS_CREDIT = FEATURE_NAMES.index("is_credit")
 
 
-def evidence_weights(width: int, names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
-    """Signed weights per column: Spendstream's features by name, any other table two-sided
-    (sign 0 marks "either tail") with weight 1."""
-    if width != len(names):
-        return np.full(width, np.nan)
-    return np.asarray([FEATURE_EVIDENCE.get(name, 0.0) for name in names])
+def column_evidence(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's unusual direction (+1 high, -1 low, 0 either tail) and weight: Spendstream's
+    features by ``FEATURE_EVIDENCE``, any other table's columns two-sided with weight 1."""
+    if width != len(FEATURE_NAMES):
+        return np.zeros(width), np.ones(width)
+    signed = np.asarray([FEATURE_EVIDENCE.get(name, 0.0) for name in FEATURE_NAMES])
+    return np.sign(signed), np.abs(signed)
 
 
-def _debit_only(X: np.ndarray, column: int) -> np.ndarray:
-    """1 where the column is evidence for the row, 0 for credits where it is not."""
-    if X.shape[1] != len(FEATURE_NAMES) or FEATURE_NAMES[column] not in NOT_EVIDENCE_FOR_CREDITS:
-        return np.ones(len(X))
-    return np.asarray(X[:, _IS_CREDIT] < 0.5, dtype=np.float64)
+_CREDIT_NEUTRAL = np.asarray([name in NOT_EVIDENCE_FOR_CREDITS for name in FEATURE_NAMES])
+
+
+def _counts(X: np.ndarray) -> np.ndarray:
+    """Per row and column: 1 where the column is evidence for the row, 0 for credits where it
+    is not."""
+    counts = np.ones(X.shape)
+    if X.shape[1] == len(FEATURE_NAMES):
+        counts[np.ix_(X[:, _IS_CREDIT] >= 0.5, _CREDIT_NEUTRAL)] = 0.0
+    return counts
 
 
 # Before any model is trained: a prior tail for each fact, ``p = exp(-(v - at) / scale)`` past
@@ -79,21 +85,20 @@ PRIOR_TAILS: Mapping[str, tuple[float, float]] = {  # feature: (at, scale)
 
 
 def _evidence(surprise: np.ndarray, weight: float) -> np.ndarray:
-    return np.asarray(weight * np.maximum(surprise - NOISE_FLOOR, 0.0))
+    return np.asarray(float(weight) * np.maximum(surprise - NOISE_FLOOR, 0.0))
 
 
 def prior_evidence(X: np.ndarray) -> np.ndarray:
     """The profile's evidence for Spendstream feature rows from ``PRIOR_TAILS`` alone."""
     X = as_2d(X)
+    signs, weights = column_evidence(X.shape[1])
+    counts = _counts(X)
     total = np.zeros(len(X))
     for j, name in enumerate(FEATURE_NAMES):
-        weight = FEATURE_EVIDENCE.get(name, 0.0)
-        if name not in PRIOR_TAILS or weight == 0.0:
-            continue
-        at, scale = PRIOR_TAILS[name]
-        oriented = X[:, j] * np.sign(weight)
-        surprise = np.maximum(oriented - at, 0.0) / scale
-        total += _evidence(surprise, abs(weight)) * _debit_only(X, j)
+        if name in PRIOR_TAILS and weights[j] > 0:
+            at, scale = PRIOR_TAILS[name]
+            surprise = np.maximum(X[:, j] * signs[j] - at, 0.0) / scale
+            total += _evidence(surprise, weights[j]) * counts[:, j]
     return total
 
 
@@ -110,42 +115,34 @@ class ProfileDetector:
 
     def __init__(self, seed: int = 0):
         self.seed = seed
-        self._weights: np.ndarray | None = None
-        self._centres: np.ndarray | None = None
+        self._signs = self._weights = self._centres = np.zeros(0)
         self._tails: list[Calibrator | None] = []
 
     def _oriented(self, X: np.ndarray) -> np.ndarray:
-        assert self._weights is not None and self._centres is not None
-        signs = np.sign(np.nan_to_num(self._weights, nan=0.0))
         two_sided = np.abs(X - self._centres)
-        return np.asarray(np.where(signs == 0, two_sided, X * signs))
+        return np.asarray(np.where(self._signs == 0, two_sided, X * self._signs))
 
     def fit(self, X: np.ndarray) -> Self:
         X = as_2d(X)
-        self._weights = evidence_weights(X.shape[1])
+        self._signs, self._weights = column_evidence(X.shape[1])
         self._centres = np.median(X, axis=0)
         oriented = self._oriented(X)
         self._tails = [
-            Calibrator.fit(oriented[:, j]) if self._weight(j) > 0 else None
+            Calibrator.fit(oriented[:, j]) if self._weights[j] > 0 else None
             for j in range(X.shape[1])
         ]
         return self
 
-    def _weight(self, column: int) -> float:
-        assert self._weights is not None
-        weight = self._weights[column]
-        return 1.0 if np.isnan(weight) else float(abs(weight))
-
     def score(self, X: np.ndarray) -> np.ndarray:
-        if self._weights is None:
+        if not self._tails:
             raise RuntimeError("fit the detector first")
         X = as_2d(X)
-        oriented = self._oriented(X)
-        total = np.zeros(len(oriented))
+        oriented, counts = self._oriented(X), _counts(X)
+        total = np.zeros(len(X))
         for j, tail in enumerate(self._tails):
             if tail is not None:
                 surprise = -np.log(tail.p_value(oriented[:, j]))
-                total += _evidence(surprise, self._weight(j)) * _debit_only(X, j)
+                total += _evidence(surprise, self._weights[j]) * counts[:, j]
         return total
 
     def learn_one(self, x: np.ndarray) -> None:
