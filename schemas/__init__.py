@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel
 
-from schemas.events import AnomalyAlert, DeadLetter, DriftEvent, ForecastsUpdated
+from schemas.events import AnomalyAlert, BudgetAlert, DeadLetter, DriftEvent, ForecastsUpdated
 from schemas.transaction import (
     SCHEMA_VERSION,
     Accepted,
@@ -24,6 +24,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "AnomalyAlert": AnomalyAlert,
     "DriftEvent": DriftEvent,
     "ForecastsUpdated": ForecastsUpdated,
+    "BudgetAlert": BudgetAlert,
 }
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Accepted",
     "AnomalyAlert",
+    "BudgetAlert",
     "Channel",
     "DeadLetter",
     "Direction",

@@ -87,3 +87,49 @@ class ForecastsUpdated(BaseModel):
         description="Rolling-origin backtest: MASE and sMAPE of the model and of seasonal naive."
     )
     created_at: datetime = Field(description="When the run finished (UTC).")
+
+
+class BudgetAlert(BaseModel):
+    """A category's spending reached 80% or 100% of its monthly budget, or is projected to
+    exceed it, on ``budgets.alerts.v1``.
+
+    Raised at most once per user, category, month and kind. Delivery is at-least-once:
+    ``alert_id`` is stable, so consumers can drop repeats.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "schema_version": 1,
+                    "alert_id": "demo:budget:Dining:2026-11:reached_80",
+                    "user_id": "demo",
+                    "category": "Dining",
+                    "month": "2026-11",
+                    "kind": "reached_80",
+                    "budget": "400.00",
+                    "spent": "331.20",
+                    "projected_p50": "452.00",
+                    "status": "at_risk",
+                    "text": "You have spent $331.20 of your $400.00 Dining budget for November.",
+                    "raised_at": "2026-11-21T08:00:00Z",
+                }
+            ]
+        },
+    )
+
+    schema_version: int = Field(1, description="Version of this event schema.")
+    alert_id: str = Field(description="Stable id, `<user_id>:budget:<category>:<YYYY-MM>:<kind>`.")
+    user_id: str = Field(description="Owner of the budget.")
+    category: str = Field(description="The budgeted category.")
+    month: str = Field(pattern=r"^\d{4}-\d{2}$", description="The calendar month, YYYY-MM.")
+    kind: Literal["reached_80", "reached_100", "projected_over"] = Field(
+        description="80% of the budget spent, all of it spent, or projected to end over it."
+    )
+    budget: Decimal = Field(description="The month's budget.")
+    spent: Decimal = Field(description="Spent in the category this month when it was raised.")
+    projected_p50: Decimal = Field(description="Projected month-end spending (median).")
+    status: Literal["on_track", "at_risk", "over"] = Field(description="Budget status then.")
+    text: str = Field(description="A sentence a person can read.")
+    raised_at: datetime = Field(description="When it was raised (UTC).")

@@ -71,6 +71,7 @@ def stack_settings(data_dir: Path, dsn: str, bootstrap: str) -> Settings:
         webhook_secret="test-installation-secret-new,test-installation-secret-old",
         cluster_interval_s=2.0,
         forecast_check_interval_s=5.0,
+        budget_check_interval_s=1.0,
         model_check_interval_s=2.0,
         # The fuzzers send one key's requests as fast as the services answer; the limit itself
         # is tested in-process (tests/test_ratelimit.py).

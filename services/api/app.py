@@ -10,7 +10,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from services.api.routes import anomalies, charts, dashboard, health, insights, transactions
+from services.api.routes import (
+    anomalies,
+    budgets,
+    charts,
+    dashboard,
+    health,
+    insights,
+    transactions,
+)
 from services.core.auth import KeyVerifier
 from services.core.bodylimit import install_body_limit
 from services.core.db import create_pool
@@ -24,6 +32,7 @@ from services.core.settings import Settings, get_settings
 ROUTERS = (
     transactions.router,
     anomalies.router,
+    budgets.router,
     insights.router,
     charts.router,
     dashboard.router,

@@ -10,6 +10,7 @@ import asyncpg
 import numpy as np
 
 from services.api import charts, store
+from services.api.summary import budget_month, first_of
 
 DEFAULT_WEEKS = 26
 
@@ -63,6 +64,23 @@ async def chart_spec(
     return charts.forecast(
         [dict(r) for r in await store.forecast_by_category(pool, user_id, account_id)]
     )
+
+
+async def budget_chart(pool: asyncpg.Pool, user_id: str, month: str | None) -> dict[str, Any]:
+    view = await budget_month(pool, user_id, first_of(month))
+    lines = [
+        {
+            "category": b.category,
+            "budget": b.budget,
+            "spent": b.spent,
+            "p10": b.projected.p10,
+            "p50": b.projected.p50,
+            "p90": b.projected.p90,
+            "status": b.status,
+        }
+        for b in view.budgets
+    ]
+    return charts.budget(lines, view.month)
 
 
 def project_2d(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 import altair as alt
 import orjson
 
-CHARTS = ("trend", "heatmap", "anomalies", "categories", "drift", "forecast")
+CHARTS = ("trend", "heatmap", "anomalies", "categories", "drift", "forecast", "budget")
 WIDTH, HEIGHT = 640, 260
 
 Rows = Sequence[dict[str, Any]]
@@ -223,4 +223,45 @@ def _forecast() -> dict[str, Any]:
     return _definition(
         alt.layer(band, line).properties(width=WIDTH, height=HEIGHT),
         "Forecast per category: median and 80% interval",
+    )
+
+
+BUDGET_COLUMNS = ("category", "budget", "spent", "p10", "p50", "p90", "status")
+
+
+def budget(lines: Rows, month: str) -> dict[str, Any]:
+    """Budget against actual per category: what is spent, where the month is heading (median
+    and 80% interval), and the budget itself."""
+    return _filled(_budget(month), lines=(lines, BUDGET_COLUMNS))
+
+
+@cache
+def _budget(month: str) -> dict[str, Any]:
+    base = alt.Chart(_data("lines")).encode(y=alt.Y("category:N", title=None, sort="-x"))
+    status = alt.Color(
+        "status:N",
+        scale=alt.Scale(
+            domain=["on_track", "at_risk", "over"], range=["#54a24b", "#f58518", "#e45756"]
+        ),
+        legend=alt.Legend(orient="bottom", title="status"),
+    )
+    tooltip = [
+        "category:N",
+        alt.Tooltip("spent:Q", format=",.2f"),
+        alt.Tooltip("budget:Q", format=",.2f"),
+        alt.Tooltip("p50:Q", format=",.2f", title="projected"),
+        alt.Tooltip("p10:Q", format=",.2f", title="projected p10"),
+        alt.Tooltip("p90:Q", format=",.2f", title="projected p90"),
+        "status:N",
+    ]
+    projected = base.mark_bar(opacity=0.3, height=14).encode(
+        x=alt.X("p50:Q", title="spent, projected month-end and budget"), color=status
+    )
+    spent = base.mark_bar(height=14).encode(x="spent:Q", color=status, tooltip=tooltip)
+    interval = base.mark_rule(color="#555").encode(x="p10:Q", x2="p90:Q")
+    limit = base.mark_tick(color="black", thickness=3, size=24).encode(x="budget:Q")
+    return _definition(
+        alt.layer(projected, spent, interval, limit).properties(width=WIDTH, height=HEIGHT),
+        f"Budget against actual, {month} (bar: spent; shade: projected; line: 80% interval; "
+        "tick: budget)",
     )

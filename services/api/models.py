@@ -367,6 +367,89 @@ class DuplicateCharge(BaseModel):
     second_at: datetime
 
 
+MONTH_PATTERN = r"^(19|2\d)\d{2}-(0[1-9]|1[0-2])$"
+
+
+class BudgetIn(BaseModel):
+    """A monthly budget for one category, or, with ``month``, that month's own amount."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"amount": "400.00"}, {"amount": "650.00", "month": "2026-12"}]
+        },
+    )
+
+    amount: Decimal = Field(
+        gt=0,
+        max_digits=14,
+        decimal_places=2,
+        allow_inf_nan=False,
+        description="The budget for a calendar month, at most 2 decimals.",
+    )
+    month: str | None = Field(
+        None,
+        pattern=MONTH_PATTERN,
+        description="YYYY-MM: set this month's own amount (an override) instead of the standing "
+        "monthly budget.",
+    )
+
+
+class BudgetProjection(BaseModel):
+    p10: Decimal
+    p50: Decimal
+    p90: Decimal
+    method: Literal["final", "forecast", "pace"] = Field(
+        description="`final`: the month is over. `forecast`: month to date plus the forecast of "
+        "the remaining days, with a month-level 80% interval. `pace`: no forecast yet, so month "
+        "to date carried forward at its daily pace."
+    )
+
+
+class BudgetOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "category": "Dining",
+                    "budget": "400.00",
+                    "override": False,
+                    "spent": "331.20",
+                    "remaining": "68.80",
+                    "spent_share": 0.828,
+                    "projected": {
+                        "p10": "402.10",
+                        "p50": "452.00",
+                        "p90": "519.75",
+                        "method": "forecast",
+                    },
+                    "status": "at_risk",
+                }
+            ]
+        }
+    )
+
+    category: str
+    budget: Decimal = Field(description="This month's budget.")
+    override: bool = Field(description="This month has its own amount, not the monthly budget.")
+    spent: Decimal = Field(description="Debits in the category this month, local time.")
+    remaining: Decimal = Field(description="Budget minus spent; negative once over.")
+    spent_share: float = Field(description="Spent as a share of the budget.")
+    projected: BudgetProjection = Field(description="Projected month-end spending.")
+    status: Literal["on_track", "at_risk", "over"] = Field(
+        description="`over`: spent more than the budget. `at_risk`: projected (median) to end "
+        "the month over it. `on_track`: neither."
+    )
+
+
+class BudgetMonth(BaseModel):
+    month: str = Field(description="YYYY-MM, in each transaction's local time.")
+    known_through: date | None = Field(
+        description="The last day of the month whose spending is in; null before the month began."
+    )
+    budgets: list[BudgetOut]
+
+
 class Summary(BaseModel):
     month: str = Field(description="YYYY-MM, in each transaction's local time.")
     account_id: str | None
@@ -377,6 +460,9 @@ class Summary(BaseModel):
     anomalies: int = Field(description="Transactions flagged anomalous this month.")
     recurring: list[RecurringPayment]
     possible_duplicates: list[DuplicateCharge]
+    budgets: list[BudgetOut] = Field(
+        default_factory=list, description="Each budget of the month against what is spent."
+    )
 
 
 class Account(BaseModel):

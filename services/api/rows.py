@@ -7,7 +7,8 @@ from typing import Any
 
 import asyncpg
 
-from services.api.models import Score, TransactionOut
+from services.analytics.budgets import BudgetLine
+from services.api.models import BudgetOut, BudgetProjection, Score, TransactionOut
 
 
 def as_sent(ts: datetime, utc_offset_minutes: int | None) -> datetime:
@@ -52,3 +53,21 @@ def transaction_fields(row: asyncpg.Record) -> dict[str, Any]:
 
 def transaction_out(row: asyncpg.Record) -> TransactionOut:
     return TransactionOut(**transaction_fields(row))
+
+
+def budget_out(line: BudgetLine) -> BudgetOut:
+    return BudgetOut(
+        category=line.category,
+        budget=line.budget,
+        override=line.override,
+        spent=line.spent,
+        remaining=line.remaining,
+        spent_share=round(line.spent_share, 4),
+        projected=BudgetProjection(
+            p10=line.projected.p10,
+            p50=line.projected.p50,
+            p90=line.projected.p90,
+            method=line.projected.method.value,
+        ),
+        status=line.status.value,
+    )

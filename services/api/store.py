@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -414,3 +415,54 @@ async def forecast_by_category(
             account_id,
         )
     )
+
+
+# Budgets ----------------------------------------------------------------------------------------
+
+
+async def set_budget(
+    pool: asyncpg.Pool, user_id: str, category: str, amount: Decimal, month: date | None
+) -> None:
+    """The standing monthly budget, or with ``month`` that month's own amount."""
+    if month is None:
+        await pool.execute(
+            """INSERT INTO budgets (user_id, category, amount) VALUES ($1, $2, $3)
+               ON CONFLICT (user_id, category)
+               DO UPDATE SET amount = excluded.amount, updated_at = now()""",
+            user_id,
+            category,
+            amount,
+        )
+        return
+    await pool.execute(
+        """INSERT INTO budget_months (user_id, category, month, amount) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (user_id, category, month)
+           DO UPDATE SET amount = excluded.amount, updated_at = now()""",
+        user_id,
+        category,
+        month,
+        amount,
+    )
+
+
+async def delete_budget(pool: asyncpg.Pool, user_id: str, category: str, month: date | None) -> int:
+    """Without ``month``: the category's budget and all its month overrides. With it: only that
+    month's override. Returns how many rows went."""
+    async with pool.acquire() as conn, conn.transaction():
+        removed = await conn.fetchval(
+            """WITH gone AS (DELETE FROM budget_months WHERE user_id = $1 AND category = $2
+                             AND ($3::date IS NULL OR month = $3) RETURNING 1)
+               SELECT count(*) FROM gone""",
+            user_id,
+            category,
+            month,
+        )
+        if month is None:
+            removed += await conn.fetchval(
+                """WITH gone AS (DELETE FROM budgets WHERE user_id = $1 AND category = $2
+                                 RETURNING 1)
+                   SELECT count(*) FROM gone""",
+                user_id,
+                category,
+            )
+    return int(removed)

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 
+from services.analytics.budgets import lines_of
 from services.analytics.insights import Charge, possible_duplicates, recurring_payments
 from services.analytics.months import month_start
 from services.api import store
 from services.api.models import (
+    BudgetMonth,
     CategoryTotal,
     DuplicateCharge,
     MerchantTotal,
     RecurringPayment,
     Summary,
 )
+from services.api.rows import budget_out
+from services.core.budgets import month_inputs
 
 ZERO = Decimal("0.00")
 RECURRING_LOOKBACK_DAYS = 400  # long enough to see a yearly charge twice
@@ -45,6 +49,8 @@ async def build_summary(
             pool, user_id, account_id, end - timedelta(days=RECURRING_LOOKBACK_DAYS), end
         ),
     )
+    # Budgets are the user's, over every account: an account's summary does not show them.
+    budgets = await budget_month(pool, user_id, start.date()) if account_id is None else None
     by_month: defaultdict[date, dict[str, tuple[Decimal, int]]] = defaultdict(dict)
     for row in totals:
         by_month[row["month"]][row["category"]] = (row["total"], row["n"])
@@ -92,4 +98,21 @@ async def build_summary(
             )
             for a, b in possible_duplicates(in_month)
         ],
+        budgets=budgets.budgets if budgets else [],
     )
+
+
+async def budget_month(pool: asyncpg.Pool, user_id: str, month: date) -> BudgetMonth:
+    inputs = await month_inputs(pool, user_id, month, datetime.now(UTC).date())
+    return BudgetMonth(
+        month=f"{month:%Y-%m}",
+        known_through=inputs.known_through,
+        budgets=[budget_out(line) for line in lines_of(inputs)],
+    )
+
+
+def first_of(month: str | None) -> date:
+    if month is None:
+        return datetime.now(UTC).date().replace(day=1)
+    year, number = map(int, month.split("-"))
+    return date(year, number, 1)

@@ -15,11 +15,13 @@ from services.core.settings import Settings, get_settings
 
 alerts_app = typer.Typer(help="Follow alerts as they are published.", no_args_is_help=True)
 console = Console()
-BUDGET_ALERTS_TOPIC = "budgets.alerts.v1"  # DESIGN's topic; nothing publishes on it yet
 
 
 def describe(alert: dict[str, object]) -> str:
-    """One line a person can read: when, what, how unusual, and the strongest reason."""
+    """One line a person can read: when, what, how unusual, and the strongest reason. A budget
+    alert carries its own sentence."""
+    if "kind" in alert and "text" in alert:
+        return f"{alert.get('month')}  {alert.get('user_id')}  budget: {alert.get('text')}"
     reasons = alert.get("explanation") or []
     first = reasons[0].get("text", "") if isinstance(reasons, list) and reasons else ""
     return (
@@ -37,7 +39,7 @@ async def _tail(
 
     consumer = AIOKafkaConsumer(
         settings.alerts_topic,
-        BUDGET_ALERTS_TOPIC,
+        settings.budget_alerts_topic,
         bootstrap_servers=settings.kafka_bootstrap_or_default,
         enable_auto_commit=False,  # a reader, not a member of any service's group
         auto_offset_reset="earliest" if from_beginning else "latest",

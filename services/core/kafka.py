@@ -28,6 +28,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.drift_topic, 1),
         TopicSpec(settings.forecasts_topic, 1),
         TopicSpec(settings.dlq_topic, 1),
+        TopicSpec(settings.budget_alerts_topic, 1),
     ]
 
 

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     drift_topic: str = "drift.events.v1"
     forecasts_topic: str = "forecasts.updated.v1"
     dlq_topic: str = "transactions.dlq.v1"
+    budget_alerts_topic: str = "budgets.alerts.v1"
 
     # Consumers.
     scorer_batch_size: int = Field(500, ge=1)
@@ -143,6 +144,9 @@ class Settings(BaseSettings):
     )
     forecast_check_interval_s: float = Field(
         10.0, gt=0, description="How often to look for users whose forecasts are out of date"
+    )
+    budget_check_interval_s: float = Field(
+        10.0, gt=0, description="How often the forecaster checks budgets for alerts to raise"
     )
     forecast_backtest_folds: int = Field(3, ge=1, le=10)
     forecast_min_days: int = Field(60, ge=35, description="Days of history before the first run")

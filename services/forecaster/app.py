@@ -13,7 +13,7 @@ from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 
-from schemas import DeadLetter, ForecastsUpdated, TransactionEvent
+from schemas import BudgetAlert, DeadLetter, ForecastsUpdated, TransactionEvent
 from services.core.consuming import (
     make_batch_decoder,
     process_isolating_poison,
@@ -30,6 +30,7 @@ from services.core.offsets import store_then_commit
 from services.core.service import consumer_asgi_app
 from services.core.settings import get_settings
 from services.core.tasks import running
+from services.forecaster.budgets import BudgetWatcher
 from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.refresher import ForecastRefresher
 from services.forecaster.store import add_to_daily_spend
@@ -50,6 +51,13 @@ forecasts_publisher = broker.publisher(
     description="A forecast refresh finished; fetch GET /v1/forecasts.",
     schema=ForecastsUpdated,
 )
+budget_alerts_publisher = broker.publisher(
+    settings.budget_alerts_topic,
+    title="budget-alerts",
+    description="A category reached 80% or 100% of its monthly budget, or is projected to end "
+    "the month over it: once per user, category, month and kind.",
+    schema=BudgetAlert,
+)
 dlq_publisher = broker.publisher(
     settings.dlq_topic,
     title="transactions-dlq",
@@ -65,9 +73,16 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     context.set_global("pool", pool)
     refresher = ForecastRefresher(pool, settings, lambda event: forecasts_publisher.publish(event))
     clusters = ClusterRefresher(pool, Embedder(pool), settings)
+    budgets = BudgetWatcher(
+        pool,
+        settings,
+        lambda alert: budget_alerts_publisher.publish(alert, key=alert.user_id.encode()),
+    )
     settle_startup_heap()
     try:
-        async with running(refresher.run(), clusters.run(), watch_lag(settings, GROUP_ID)):
+        async with running(
+            refresher.run(), clusters.run(), budgets.run(), watch_lag(settings, GROUP_ID)
+        ):
             yield
     finally:
         await pool.close()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from schemas import Direction, TransactionEvent
+from schemas import BudgetAlert, Direction, TransactionEvent
 from services.core.text import normalize_text
 
 UNCATEGORIZED = "Uncategorized"
@@ -259,3 +259,57 @@ async def replace_clusters(
                 for i, c in enumerate(clusters)
             ],
         )
+
+
+# Budget alerts ----------------------------------------------------------------------------------
+
+
+async def budget_users_live(pool: asyncpg.Pool, live_within: timedelta) -> list[asyncpg.Record]:
+    """(user_id, last_day) of every user with a budget whose newest transaction arrived live
+    (ingested within ``live_within`` of happening), with that transaction's local day: an import
+    of last year raises no budget alerts for last year."""
+    return list(
+        await pool.fetch(
+            """SELECT u.user_id, last.local_day AS last_day
+               FROM (SELECT user_id FROM budgets UNION SELECT user_id FROM budget_months) u
+               CROSS JOIN LATERAL (
+                   SELECT ((t.ts AT TIME ZONE 'UTC')
+                           + make_interval(mins => t.utc_offset_minutes::int))::date AS local_day,
+                          t.ingested_at - t.ts <= $1 AS live
+                   FROM transactions t WHERE t.user_id = u.user_id
+                   ORDER BY t.ts DESC LIMIT 1) last
+               WHERE last.live""",
+            live_within,
+        )
+    )
+
+
+async def record_budget_alert(pool: asyncpg.Pool, alert: BudgetAlert) -> bool:
+    """Keep the alert in the outbox unless it was raised before; True if it is new."""
+    inserted = await pool.fetchval(
+        """INSERT INTO budget_alerts (alert_id, user_id, category, month, kind, payload)
+           VALUES ($1, $2, $3, to_date($4, 'YYYY-MM'), $5, $6)
+           ON CONFLICT DO NOTHING RETURNING true""",
+        alert.alert_id,
+        alert.user_id,
+        alert.category,
+        alert.month,
+        alert.kind,
+        alert.model_dump(mode="json"),
+    )
+    return bool(inserted)
+
+
+async def unpublished_budget_alerts(pool: asyncpg.Pool, limit: int = 1_000) -> list[BudgetAlert]:
+    rows = await pool.fetch(
+        """SELECT payload FROM budget_alerts WHERE published_at IS NULL
+           ORDER BY created_at LIMIT $1""",
+        limit,
+    )
+    return [BudgetAlert.model_validate(r["payload"]) for r in rows]
+
+
+async def mark_budget_alert_published(pool: asyncpg.Pool, alert_id: str) -> None:
+    await pool.execute(
+        "UPDATE budget_alerts SET published_at = now() WHERE alert_id = $1", alert_id
+    )

@@ -10,9 +10,10 @@ import orjson
 import vl_convert as vlc
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
-from services.api.chart_data import DEFAULT_WEEKS, chart_spec
+from services.api.chart_data import DEFAULT_WEEKS, budget_chart, chart_spec
 from services.api.charts import CHARTS
 from services.api.deps import CurrentUser, PoolDep, SettingsDep
+from services.api.models import MONTH_PATTERN
 
 router = APIRouter(prefix="/v1/charts", tags=["charts"])
 RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], Any] | None]] = {
@@ -39,13 +40,17 @@ async def get_chart(
     chart_file: Annotated[
         str,
         Path(
-            description="trend, heatmap, anomalies, categories, drift or forecast, "
+            description="trend, heatmap, anomalies, categories, drift, forecast or budget, "
             "followed by .json, .png or .svg",
             examples=["trend.png"],
         ),
     ],
     account_id: Annotated[str | None, Query(max_length=64)] = None,
     weeks: Annotated[int, Query(ge=1, le=260, description="How far back")] = DEFAULT_WEEKS,
+    month: Annotated[
+        str | None,
+        Query(pattern=MONTH_PATTERN, description="YYYY-MM, for the budget chart; default: now"),
+    ] = None,
 ) -> Response:
     name, _, fmt = chart_file.partition(".")
     if name not in CHARTS or fmt not in RENDERERS:
@@ -54,7 +59,10 @@ async def get_chart(
             f"unknown chart {chart_file!r}: use one of {', '.join(CHARTS)} "
             f"with .{', .'.join(RENDERERS)}",
         )
-    spec = await chart_spec(pool, name, user_id, account_id, weeks, settings.drift_threshold)
+    if name == "budget":
+        spec = await budget_chart(pool, user_id, month)
+    else:
+        spec = await chart_spec(pool, name, user_id, account_id, weeks, settings.drift_threshold)
     media_type, render = RENDERERS[fmt]
     if render is None:
         body = orjson.dumps(spec)
