@@ -312,6 +312,11 @@ async def test_isolation_matrix(stack: Stack, new_user: NewUser, migrated_dsn: s
                 "SELECT DISTINCT account_id FROM transactions WHERE user_id = $1", owner
             )
         ]
+        await conn.execute(
+            """INSERT INTO budgets (user_id, category, amount) VALUES ($1, 'Isolated', 123)
+               ON CONFLICT DO NOTHING""",
+            owner,
+        )
     finally:
         await conn.close()
     _, key_b = await new_user("outsider")
@@ -344,8 +349,13 @@ async def test_isolation_matrix(stack: Stack, new_user: NewUser, migrated_dsn: s
         assert (
             summary["categories"] == [] and summary["anomalies"] == 0 and summary["recurring"] == []
         )
-        chart = (await client.get(f"{api}/v1/charts/trend.json", headers=b)).json()
-        assert all(not rows for rows in chart.get("datasets", {}).values())
+        for name in ("trend", "budget"):
+            chart = (await client.get(f"{api}/v1/charts/{name}.json", headers=b)).json()
+            assert all(not rows for rows in chart.get("datasets", {}).values()), name
+        budgets = (await client.get(f"{api}/v1/budgets", headers=b)).json()
+        assert budgets["budgets"] == [] and summary["budgets"] == []
+        r = await client.delete(f"{api}/v1/budgets/Isolated", headers=b)
+        assert r.status_code == 404, "another user's budget cannot be removed"
 
 
 def test_secrets_never_reach_the_logs(stack: Stack) -> None:
