@@ -50,24 +50,18 @@ async def check_category(pool: asyncpg.Pool, user_id: str, category: str | None)
 
 
 @dataclass
-class PageQuery:
-    """The filters and keyset paging every list endpoint shares."""
+class FilterQuery:
+    """The filters every list of transactions shares: the lists, and the exports."""
 
     account_id: Annotated[str | None, Query(max_length=64)] = None
     category: Annotated[str | None, Query(max_length=64)] = None
     since: Annotated[AwareDatetime | None, Query(description="Inclusive, ISO 8601")] = None
     until: Annotated[AwareDatetime | None, Query(description="Exclusive, ISO 8601")] = None
     min_score: Annotated[float | None, Query(ge=0, le=1)] = None
-    limit: Annotated[int, Query(ge=1, le=500)] = 50
-    cursor: Annotated[str | None, Query(max_length=512)] = None
 
     async def filter(
-        self, pool: asyncpg.Pool, user_id: str, decode: Callable[[str], tuple[Any, str]]
+        self, pool: asyncpg.Pool, user_id: str, after: tuple[Any, str] | None = None
     ) -> store.ListFilter:
-        try:
-            after = decode(self.cursor) if self.cursor else None
-        except InvalidCursor as exc:
-            raise parameter_error("cursor", str(exc)) from None
         if self.since and self.until and self.since >= self.until:
             raise parameter_error("until", "until must be later than since")
         await check_category(pool, user_id, self.category)
@@ -76,4 +70,22 @@ class PageQuery:
         )
 
 
+@dataclass
+class PageQuery(FilterQuery):
+    """The filters, and keyset paging."""
+
+    limit: Annotated[int, Query(ge=1, le=500)] = 50
+    cursor: Annotated[str | None, Query(max_length=512)] = None
+
+    async def page_filter(
+        self, pool: asyncpg.Pool, user_id: str, decode: Callable[[str], tuple[Any, str]]
+    ) -> store.ListFilter:
+        try:
+            after = decode(self.cursor) if self.cursor else None
+        except InvalidCursor as exc:
+            raise parameter_error("cursor", str(exc)) from None
+        return await self.filter(pool, user_id, after)
+
+
 PageDep = Annotated[PageQuery, Depends()]
+FilterDep = Annotated[FilterQuery, Depends()]

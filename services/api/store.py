@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -466,3 +467,25 @@ async def delete_budget(pool: asyncpg.Pool, user_id: str, category: str, month: 
                 category,
             )
     return int(removed)
+
+
+# Exports ----------------------------------------------------------------------------------------
+
+
+async def stream_transactions(
+    pool: asyncpg.Pool, user_id: str, filters: ListFilter, chunk: int = 2_000
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """Every transaction the filters match, oldest first, ``chunk`` rows at a time through a
+    server-side cursor in one read-only snapshot: constant memory, and a consistent export."""
+    q = _Query("t.user_id = $1", user_id=user_id).filter(filters)
+    join = "JOIN" if filters.min_score is not None else "LEFT JOIN"
+    sql = f"""
+        SELECT {_TRANSACTION_COLUMNS}, t.source, t.note, f.label AS feedback
+        FROM transactions t {join} scores s USING (user_id, transaction_id)
+        LEFT JOIN feedback f USING (user_id, transaction_id)
+        WHERE {q.where}
+        ORDER BY t.ts, t.transaction_id"""  # noqa: S608 -- only fixed clause templates; values are bound
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        cursor = await conn.cursor(sql, *q.params)
+        while rows := await cursor.fetch(chunk):
+            yield rows

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/anomalies", tags=["anomalies"])
 
 @router.get("", response_model=AnomalyPage, summary="Anomalous transactions, highest score first")
 async def list_anomalies(pool: PoolDep, user_id: CurrentUser, page: PageDep) -> AnomalyPage:
-    filters = await page.filter(pool, user_id, decode_score_cursor)
+    filters = await page.page_filter(pool, user_id, decode_score_cursor)
     rows = await store.list_anomalies(pool, user_id, filters, page.limit + 1)
     next_cursor = None
     if len(rows) > page.limit:

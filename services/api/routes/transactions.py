@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
 @router.get("", response_model=TransactionPage, summary="List transactions")
 async def list_transactions(pool: PoolDep, user_id: CurrentUser, page: PageDep) -> TransactionPage:
-    filters = await page.filter(pool, user_id, decode_cursor)
+    filters = await page.page_filter(pool, user_id, decode_cursor)
     rows = await store.list_transactions(pool, user_id, filters, page.limit + 1)
     next_cursor = None
     if len(rows) > page.limit:
