@@ -15,6 +15,7 @@ from rich.table import Table
 
 from bench import pipeline
 from bench.analytics import analytics_10k
+from bench.export import export_memory
 from bench.forecast import forecast_refresh
 from bench.harness import RESULTS, BenchResult, load, write
 from bench.scorer import scorer_throughput, semantic_categories
@@ -34,6 +35,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "forecast_refresh": forecast_refresh,
     "query_latency": pipeline.query_latency,
     "scorer_memory": pipeline.scorer_memory,
+    # Last: it writes a million rows straight into the database.
+    "export_memory": export_memory,
 }
 
 

@@ -170,6 +170,7 @@ async def test_a_new_user_sees_what_each_section_will_show_and_when(  # type: ig
                 "drift",
                 "clusters",
                 "forecasts",
+                "budgets",
             )
         }
         cards = await page.locator("#cards").inner_text()
@@ -180,7 +181,85 @@ async def test_a_new_user_sees_what_each_section_will_show_and_when(  # type: ig
     assert "60 days of history, within a minute" in texts["forecasts"]
     assert "once a week holds 30 transactions" in texts["drift"]
     assert "spendstream import FILE" in cards
+    assert "alert at 80% and 100%" in texts["budgets"]
     assert all(texts.values()), texts
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+async def test_budgets_are_set_edited_and_removed_and_transactions_download(  # type: ignore[no-untyped-def]
+    stack: Stack, new_user
+) -> None:
+    from playwright.async_api import async_playwright
+
+    from tests.test_budgets import purchase
+
+    user, key = await new_user("budget-browser")
+    rows = [purchase(i, 2 + i, "45.00", "Dining") for i in range(8)]  # 360.00 in March 2026
+    await post_records(
+        [DemoRecord(user, tx) for tx in rows], service_url(stack.settings, "ingest"), {user: key}
+    )
+    api = service_url(stack.settings, "api")
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = await client.get(f"{api}/v1/transactions")
+            if len(listed.json()["items"]) == len(rows):
+                break
+            await asyncio.sleep(0.5)
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = await browser.new_page(accept_downloads=True)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(f"{api}/")
+        await page.fill("#key", key)
+        await page.click("#key-form button[type=submit]")
+        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        assert await page.locator("#month").input_value() == "2026-03"
+
+        await page.fill("#budget-category", "Dining")
+        await page.fill("#budget-amount", "300")
+        await page.click("#budget-form button[type=submit]")
+        row = page.locator('#budgets tr[data-category="Dining"]')
+        await row.wait_for()
+        assert await row.get_attribute("data-status") == "over"
+        assert await page.locator("#chart-budget svg").count() >= 1
+
+        await row.locator("input").fill("450.00")
+        await row.locator("input").dispatch_event("change")
+        await page.wait_for_selector('#budgets tr[data-category="Dining"][data-status="on_track"]')
+
+        await page.fill("#budget-category", "Dining")
+        await page.fill("#budget-amount", "-5")
+        await page.click("#budget-form button[type=submit]")
+        assert await page.locator("#budgets tr[data-category]").count() == 1, "refused in the form"
+
+        async with page.expect_download() as download_info:
+            await page.click("#export-csv")
+        download = await download_info.value
+        exported = await asyncio.to_thread(Path(await download.path()).read_text)
+        async with page.expect_download() as download_info:
+            await page.click("#export-xlsx")
+        workbook = await asyncio.to_thread(
+            Path(await (await download_info.value).path()).read_bytes
+        )
+
+        await row.locator("button").click()
+        await page.wait_for_selector("#budgets .empty")
+        await browser.close()
+    assert errors == []
+    assert exported.splitlines()[0].startswith("transaction_id,account_id,timestamp,amount")
+    assert len(exported.splitlines()) == len(rows) + 1
+    assert workbook.startswith(b"PK"), "an xlsx is a zip"
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+        left = (await client.get(f"{api}/v1/budgets", params={"month": "2026-03"})).json()
+    assert left["budgets"] == [], "the removal went through the API"
 
 
 async def test_security_headers_on_pages_and_api(stack: Stack) -> None:

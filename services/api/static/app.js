@@ -3,7 +3,7 @@
 // Vega-Lite specs, rendered here with the locally served vega-embed bundle.
 (() => {  // a scope of its own: the Vega bundle defines globals of its own
 
-  const CHARTS = ["trend", "heatmap", "anomalies", "forecast", "drift", "categories"];
+  const CHARTS = ["trend", "heatmap", "anomalies", "forecast", "drift", "categories", "budget"];
   const state = { key: localStorage.getItem("spendstream.key"), seen: new Set() };
   const $ = (id) => document.getElementById(id);
   const money = (v) => Number(v).toLocaleString(undefined, { style: "currency", currency: "USD" });
@@ -15,8 +15,12 @@
       headers: { Authorization: `Bearer ${state.key}`, "Content-Type": "application/json", ...(options.headers || {}) },
     });
     if (response.status === 401) { forgetKey("That key was not accepted."); throw new Error("unauthorized"); }
-    if (!response.ok) throw new Error(`${path}: ${response.status}`);
-    return response.json();
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg || d.message).join("; ") : body.detail;
+      throw new Error(detail || `${path}: ${response.status}`);
+    }
+    return response.status === 204 ? null : response.json();
   }
 
   function query() {
@@ -71,6 +75,7 @@
     drift: "No drift. Each week is compared with the 4 before, once a week holds 30 transactions.",
     clusters: "Your merchants are grouped by meaning once you have 3 distinct ones, within 20 s of new transactions.",
     forecasts: "Forecasts appear once there are 60 days of history, within a minute of it arriving.",
+    budgets: "No budgets yet. Set a monthly amount for a category below; you will see spent against it, where the month is heading, and an alert at 80% and 100%.",
   };
 
   function fill(id, items) {
@@ -119,9 +124,57 @@
       `${d.merchant}: ${money(d.amount)} twice, ${d.first_at.slice(0, 16).replace("T", " ")}`)));
   }
 
+  const STATUS = { on_track: "on track", at_risk: "at risk", over: "over" };
+
+  function budgetRow(b) {
+    const amount = el("input", { value: Number(b.budget).toFixed(2), inputmode: "decimal", "aria-label": `${b.category} budget`, class: "budget-amount" });
+    amount.addEventListener("change", () => setBudget(b.category, amount.value).catch(showBudgetError));
+    const remove = el("button", { type: "button", class: "quiet", title: `Remove the ${b.category} budget` }, "remove");
+    remove.addEventListener("click", async () => {
+      await api(`/v1/budgets/${encodeURIComponent(b.category)}`, { method: "DELETE" });
+      await loadBudgets();
+    });
+    const projected = b.projected.method === "final" ? money(b.projected.p50)
+      : `${money(b.projected.p50)} (${money(b.projected.p10)}–${money(b.projected.p90)})${b.projected.method === "pace" ? " at this pace" : ""}`;
+    return el("tr", { "data-category": b.category, "data-status": b.status },
+      el("td", {}, b.category), el("td", {}, amount),
+      el("td", {}, `${money(b.spent)} (${(b.spent_share * 100).toFixed(0)}%)`),
+      el("td", {}, projected),
+      el("td", { class: `status ${b.status}` }, STATUS[b.status]), el("td", {}, remove));
+  }
+
+  function showBudgetError(error) { $("budget-error").textContent = error.message; }
+
+  async function setBudget(category, amount) {
+    $("budget-error").textContent = "";
+    await api(`/v1/budgets/${encodeURIComponent(category)}`, { method: "PUT", body: JSON.stringify({ amount: amount.trim() }) });
+    await loadBudgets();
+  }
+
+  async function loadBudgets() {
+    const month = $("month").value;
+    const view = await api(`/v1/budgets${month ? `?month=${month}` : ""}`);
+    $("budget-month").textContent = view.month;
+    fill("budgets", view.budgets.map(budgetRow));
+    const spec = await api(`/v1/charts/budget.json?month=${view.month}`);
+    await vegaEmbed("#chart-budget", spec, { actions: false, renderer: "svg", ast: true });
+    const known = new Set(view.budgets.map((b) => b.category));
+    const summary = month ? await api(`/v1/insights/summary?month=${month}`) : { categories: [] };
+    summary.categories.forEach((c) => known.add(c.category));
+    $("known-categories").replaceChildren(...[...known].sort().map((c) => el("option", { value: c })));
+  }
+
+  async function download(format) {
+    const response = await fetch(`/v1/exports/transactions.${format}?${query()}`, { headers: { Authorization: `Bearer ${state.key}` } });
+    if (!response.ok) throw new Error(`export: ${response.status}`);
+    const link = el("a", { href: URL.createObjectURL(await response.blob()), download: `spendstream-transactions.${format}` });
+    document.body.append(link); link.click(); link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  }
+
   async function loadCharts() {
     const params = query();
-    await Promise.all(CHARTS.map(async (name) => {
+    await Promise.all(CHARTS.filter((name) => name !== "budget").map(async (name) => {
       const spec = await api(`/v1/charts/${name}.json?${params}`);
       // Vega's expression interpreter instead of generated code: the page's policy forbids eval.
       await vegaEmbed(`#chart-${name}`, spec, { actions: false, renderer: "svg", ast: true });
@@ -198,7 +251,7 @@
   }
 
   async function refresh() {
-    await Promise.all([loadSummary(), loadCharts(), loadAnomalies(), loadDriftAndForecasts(), loadClusters()]);
+    await Promise.all([loadSummary(), loadCharts(), loadAnomalies(), loadDriftAndForecasts(), loadClusters(), loadBudgets()]);
     document.body.dataset.loaded = "true";
   }
 
@@ -216,7 +269,15 @@
   });
   $("forget-key").addEventListener("click", () => forgetKey());
   $("account").addEventListener("change", () => refresh());
-  $("month").addEventListener("change", () => loadSummary());
+  $("month").addEventListener("change", () => Promise.all([loadSummary(), loadBudgets()]));
+  $("budget-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    setBudget($("budget-category").value.trim(), $("budget-amount").value)
+      .then(() => { $("budget-form").reset(); })
+      .catch(showBudgetError);
+  });
+  $("export-csv").addEventListener("click", () => download("csv").catch((e) => console.warn(e.message)));
+  $("export-xlsx").addEventListener("click", () => download("xlsx").catch((e) => console.warn(e.message)));
   setInterval(() => { if (state.key && !$("dashboard").hidden) loadAnomalies(true).catch(() => {}); }, 15000);
 
   if (state.key) open().catch((e) => console.warn(e.message)); else forgetKey();
