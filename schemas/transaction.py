@@ -18,6 +18,8 @@ from pydantic import (
     field_validator,
 )
 
+from schemas.currency import minor_units
+
 SCHEMA_VERSION = 1
 MAX_METADATA_BYTES = 2048
 MAX_METADATA_DEPTH = 8
@@ -134,15 +136,17 @@ class Transaction(BaseModel):
         description="When the transaction happened, ISO 8601 with a timezone offset. Ingest "
         "accepts 1970-01-01 up to a day ahead of its clock (configurable)."
     )
+    # Before the amount: the amount's decimals are checked against the currency's minor units.
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")
     amount: Decimal = Field(
         gt=0,
-        max_digits=14,
-        decimal_places=2,
+        max_digits=15,
+        decimal_places=3,
         allow_inf_nan=False,
-        description="Positive amount with at most 2 decimals; the sign is in `direction`.",
+        description="Positive amount in the currency's ISO 4217 minor units: no decimals for "
+        "JPY, 2 for USD or EUR, 3 for KWD or BHD. The sign is in `direction`.",
     )
     direction: Direction = Field(Direction.debit, description="`debit` spends, `credit` receives.")
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")
     merchant: ShortText | None = Field(None, description="Merchant name as the bank shows it.")
     description: Annotated[str, Field(max_length=500, pattern=NO_NUL)] | None = Field(
         None, description="Free-text bank description."
@@ -164,6 +168,18 @@ class Transaction(BaseModel):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("amount")
+    @classmethod
+    def _in_minor_units(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        currency = info.data.get("currency")
+        if currency is None:  # the currency failed on its own; that error says enough
+            return value
+        places = minor_units(currency)
+        if value != value.quantize(Decimal(1).scaleb(-places)):
+            unit = "no decimals" if places == 0 else f"at most {places} decimals"
+            raise ValueError(f"{currency} amounts have {unit} (ISO 4217 minor units)")
+        return value
 
     @field_validator("timestamp")
     @classmethod

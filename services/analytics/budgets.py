@@ -11,7 +11,7 @@ projection says so.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -59,6 +59,7 @@ class BudgetLine:
     projected: Projection
     status: BudgetStatus
     override: bool = False  # the month has its own amount, not the standing monthly budget
+    unconverted: dict[str, Decimal] = field(default_factory=dict)  # per currency, with no rate
 
     @property
     def spent_share(self) -> float:
@@ -131,6 +132,7 @@ def lines_of(inputs: MonthInputs) -> list[BudgetLine]:
                 b.category, inputs.month, b.amount, b.spent, inputs.known_through, b.forecast
             ),
             override=b.override is not None,
+            unconverted=b.unconverted,
         )
         for b in inputs.budgets
     ]

@@ -18,6 +18,7 @@ from services.api.routes import (
     exports,
     health,
     insights,
+    preferences,
     transactions,
 )
 from services.core.auth import KeyVerifier
@@ -36,6 +37,7 @@ ROUTERS = (
     budgets.router,
     exports.router,
     insights.router,
+    preferences.router,
     charts.router,
     dashboard.router,
     health.router,

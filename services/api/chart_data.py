@@ -26,7 +26,8 @@ async def chart_spec(
     latest = await store.latest_activity(pool, user_id) or datetime.now(UTC)
     since = latest - timedelta(weeks=weeks)
     if name in ("trend", "heatmap"):
-        weekly = [dict(r) for r in await store.weekly_spend(pool, user_id, account_id, since)]
+        base = await store.base_currency(pool, user_id)
+        weekly = [dict(r) for r in await store.weekly_spend(pool, user_id, account_id, since, base)]
         if name == "heatmap":
             return charts.heatmap(weekly)
         by_week: defaultdict[Any, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
@@ -37,7 +38,7 @@ async def chart_spec(
         ahead = [
             {"week": w, "p10": v[0], "p50": v[1], "p90": v[2]} for w, v in sorted(by_week.items())
         ]
-        return charts.trend(weekly, ahead)
+        return charts.trend(weekly, ahead, base)
     if name == "anomalies":
         points = []
         for r in await store.anomaly_points(pool, user_id, account_id, since):
@@ -80,7 +81,7 @@ async def budget_chart(pool: asyncpg.Pool, user_id: str, month: str | None) -> d
         }
         for b in view.budgets
     ]
-    return charts.budget(lines, view.month)
+    return charts.budget(lines, view.month, view.currency)
 
 
 def project_2d(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:

@@ -38,23 +38,23 @@ def _filled(definition: dict[str, Any], **datasets: tuple[Rows, Sequence[str]]) 
     return {**definition, "datasets": orjson.loads(orjson.dumps(rows, default=str))}
 
 
-def trend(weekly: Rows, forecast: Rows) -> dict[str, Any]:
+def trend(weekly: Rows, forecast: Rows, currency: str = "USD") -> dict[str, Any]:
     """Weekly spend per category, and the forecast of the total with its p10-p90 band."""
     return _filled(
-        _trend(),
+        _trend(currency),
         spent=(weekly, ("week", "category", "total")),
         ahead=(forecast, ("week", "p10", "p50", "p90")),
     )
 
 
 @cache
-def _trend() -> dict[str, Any]:
+def _trend(currency: str) -> dict[str, Any]:
     lines = (
         alt.Chart(_data("spent"))
         .mark_line(point=True)
         .encode(
             x=alt.X("week:T", title="week"),
-            y=alt.Y("total:Q", title="spent"),
+            y=alt.Y("total:Q", title=f"spent ({currency})"),
             color=alt.Color("category:N", legend=alt.Legend(orient="right")),
             tooltip=["week:T", "category:N", alt.Tooltip("total:Q", format=",.2f")],
         )
@@ -78,7 +78,7 @@ def _trend() -> dict[str, Any]:
         .mark_line(strokeDash=[4, 3], color="#4c78a8")
         .encode(
             x="week:T",
-            y=alt.Y("p50:Q", title="spent"),
+            y=alt.Y("p50:Q", title=f"spent ({currency})"),
             tooltip=["week:T", alt.Tooltip("p50:Q", format=",.0f")],
         )
     )
@@ -229,14 +229,14 @@ def _forecast() -> dict[str, Any]:
 BUDGET_COLUMNS = ("category", "budget", "spent", "p10", "p50", "p90", "status")
 
 
-def budget(lines: Rows, month: str) -> dict[str, Any]:
+def budget(lines: Rows, month: str, currency: str = "USD") -> dict[str, Any]:
     """Budget against actual per category: what is spent, where the month is heading (median
     and 80% interval), and the budget itself."""
-    return _filled(_budget(month), lines=(lines, BUDGET_COLUMNS))
+    return _filled(_budget(month, currency), lines=(lines, BUDGET_COLUMNS))
 
 
 @cache
-def _budget(month: str) -> dict[str, Any]:
+def _budget(month: str, currency: str) -> dict[str, Any]:
     base = alt.Chart(_data("lines")).encode(y=alt.Y("category:N", title=None, sort="-x"))
     status = alt.Color(
         "status:N",
@@ -255,7 +255,8 @@ def _budget(month: str) -> dict[str, Any]:
         "status:N",
     ]
     projected = base.mark_bar(opacity=0.3, height=14).encode(
-        x=alt.X("p50:Q", title="spent, projected month-end and budget"), color=status
+        x=alt.X("p50:Q", title=f"spent, projected month-end and budget ({currency})"),
+        color=status,
     )
     spent = base.mark_bar(height=14).encode(x="spent:Q", color=status, tooltip=tooltip)
     interval = base.mark_rule(color="#555").encode(x="p10:Q", x2="p90:Q")

@@ -38,6 +38,10 @@ def parameter_error(name: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("query", name), "msg": message, "type": "value_error"}])
 
 
+def body_error(name: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", name), "msg": message, "type": "value_error"}])
+
+
 async def check_category(pool: asyncpg.Pool, user_id: str, category: str | None) -> None:
     """A category filter must name one of the caller's categories; a typo should not look like
     an empty result."""

@@ -302,8 +302,18 @@ class ClusterResponse(BaseModel):
     clusters: list[CategoryCluster]
 
 
+class CurrencyTotal(BaseModel):
+    currency: str = Field(description="ISO 4217 code.")
+    total: Decimal = Field(description="In that currency.")
+
+
 class CategoryTotal(BaseModel):
     category: str
+    currency: str = Field(
+        description="The currency of the amounts: the base currency, or the category's own "
+        "currency where no exchange rate was known (then the category is named so, "
+        "e.g. `Travel (JPY)`, and left out of the summary's totals)."
+    )
     total: Decimal = Field(description="Spent this month.")
     transactions: int
     previous_month: Decimal = Field(description="Spent the month before.")
@@ -382,10 +392,10 @@ class BudgetIn(BaseModel):
 
     amount: Decimal = Field(
         gt=0,
-        max_digits=14,
-        decimal_places=2,
+        max_digits=15,
+        decimal_places=3,
         allow_inf_nan=False,
-        description="The budget for a calendar month, at most 2 decimals.",
+        description="The budget for a calendar month, in your base currency and its minor units.",
     )
     month: str | None = Field(
         None,
@@ -436,6 +446,11 @@ class BudgetOut(BaseModel):
     remaining: Decimal = Field(description="Budget minus spent; negative once over.")
     spent_share: float = Field(description="Spent as a share of the budget.")
     projected: BudgetProjection = Field(description="Projected month-end spending.")
+    unconverted: list[CurrencyTotal] = Field(
+        default_factory=list,
+        description="Spent in the category in currencies with no known exchange rate: not in "
+        "`spent`, never summed into it.",
+    )
     status: Literal["on_track", "at_risk", "over"] = Field(
         description="`over`: spent more than the budget. `at_risk`: projected (median) to end "
         "the month over it. `on_track`: neither."
@@ -444,6 +459,7 @@ class BudgetOut(BaseModel):
 
 class BudgetMonth(BaseModel):
     month: str = Field(description="YYYY-MM, in each transaction's local time.")
+    currency: str = Field(description="Your base currency: budgets and spending are in it.")
     known_through: date | None = Field(
         description="The last day of the month whose spending is in; null before the month began."
     )
@@ -453,8 +469,16 @@ class BudgetMonth(BaseModel):
 class Summary(BaseModel):
     month: str = Field(description="YYYY-MM, in each transaction's local time.")
     account_id: str | None
-    total: Decimal
+    currency: str = Field(description="Your base currency: every total is in it.")
+    currency_note: str | None = Field(
+        description="How amounts in other currencies were converted, if any were."
+    )
+    total: Decimal = Field(description="Spent this month, in the base currency.")
     previous_month_total: Decimal
+    unconverted: list[CurrencyTotal] = Field(
+        description="Spent in currencies with no known exchange rate, per currency: never summed "
+        "into the totals."
+    )
     categories: list[CategoryTotal]
     top_merchants: list[MerchantTotal]
     anomalies: int = Field(description="Transactions flagged anomalous this month.")
@@ -490,3 +514,15 @@ class Account(BaseModel):
         "summaries count months."
     )
     last_month: str = Field(description="Likewise, the month of the latest transaction.")
+
+
+class Preferences(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"base_currency": "EUR"}]}
+    )
+
+    base_currency: str = Field(
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code. Amounts in other currencies are converted to it at the "
+        "reference rate of each transaction's date (rates come from `spendstream fx import`).",
+    )

@@ -8,7 +8,13 @@ from typing import Any
 import asyncpg
 
 from services.analytics.budgets import BudgetLine
-from services.api.models import BudgetOut, BudgetProjection, Score, TransactionOut
+from services.api.models import (
+    BudgetOut,
+    BudgetProjection,
+    CurrencyTotal,
+    Score,
+    TransactionOut,
+)
 
 
 def as_sent(ts: datetime, utc_offset_minutes: int | None) -> datetime:
@@ -70,4 +76,7 @@ def budget_out(line: BudgetLine) -> BudgetOut:
             method=line.projected.method.value,
         ),
         status=line.status.value,
+        unconverted=[
+            CurrencyTotal(currency=c, total=v) for c, v in sorted(line.unconverted.items())
+        ],
     )

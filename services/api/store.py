@@ -225,47 +225,118 @@ async def category_clusters(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Re
 _LOCAL_TS = "((t.ts AT TIME ZONE 'UTC') + make_interval(mins => t.utc_offset_minutes::int))"
 
 
+def _in_base(base: str) -> tuple[str, str, str]:
+    """SQL for a transaction's amount in the base currency (bound as ``base``, e.g. "$5") at
+    the rate of its local date, its category, and the currency the amount is then in. Where no
+    rate is known the amount stays in its own currency and its category says so, "Travel (JPY)":
+    nothing is summed across currencies."""
+    rate = f"fx_convert(1, t.currency, {base}, {_LOCAL_TS}::date)"
+    category = "coalesce(t.category, 'Uncategorized')"
+    return (
+        f"t.amount * coalesce({rate}, 1)",
+        f"CASE WHEN {rate} IS NULL THEN {category} || ' (' || t.currency || ')'"
+        f" ELSE {category} END",
+        f"CASE WHEN {rate} IS NULL THEN t.currency ELSE {base} END",
+    )
+
+
+async def base_currency(pool: asyncpg.Pool, user_id: str) -> str:
+    value = await pool.fetchval("SELECT base_currency FROM users WHERE user_id = $1", user_id)
+    return str(value) if value else "USD"
+
+
+async def set_base_currency(pool: asyncpg.Pool, user_id: str, currency: str) -> None:
+    await pool.execute(
+        """INSERT INTO users (user_id, base_currency) VALUES ($1, $2)
+           ON CONFLICT (user_id) DO UPDATE SET base_currency = excluded.base_currency""",
+        user_id,
+        currency,
+    )
+
+
+async def has_rates(pool: asyncpg.Pool, currency: str) -> bool:
+    return bool(
+        await pool.fetchval("SELECT EXISTS (SELECT 1 FROM fx_rates WHERE currency = $1)", currency)
+    )
+
+
+async def converted_currencies(
+    pool: asyncpg.Pool, user_id: str, base: str, start: datetime, end: datetime
+) -> tuple[list[str], list[str]]:
+    """The currencies other than ``base`` among the user's transactions of [start, end) (local
+    time): those converted at a known rate, and those shown on their own for want of one."""
+    rate = f"fx_convert(1, t.currency, $2, {_LOCAL_TS}::date)"
+    rows = await pool.fetch(
+        f"""SELECT t.currency, bool_or({rate} IS NULL) AS missing
+            FROM transactions t
+            WHERE t.user_id = $1 AND t.currency <> $2
+              AND t.ts >= ($3::timestamp AT TIME ZONE 'UTC') - interval '1 day'
+              AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
+              AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp
+            GROUP BY 1 ORDER BY 1""",  # noqa: S608
+        user_id,
+        base,
+        start.replace(tzinfo=None),
+        end.replace(tzinfo=None),
+    )
+    return [r["currency"] for r in rows], [r["currency"] for r in rows if r["missing"]]
+
+
 async def monthly_totals(
-    pool: asyncpg.Pool, user_id: str, account_id: str | None, first: datetime, end: datetime
+    pool: asyncpg.Pool,
+    user_id: str,
+    account_id: str | None,
+    first: datetime,
+    end: datetime,
+    base: str,
 ) -> list[asyncpg.Record]:
-    """Debits per local calendar month and category between ``first`` and ``end``."""
+    """Debits per local calendar month and category between ``first`` and ``end``, in the base
+    currency (see ``_in_base``)."""
+    amount, category, currency = _in_base("$5")
     return list(
         await pool.fetch(
-            f"""SELECT date_trunc('month', {_LOCAL_TS})::date AS month,
-                       coalesce(t.category, 'Uncategorized') AS category,
-                       sum(t.amount) AS total, count(*) AS n
+            f"""SELECT date_trunc('month', {_LOCAL_TS})::date AS month, {category} AS category,
+                       {currency} AS currency, sum({amount}) AS total, count(*) AS n
                 FROM transactions t
                 WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
                   AND t.direction = 'debit'
                   AND t.ts >= ($3::timestamp AT TIME ZONE 'UTC') - interval '1 day'
                   AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
                   AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp
-                GROUP BY 1, 2""",  # noqa: S608
+                GROUP BY 1, 2, 3""",  # noqa: S608
             user_id,
             account_id,
             first.replace(tzinfo=None),
             end.replace(tzinfo=None),
+            base,
         )
     )
 
 
 async def month_detail(
-    pool: asyncpg.Pool, user_id: str, account_id: str | None, start: datetime, end: datetime
+    pool: asyncpg.Pool,
+    user_id: str,
+    account_id: str | None,
+    start: datetime,
+    end: datetime,
+    base: str,
 ) -> tuple[list[asyncpg.Record], int]:
-    """Top merchants and the number of anomalies in one local month."""
+    """Top merchants (in the base currency) and the number of anomalies in one local month."""
     where = f"""t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
                 AND t.ts >= ($3::timestamp AT TIME ZONE 'UTC') - interval '1 day'
                   AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
                 AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp"""
     args = (user_id, account_id, start.replace(tzinfo=None), end.replace(tzinfo=None))
+    rate = f"fx_convert(1, t.currency, $5, {_LOCAL_TS}::date)"
     merchants, anomalies = await asyncio.gather(
         pool.fetch(
             f"""SELECT coalesce(min(t.merchant), t.merchant_key) AS merchant,
-                       sum(t.amount) AS total, count(*) AS n
+                       sum(t.amount * {rate}) AS total, count(*) AS n
                 FROM transactions t WHERE {where} AND t.direction = 'debit'
-                  AND t.merchant_key IS NOT NULL
+                  AND t.merchant_key IS NOT NULL AND {rate} IS NOT NULL
                 GROUP BY t.merchant_key ORDER BY total DESC LIMIT 5""",  # noqa: S608
             *args,
+            base,
         ),
         pool.fetchval(
             f"""SELECT count(*) FROM transactions t JOIN scores s USING (user_id, transaction_id)
@@ -340,13 +411,14 @@ async def latest_activity(pool: asyncpg.Pool, user_id: str) -> datetime | None:
 
 
 async def weekly_spend(
-    pool: asyncpg.Pool, user_id: str, account_id: str | None, since: datetime
+    pool: asyncpg.Pool, user_id: str, account_id: str | None, since: datetime, base: str
 ) -> list[asyncpg.Record]:
+    """Debits per local week and category, in the base currency (see ``_in_base``)."""
+    amount, category, _ = _in_base("$4")
     return list(
         await pool.fetch(
             f"""SELECT date_trunc('week', {_LOCAL_TS})::date AS week,
-                       coalesce(t.category, 'Uncategorized') AS category,
-                       sum(t.amount)::float8 AS total
+                       {category} AS category, sum({amount})::float8 AS total
                 FROM transactions t
                 WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
                   AND t.direction = 'debit' AND t.ts >= $3
@@ -354,6 +426,7 @@ async def weekly_spend(
             user_id,
             account_id,
             since,
+            base,
         )
     )
 

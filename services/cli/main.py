@@ -16,6 +16,7 @@ from rich.progress import Progress
 
 from services.cli.alerts import alerts_app
 from services.cli.evaluate import eval_app
+from services.cli.fx import fx_app
 from services.cli.operations import dlq_app, import_file, webhooks_app
 from services.cli.stack import Stack, load_runtime, service_url
 from services.cli.status import status
@@ -39,6 +40,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.command("import")(import_file)
 app.command("status")(status)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(fx_app, name="fx")
 console = Console()
 err = Console(stderr=True)
 

@@ -16,6 +16,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from schemas.currency import minor_units
+
 ZERO = Decimal("0.00")
 _LOCAL_TS = "((t.ts AT TIME ZONE 'UTC') + make_interval(mins => t.utc_offset_minutes::int))"
 
@@ -37,13 +39,15 @@ class BudgetInput:
     amount: Decimal  # the month's budget: its override, or else the standing budget
     standing: Decimal | None  # the monthly budget, when one is set
     override: Decimal | None  # this month's own amount, when one is set
-    spent: Decimal
+    spent: Decimal  # in the base currency
     forecast: ForecastOfMonth | None
+    unconverted: dict[str, Decimal] = field(default_factory=dict)  # per currency without a rate
 
 
 @dataclass(frozen=True)
 class MonthInputs:
     month: date  # the 1st
+    currency: str  # the user's base currency, which every amount is in
     known_through: date | None  # the last day of the month whose spending is in; None: no day yet
     budgets: list[BudgetInput] = field(default_factory=list)
 
@@ -90,10 +94,15 @@ async def last_local_day(pool: asyncpg.Pool, user_id: str) -> date | None:
 
 
 async def _spent(
-    pool: asyncpg.Pool, user_id: str, month: date, categories: list[str]
-) -> dict[str, Decimal]:
+    pool: asyncpg.Pool, user_id: str, month: date, categories: list[str], base: str
+) -> tuple[dict[str, Decimal], dict[str, dict[str, Decimal]]]:
+    """Per category: spent in the base currency at each transaction's local date's rate, and
+    per currency what could not be converted for want of a rate."""
+    rate = f"fx_convert(1, t.currency, $4, {_LOCAL_TS}::date)"
     rows = await pool.fetch(
-        f"""SELECT coalesce(t.category, 'Uncategorized') AS category, sum(t.amount) AS spent
+        f"""SELECT coalesce(t.category, 'Uncategorized') AS category,
+                   CASE WHEN {rate} IS NULL THEN t.currency END AS unconverted,
+                   sum(t.amount * coalesce({rate}, 1)) AS spent
             FROM transactions t
             WHERE t.user_id = $1 AND t.direction = 'debit'
               AND coalesce(t.category, 'Uncategorized') = ANY($3::text[])
@@ -101,12 +110,19 @@ async def _spent(
               AND t.ts < (($2::date + interval '1 month') AT TIME ZONE 'UTC') + interval '1 day'
               AND {_LOCAL_TS} >= $2::date::timestamp
               AND {_LOCAL_TS} < $2::date + interval '1 month'
-            GROUP BY 1""",  # noqa: S608
+            GROUP BY 1, 2""",  # noqa: S608
         user_id,
         month,
         categories,
+        base,
     )
-    return {r["category"]: r["spent"] for r in rows}
+    cent = Decimal(1).scaleb(-minor_units(base))
+    spent = {r["category"]: r["spent"].quantize(cent) for r in rows if r["unconverted"] is None}
+    unconverted: defaultdict[str, dict[str, Decimal]] = defaultdict(dict)
+    for r in rows:
+        if r["unconverted"] is not None:
+            unconverted[r["category"]][r["unconverted"]] = r["spent"]
+    return spent, unconverted
 
 
 async def _forecasts(
@@ -147,12 +163,16 @@ async def _forecasts(
 
 async def month_inputs(pool: asyncpg.Pool, user_id: str, month: date, today: date) -> MonthInputs:
     """Every budget of ``month`` (the 1st), with what is spent and what is forecast."""
-    budgets = await budgets_for_month(pool, user_id, month)
+    budgets, base = await asyncio.gather(
+        budgets_for_month(pool, user_id, month),
+        pool.fetchval("SELECT base_currency FROM users WHERE user_id = $1", user_id),
+    )
+    base = base or "USD"
     if not budgets:
-        return MonthInputs(month, None)
+        return MonthInputs(month, base, None)
     categories = [b["category"] for b in budgets]
-    spent, forecasts, last_day = await asyncio.gather(
-        _spent(pool, user_id, month, categories),
+    (spent, unconverted), forecasts, last_day = await asyncio.gather(
+        _spent(pool, user_id, month, categories, base),
         _forecasts(pool, user_id, month, categories),
         last_local_day(pool, user_id),
     )
@@ -164,7 +184,8 @@ async def month_inputs(pool: asyncpg.Pool, user_id: str, month: date, today: dat
             b["override"],
             spent.get(b["category"], ZERO),
             forecasts.get(b["category"]),
+            unconverted.get(b["category"], {}),
         )
         for b in budgets
     ]
-    return MonthInputs(month, known_through(month, last_day, today), items)
+    return MonthInputs(month, base, known_through(month, last_day, today), items)

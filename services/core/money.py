@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-# ISO 4217 currencies whose minor unit is not the usual two digits.
-MINOR_UNITS = {
-    **dict.fromkeys(
-        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI"), 0
-    ),
-    **dict.fromkeys(("VND", "VUV", "XAF", "XOF", "XPF"), 0),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-}
+from schemas.currency import MINOR_UNITS, minor_units
+
+__all__ = ["MINOR_UNITS", "format_money", "minor_units"]
+
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
-
-
-def minor_units(currency: str) -> int:
-    return MINOR_UNITS.get(currency.upper(), 2)
 
 
 def format_money(amount: float, currency: str) -> str:

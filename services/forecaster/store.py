@@ -14,11 +14,21 @@ from services.core.text import normalize_text
 UNCATEGORIZED = "Uncategorized"
 
 # Only transactions not counted before reach the aggregate, so re-delivery adds nothing.
-_ADD_TO_DAILY_SPEND = """
+# Amounts are kept in the user's base currency, at the rate of the transaction's local date. A
+# transaction with no known rate keeps its own amount in a series of its own, "Travel (JPY)":
+# forecasts never add up amounts of different currencies.
+_IN_BASE = """
+    SELECT i.*, fx_convert(1, i.currency, coalesce(u.base_currency, 'USD'), i.day) AS rate
+    FROM incoming i LEFT JOIN users u USING (user_id)
+"""
+_SERIES = "CASE WHEN rate IS NULL THEN category || ' (' || currency || ')' ELSE category END"
+
+_ADD_TO_DAILY_SPEND = f"""
 WITH incoming AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[],
-                         $6::numeric[], $7::numeric[])
-        AS t(user_id, transaction_id, account_id, category, day, spent, received)
+                         $6::numeric[], $7::numeric[], $8::text[])
+        AS t(user_id, transaction_id, account_id, category, day, spent, received, currency)
+), valued AS ({_IN_BASE}
 ), fresh AS (
     INSERT INTO counted_transactions (user_id, transaction_id)
     SELECT user_id, transaction_id FROM incoming
@@ -26,23 +36,34 @@ WITH incoming AS (
     RETURNING user_id, transaction_id
 )
 INSERT INTO daily_spend AS d (user_id, account_id, category, day, spent, received, n)
-SELECT i.user_id, i.account_id, i.category, i.day, sum(i.spent), sum(i.received), count(*)
-FROM incoming i JOIN fresh f USING (user_id, transaction_id)
-GROUP BY i.user_id, i.account_id, i.category, i.day
+SELECT v.user_id, v.account_id, {_SERIES}, v.day,
+       sum(v.spent * coalesce(v.rate, 1)), sum(v.received * coalesce(v.rate, 1)), count(*)
+FROM valued v JOIN fresh f USING (user_id, transaction_id)
+GROUP BY 1, 2, 3, 4
 ON CONFLICT (user_id, account_id, category, day) DO UPDATE
 SET spent = d.spent + excluded.spent,
     received = d.received + excluded.received,
     n = d.n + excluded.n
-"""
+"""  # noqa: S608 -- fixed fragments only
 
 
-_ADD_CHARGES = """
+_ADD_CHARGES = f"""
+WITH incoming AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::numeric[], $8::timestamp[], $9::text[])
+        AS t(user_id, transaction_id, account_id, category, merchant_key, display, amount, at,
+             currency)
+), dated AS (
+    SELECT *, at::date AS day FROM incoming
+), valued AS ({_IN_BASE.replace("incoming i", "dated i")}
+)
 INSERT INTO forecast_charges
     (user_id, transaction_id, account_id, category, merchant_key, display, amount, at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::numeric[], $8::timestamp[])
+SELECT user_id, transaction_id, account_id, {_SERIES}, merchant_key, display,
+       amount * coalesce(rate, 1), at
+FROM valued
 ON CONFLICT DO NOTHING
-"""
+"""  # noqa: S608 -- fixed fragments only
 
 
 async def add_to_daily_spend(pool: asyncpg.Pool, events: Sequence[TransactionEvent]) -> None:
@@ -64,6 +85,7 @@ async def add_to_daily_spend(pool: asyncpg.Pool, events: Sequence[TransactionEve
             [e.timestamp.date() for e in events],
             [e.amount if e.direction is Direction.debit else 0 for e in events],
             [e.amount if e.direction is Direction.credit else 0 for e in events],
+            [e.currency for e in events],
         )
         await conn.execute(
             _ADD_CHARGES,
@@ -75,6 +97,7 @@ async def add_to_daily_spend(pool: asyncpg.Pool, events: Sequence[TransactionEve
             [e.merchant or key for e, key in zip(debits, keys, strict=True)],
             [e.amount for e in debits],
             [e.timestamp.replace(tzinfo=None) for e in debits],
+            [e.currency for e in debits],
         )
 
 

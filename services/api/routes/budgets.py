@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from services.api import store
-from services.api.deps import CurrentUser, PoolDep
+from services.api.deps import CurrentUser, PoolDep, body_error
 from services.api.models import MONTH_PATTERN, BudgetIn, BudgetMonth
 from services.api.summary import budget_month, first_of
+from services.core.money import minor_units
 
 router = APIRouter(prefix="/v1/budgets", tags=["budgets"])
 CategoryPath = Annotated[
@@ -43,6 +45,10 @@ async def put_budget(
     pool: PoolDep, user_id: CurrentUser, category: CategoryPath, budget: BudgetIn
 ) -> BudgetMonth:
     month = first_of(budget.month) if budget.month else None
+    base = await store.base_currency(pool, user_id)
+    places = minor_units(base)
+    if budget.amount != budget.amount.quantize(Decimal(1).scaleb(-places)):
+        raise body_error("amount", f"{base} amounts have at most {places} decimals")
     await store.set_budget(pool, user_id, category, budget.amount, month)
     return await budget_month(pool, user_id, month or first_of(None))
 

@@ -6,7 +6,8 @@
   const CHARTS = ["trend", "heatmap", "anomalies", "forecast", "drift", "categories", "budget"];
   const state = { key: localStorage.getItem("spendstream.key"), seen: new Set() };
   const $ = (id) => document.getElementById(id);
-  const money = (v) => Number(v).toLocaleString(undefined, { style: "currency", currency: "USD" });
+  // Totals are in the user's base currency (the API says which); a transaction in its own.
+  const money = (v, currency) => Number(v).toLocaleString(undefined, { style: "currency", currency: currency || state.currency || "USD" });
   const pct = (v) => (v === null || v === undefined ? "–" : `${v > 0 ? "+" : ""}${(v * 100).toFixed(0)}%`);
 
   async function api(path, options = {}) {
@@ -99,12 +100,14 @@
     }
     params.set("month", $("month").value);
     const s = await api(`/v1/insights/summary?${params}`);
+    state.currency = s.currency;
+    const foreign = s.unconverted.map((u) => money(u.total, u.currency)).join(" + ");
     const change = s.previous_month_total > 0 ? (s.total - s.previous_month_total) / s.previous_month_total : null;
     const bills = s.recurring.filter((r) => r.direction === "debit");
     const income = s.recurring.filter((r) => r.direction === "credit");
     const perMonth = { weekly: 52 / 12, biweekly: 26 / 12, semimonthly: 2, monthly: 1, quarterly: 1 / 3, yearly: 1 / 12 };
     $("cards").replaceChildren(
-      card("Spent in " + s.month, money(s.total), `${pct(change)} vs previous month`),
+      card("Spent in " + s.month, money(s.total), `${pct(change)} vs previous month` + (foreign ? `; also ${foreign} (no exchange rate)` : "") + (s.currency_note ? `. ${s.currency_note}` : "")),
       card("Unusual transactions", String(s.anomalies)),
       card("Subscriptions and bills", String(bills.length), `${bills.filter((r) => r.amount_rose).length} went up`),
       card("Regular income", money(income.reduce((sum, r) => sum + r.typical_amount * perMonth[r.cadence], 0)), `${income.length} source(s), per month`),
@@ -112,7 +115,7 @@
       card("Top merchant", s.top_merchants[0] ? s.top_merchants[0].merchant : "–", s.top_merchants[0] ? money(s.top_merchants[0].total) : ""),
     );
     fill("categories", s.categories.map((c) => el("tr", {},
-      el("td", {}, c.category), el("td", {}, money(c.total)),
+      el("td", {}, c.category), el("td", {}, money(c.total, c.currency)),
       el("td", { class: c.change_vs_previous > 0 ? "up" : "down" }, pct(c.change_vs_previous)),
       el("td", { class: c.change_vs_3_month_average > 0 ? "up" : "down" }, pct(c.change_vs_3_month_average)))));
     const recurringItem = (r) => el("li", {},
@@ -193,7 +196,7 @@
       return button;
     };
     return el("li", { "data-id": a.transaction_id },
-      el("strong", {}, `${money(a.amount)} at ${a.merchant || "unknown"}`), ` · score ${a.score.score.toFixed(3)} · ${a.timestamp.slice(0, 16).replace("T", " ")}`,
+      el("strong", {}, `${money(a.amount, a.currency)} at ${a.merchant || "unknown"}`), ` · score ${a.score.score.toFixed(3)} · ${a.timestamp.slice(0, 16).replace("T", " ")}`,
       el("div", { class: "reasons" }, reasons), vote("fraud"), " ", vote("legit"), verdict);
   }
 
