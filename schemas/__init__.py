@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel
 
+from schemas.changes import TransactionChange, TransactionEdit
 from schemas.events import AnomalyAlert, BudgetAlert, DeadLetter, DriftEvent, ForecastsUpdated
 from schemas.transaction import (
     SCHEMA_VERSION,
@@ -25,6 +26,8 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "DriftEvent": DriftEvent,
     "ForecastsUpdated": ForecastsUpdated,
     "BudgetAlert": BudgetAlert,
+    "TransactionChange": TransactionChange,
+    "TransactionEdit": TransactionEdit,
 }
 
 __all__ = [
@@ -40,6 +43,8 @@ __all__ = [
     "ForecastsUpdated",
     "Transaction",
     "TransactionBatch",
+    "TransactionChange",
+    "TransactionEdit",
     "TransactionEvent",
     "TransactionSource",
     "WebhookPayload",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import orjson
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
     JsonValue,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from schemas.currency import minor_units
@@ -129,7 +130,8 @@ class Transaction(BaseModel):
     )
 
     transaction_id: Identifier = Field(
-        description="Unique per user; the idempotency key. Re-sending the same id changes nothing."
+        description="Unique per user; the idempotency key. Re-sending the same id changes "
+        "nothing, unless it carries a higher `revision`."
     )
     account_id: Identifier = Field(description="The user's account the money moved on.")
     timestamp: AwareDatetime = Field(
@@ -162,6 +164,17 @@ class Transaction(BaseModel):
         None,
         description=f"Small JSON object (at most {MAX_METADATA_BYTES} bytes serialized, "
         f"{MAX_METADATA_DEPTH} levels deep).",
+    )
+    revision: int = Field(
+        1,
+        ge=1,
+        le=2**31 - 1,
+        description="A bank feed revises a transaction (a pending charge that posts with another "
+        "amount) by sending the same id with a higher revision; an equal or lower one changes "
+        "nothing.",
+    )
+    status: Literal["pending", "posted"] | None = Field(
+        None, description="`pending` until the bank posts it, then `posted`."
     )
 
     @field_validator("currency", "country", mode="before")
@@ -219,13 +232,28 @@ class Transaction(BaseModel):
 
 
 class TransactionBatch(BaseModel):
-    """Several transactions posted at once; all are accepted or none."""
+    """Several transactions posted at once, and transactions the bank removed: all are accepted
+    or none."""
 
     model_config = ConfigDict(extra="forbid")
 
     transactions: list[Transaction] = Field(
-        min_length=1, max_length=MAX_BATCH_ITEMS, description="1 to 10,000 transactions."
+        default_factory=list,
+        max_length=MAX_BATCH_ITEMS,
+        description="Up to 10,000 transactions (at least one, unless `removed` names some).",
     )
+    removed: list[Identifier] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH_ITEMS,
+        description="Ids of transactions the bank removed (a reversed charge, a duplicate): "
+        "they disappear everywhere.",
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.transactions and not self.removed:
+            raise ValueError("send at least one transaction or one `removed` id")
+        return self
 
 
 class TransactionEvent(Transaction):
@@ -241,6 +269,9 @@ class Accepted(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     accepted: int = Field(description="How many transactions the broker acknowledged.")
+    removed: int = Field(
+        0, description="How many removals the broker acknowledged; absent when none were sent."
+    )
 
 
 class WebhookPayload(BaseModel):
@@ -250,5 +281,18 @@ class WebhookPayload(BaseModel):
 
     user_id: Identifier = Field(description="The Spendstream user the transactions belong to.")
     transactions: list[Transaction] = Field(
-        min_length=1, max_length=MAX_BATCH_ITEMS, description="1 to 10,000 transactions."
+        default_factory=list,
+        max_length=MAX_BATCH_ITEMS,
+        description="Up to 10,000 transactions (at least one, unless `removed` names some).",
     )
+    removed: list[Identifier] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH_ITEMS,
+        description="Ids of transactions the bank removed: they disappear everywhere.",
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.transactions and not self.removed:
+            raise ValueError("send at least one transaction or one `removed` id")
+        return self

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
+from services.core.publisher import BrokerUnavailable, TransactionPublisher
 from services.core.settings import Settings
-from services.ingest.publisher import BrokerUnavailable, TransactionPublisher
 
 
 class DyingBroker:

@@ -16,9 +16,9 @@ from services.core.db import create_pool
 from services.core.heap import settle_startup_heap
 from services.core.http import docs_urls, install_error_handlers
 from services.core.metrics import install_metrics
+from services.core.publisher import TransactionPublisher
 from services.core.ratelimit import RateLimiter
 from services.core.settings import Settings, get_settings
-from services.ingest.publisher import TransactionPublisher
 from services.ingest.routes import health, imports, transactions, webhooks
 
 ROUTERS = (transactions.router, webhooks.router, imports.router, health.router)

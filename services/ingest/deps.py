@@ -8,8 +8,8 @@ import asyncpg
 from fastapi import Depends, Request
 
 from services.core.http import CurrentUser
+from services.core.publisher import TransactionPublisher
 from services.core.settings import Settings
-from services.ingest.publisher import TransactionPublisher
 
 __all__ = ["CurrentUser", "PoolDep", "PublisherDep", "SettingsDep"]
 

@@ -9,7 +9,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas import Transaction
-from schemas.transaction import TIMESTAMP_WINDOW, TimestampWindow
+from schemas.transaction import TIMESTAMP_WINDOW, Identifier, TimestampWindow
 from services.core.http import error_entry
 
 
@@ -51,51 +51,61 @@ def _errors_of(
     return errors
 
 
-def parse_transactions(
-    raw: bytes, *, max_items: int, window: TimestampWindow | None = None
-) -> list[Transaction]:
-    """One transaction object or ``{"transactions": [...]}``: all valid, or ``InvalidBody``.
-    With ``window``, timestamps outside it are invalid too."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidBody([FieldError(("body",), f"invalid JSON: {exc}", "json_invalid")]) from None
+_REMOVED = TypeAdapter(list[Identifier])
 
-    if isinstance(body, dict) and "transactions" in body:
-        extra = sorted(set(body) - {"transactions"})
-        if extra:
+
+def _batch_items(body: dict[str, Any], max_items: int) -> tuple[list[Any], list[str]]:
+    """The items of ``{"transactions": [...], "removed": [...]}``, checked for shape."""
+    extra = sorted(set(body) - {"transactions", "removed"})
+    if extra:
+        raise InvalidBody(
+            [FieldError(("body", extra[0]), "Extra inputs are not permitted", "extra_forbidden")]
+        )
+    items, removed = body.get("transactions", []), body.get("removed", [])
+    for name, value in (("transactions", items), ("removed", removed)):
+        if not isinstance(value, list):
+            raise InvalidBody(
+                [FieldError(("body", name), "Input should be a valid list", "list_type")]
+            )
+        if len(value) > max_items:
             raise InvalidBody(
                 [
                     FieldError(
-                        ("body", extra[0]), "Extra inputs are not permitted", "extra_forbidden"
-                    )
-                ]
-            )
-        items = body["transactions"]
-        if not isinstance(items, list):
-            raise InvalidBody(
-                [FieldError(("body", "transactions"), "Input should be a valid list", "list_type")]
-            )
-        if not items:
-            raise InvalidBody(
-                [
-                    FieldError(
-                        ("body", "transactions"),
-                        "at least one transaction is required",
-                        "too_short",
-                    )
-                ]
-            )
-        if len(items) > max_items:
-            raise InvalidBody(
-                [
-                    FieldError(
-                        ("body", "transactions"),
-                        f"at most {max_items} transactions per request, got {len(items)}",
+                        ("body", name),
+                        f"at most {max_items} {name} per request, got {len(value)}",
                         "too_long",
                     )
                 ]
             )
+    if not items and not removed:
+        raise InvalidBody(
+            [
+                FieldError(
+                    ("body", "transactions"),
+                    "at least one transaction (or a `removed` id) is required",
+                    "too_short",
+                )
+            ]
+        )
+    try:
+        ids = _REMOVED.validate_python(removed)
+    except ValidationError as exc:
+        raise InvalidBody(_errors_of(exc, ("body", "removed"), batch=True)) from None
+    return items, ids
+
+
+def parse_body(
+    raw: bytes, *, max_items: int, window: TimestampWindow | None = None
+) -> tuple[list[Transaction], list[str]]:
+    """One transaction object, or ``{"transactions": [...], "removed": [ids]}``: all valid, or
+    ``InvalidBody``. With ``window``, timestamps outside it are invalid too."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidBody([FieldError(("body",), f"invalid JSON: {exc}", "json_invalid")]) from None
+    removed: list[str] = []
+    if isinstance(body, dict) and ("transactions" in body or "removed" in body):
+        items, removed = _batch_items(body, max_items)
         prefix: tuple[str | int, ...] = ("body", "transactions")
     elif isinstance(body, dict):
         items, prefix = [body], ("body",)
@@ -109,9 +119,15 @@ def parse_transactions(
                 )
             ]
         )
-
     try:
         context = {TIMESTAMP_WINDOW: window} if window else None
-        return _TRANSACTIONS.validate_python(items, context=context)
+        return _TRANSACTIONS.validate_python(items, context=context), removed
     except ValidationError as exc:
         raise InvalidBody(_errors_of(exc, prefix, batch=prefix != ("body",))) from None
+
+
+def parse_transactions(
+    raw: bytes, *, max_items: int, window: TimestampWindow | None = None
+) -> list[Transaction]:
+    """``parse_body`` for a caller that takes no removals."""
+    return parse_body(raw, max_items=max_items, window=window)[0]

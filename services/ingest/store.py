@@ -76,3 +76,14 @@ async def rotate_webhook_secret(conn: asyncpg.Connection, user_id: str) -> str:
             MAX_ACTIVE_SECRETS,
         )
     return secret
+
+
+async def accounts_of(pool: asyncpg.Pool, user_id: str, ids: list[str]) -> dict[str, str]:
+    """The account of each of the user's stored transactions among ``ids``."""
+    rows = await pool.fetch(
+        """SELECT transaction_id, account_id FROM transactions
+           WHERE user_id = $1 AND transaction_id = ANY($2::text[])""",
+        user_id,
+        ids,
+    )
+    return {r["transaction_id"]: r["account_id"] for r in rows}

@@ -10,9 +10,9 @@ from pydantic import TypeAdapter
 
 from schemas import Accepted, Transaction, TransactionBatch, TransactionSource
 from services.core.http import read_capped_body, validation_error_body
-from services.ingest.accepting import TRANSACTIONS_REJECTED, accept
-from services.ingest.deps import CurrentUser, PublisherDep, SettingsDep
-from services.ingest.parsing import InvalidBody, parse_transactions
+from services.ingest.accepting import TRANSACTIONS_REJECTED, UnknownRemoval, accept, removals
+from services.ingest.deps import CurrentUser, PoolDep, PublisherDep, SettingsDep
+from services.ingest.parsing import InvalidBody, parse_body
 
 router = APIRouter(tags=["transactions"])
 REQUEST_SCHEMA = TypeAdapter(Transaction | TransactionBatch).json_schema(
@@ -24,7 +24,9 @@ REQUEST_SCHEMA = TypeAdapter(Transaction | TransactionBatch).json_schema(
     "/v1/transactions",
     status_code=202,
     response_model=Accepted,
-    summary="Submit one transaction or a batch of up to 10,000",
+    summary="Submit one transaction or a batch of up to 10,000, and removals",
+    description="A transaction sent again with a higher `revision` replaces the one stored; "
+    "`removed` names transactions the bank took back. Both flow through the pipeline as events.",
     responses={
         401: {"description": "Missing or unknown API key"},
         413: {"description": "Body too large"},
@@ -46,6 +48,7 @@ REQUEST_SCHEMA = TypeAdapter(Transaction | TransactionBatch).json_schema(
 async def post_transactions(
     request: Request,
     user_id: CurrentUser,
+    pool: PoolDep,
     settings: SettingsDep,
     publisher: PublisherDep,
     source: Annotated[
@@ -54,7 +57,7 @@ async def post_transactions(
 ) -> JSONResponse:
     raw = await read_capped_body(request, settings.max_body_bytes)
     try:
-        transactions = parse_transactions(
+        transactions, removed = parse_body(
             raw, max_items=settings.max_batch_items, window=settings.timestamp_window
         )
     except InvalidBody as exc:
@@ -62,4 +65,9 @@ async def post_transactions(
         return JSONResponse(
             validation_error_body([e.as_dict() for e in exc.errors]), status_code=422
         )
-    return await accept(publisher, user_id, transactions, TransactionSource(source))
+    try:
+        changes = await removals(pool, user_id, transactions, removed, "api")
+    except UnknownRemoval as exc:
+        TRANSACTIONS_REJECTED.labels("api", "invalid").inc()
+        return exc.response()
+    return await accept(publisher, user_id, transactions, TransactionSource(source), changes)

@@ -9,11 +9,11 @@ from pydantic import ValidationError
 from schemas import Accepted, TransactionSource, WebhookPayload
 from schemas.transaction import TIMESTAMP_WINDOW
 from services.core.http import field_errors, read_capped_body, unprocessable, validation_error_body
+from services.core.publisher import TransactionPublisher
 from services.core.settings import Settings
 from services.ingest import store
-from services.ingest.accepting import TRANSACTIONS_REJECTED, accept
+from services.ingest.accepting import TRANSACTIONS_REJECTED, UnknownRemoval, accept, removals
 from services.ingest.deps import PoolDep, PublisherDep, SettingsDep
-from services.ingest.publisher import TransactionPublisher
 from services.ingest.signing import (
     TOLERANCE_S,
     InvalidSignature,
@@ -113,4 +113,13 @@ async def webhook_delivery(
         return unprocessable("user_id", "a user's secret signs for that user only")
     if not await store.user_exists(pool, payload.user_id):
         return unprocessable("user_id", "unknown user")
-    return await accept(publisher, payload.user_id, payload.transactions, TransactionSource.webhook)
+    try:
+        changes = await removals(
+            pool, payload.user_id, payload.transactions, payload.removed, "webhook"
+        )
+    except UnknownRemoval as exc:
+        TRANSACTIONS_REJECTED.labels("webhook", "invalid").inc()
+        return exc.response()
+    return await accept(
+        publisher, payload.user_id, payload.transactions, TransactionSource.webhook, changes
+    )
