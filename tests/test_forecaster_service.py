@@ -17,7 +17,7 @@ from services.core.embeddings import Embedder
 from services.core.settings import Settings
 from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.refresher import ForecastRefresher
-from services.forecaster.store import add_to_daily_spend
+from services.forecaster.store import apply_to_daily_spend
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         published.append(event)
 
     try:
-        await add_to_daily_spend(pool, history("fanny", 100))
+        await apply_to_daily_spend(pool, history("fanny", 100))
         settings = Settings(
             database_url=fresh_dsn, forecast_backtest_folds=1, forecast_horizon_days=30
         )
@@ -83,7 +83,7 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         assert [e.run_id for e in published] == [run_id]
 
         # A new user's history gets a per-user refresh with the fitted model, at the next check.
-        await add_to_daily_spend(pool, history("gina", 90))
+        await apply_to_daily_spend(pool, history("gina", 90))
         user_run = await refresher.refresh_if_due()
         assert user_run is not None and user_run != run_id
         scope = await pool.fetchval("SELECT scope FROM forecast_runs WHERE run_id = $1", user_run)
@@ -176,8 +176,8 @@ async def test_rent_is_forecast_from_the_forecasters_own_data_even_before_the_sc
     ]
     pool = await create_pool(fresh_dsn, size=3)
     try:
-        await add_to_daily_spend(pool, events)
-        await add_to_daily_spend(pool, events)  # redelivery changes nothing
+        await apply_to_daily_spend(pool, events)
+        await apply_to_daily_spend(pool, events)  # redelivery changes nothing
         assert await pool.fetchval("SELECT count(*) FROM transactions") == 0
         assert (
             await pool.fetchval(

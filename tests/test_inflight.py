@@ -47,12 +47,12 @@ async def _run(store_outcome: str) -> Job | None:
         job.dirty = store_outcome == "dirty"
         job.committed = True
 
-    inflight.start(store, first={}, keys=[("u", "t1")], accounts=[("u", "a")])
-    assert inflight.keys == frozenset({("u", "t1")})
+    inflight.start(store, first={}, keys={("u", "t1"): 1}, accounts=[("u", "a")])
+    assert inflight.keys == {("u", "t1"): 1}
     with pytest.raises(RuntimeError, match="already in flight"):
-        inflight.start(store, first={}, keys=[], accounts=[])
+        inflight.start(store, first={}, keys={}, accounts=[])
     outcome = await inflight.wait()
-    assert inflight.keys == frozenset()
+    assert inflight.keys == {}
     return outcome
 
 

@@ -28,6 +28,7 @@ from services.core.headers import SecurityHeaders
 from services.core.heap import settle_startup_heap
 from services.core.http import docs_urls, install_error_handlers
 from services.core.metrics import install_metrics
+from services.core.publisher import TransactionPublisher
 from services.core.ratelimit import RateLimiter
 from services.core.settings import Settings, get_settings
 
@@ -53,10 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = pool
         app.state.key_verifier = KeyVerifier(pool, ttl_seconds=settings.api_key_cache_seconds)
         app.state.rate_limiter = RateLimiter(settings.api_rate_limit)
+        # Edits and deletions are events: they go through the broker like transactions. Started
+        # lazily, so the API serves reads (and answers 503 to changes) without a broker.
+        app.state.publisher = TransactionPublisher(settings)
+        await app.state.publisher.try_connect()
         settle_startup_heap()
         try:
             yield
         finally:
+            await app.state.publisher.close()
             await pool.close()
 
     app = FastAPI(

@@ -15,9 +15,17 @@ from pydantic import AwareDatetime
 from services.api import store
 from services.api.pagination import InvalidCursor
 from services.core.http import CurrentUser
+from services.core.publisher import TransactionPublisher
 from services.core.settings import Settings
 
-__all__ = ["CurrentUser", "PageQuery", "PoolDep", "SettingsDep", "parameter_error"]
+__all__ = [
+    "CurrentUser",
+    "PageQuery",
+    "PoolDep",
+    "PublisherDep",
+    "SettingsDep",
+    "parameter_error",
+]
 
 
 def get_pool(request: Request) -> asyncpg.Pool:
@@ -30,7 +38,13 @@ def get_settings_of_app(request: Request) -> Settings:
     return settings
 
 
+def get_publisher(request: Request) -> TransactionPublisher:
+    publisher: TransactionPublisher = request.app.state.publisher
+    return publisher
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+PublisherDep = Annotated[TransactionPublisher, Depends(get_publisher)]
 SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
 
 

@@ -37,9 +37,21 @@ COLUMNS = (
     "severity",
     "feedback",
     "note",
+    "excluded",
+    "revision",
+    "status",
+    "display_merchant",
 )
 TEXT_COLUMNS = frozenset(
-    {"transaction_id", "account_id", "merchant", "description", "category", "note"}
+    {
+        "transaction_id",
+        "account_id",
+        "merchant",
+        "description",
+        "category",
+        "note",
+        "display_merchant",
+    }
 )
 # A spreadsheet runs a cell that starts with one of these as a formula: a merchant name from a
 # bank feed must not become one (OWASP's CSV injection advice: make it text with a quote).

@@ -95,13 +95,36 @@ class TransactionOut(BaseModel):
     merchant: str | None
     description: str | None
     category: str | None
-    category_source: str = Field(description="provided, predicted, or none.")
+    category_source: str = Field(
+        description="provided (by the bank or app), predicted, user (you set it), or none."
+    )
     category_confidence: float | None
     channel: str
     country: str | None
     metadata: dict[str, Any] | None
     ingested_at: datetime
+    revision: int = Field(1, description="The bank's revision of it that is stored.")
+    status: Literal["pending", "posted"] | None = Field(None, description="As the bank said.")
+    note: str | None = Field(None, description="Your note.")
+    excluded: bool = Field(False, description="Left out of analytics at your request.")
+    display_merchant: str | None = Field(None, description="Your name for the merchant.")
     score: Score | None = Field(description="Absent until the scorer has stored it.")
+
+
+class ChangeAccepted(BaseModel):
+    """A change the broker acknowledged; it shows once the pipeline has applied it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"change_id": "3f2a9c", "transaction_id": "tx-20261103-0001", "kind": "edit"}
+            ]
+        }
+    )
+
+    change_id: str
+    transaction_id: str
+    kind: Literal["edit", "remove"]
 
 
 class Anomaly(TransactionOut):

@@ -52,6 +52,11 @@ def transaction_fields(row: asyncpg.Record) -> dict[str, Any]:
         "channel": row["channel"],
         "country": row["country"],
         "metadata": row["metadata"],
+        "revision": row["revision"],
+        "status": row["status"],
+        "note": row["note"],
+        "excluded": row["excluded"],
+        "display_merchant": row["display_merchant"],
         "ingested_at": row["ingested_at"],
         "score": score,
     }

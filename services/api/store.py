@@ -14,7 +14,8 @@ import asyncpg
 _TRANSACTION_COLUMNS = """
     t.transaction_id, t.account_id, t.ts, t.amount, t.direction, t.currency, t.merchant,
     t.description, t.category, t.category_source, t.category_confidence, t.channel, t.country,
-    t.metadata, t.ingested_at, t.utc_offset_minutes,
+    t.metadata, t.ingested_at, t.utc_offset_minutes, t.revision, t.status, t.note, t.excluded,
+    t.display_merchant,
     s.score, s.is_anomaly, s.historical, s.severity, s.detector_scores, s.explanation,
     s.model_version, s.scored_at
 """
@@ -113,6 +114,15 @@ async def set_feedback(
         transaction_id,
         label,
     )
+
+
+async def account_of(pool: asyncpg.Pool, user_id: str, transaction_id: str) -> str | None:
+    value: str | None = await pool.fetchval(
+        "SELECT account_id FROM transactions WHERE user_id = $1 AND transaction_id = $2",
+        user_id,
+        transaction_id,
+    )
+    return value
 
 
 async def get_transaction(
@@ -299,7 +309,7 @@ async def monthly_totals(
                        {currency} AS currency, sum({amount}) AS total, count(*) AS n
                 FROM transactions t
                 WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
-                  AND t.direction = 'debit'
+                  AND t.direction = 'debit' AND NOT t.excluded
                   AND t.ts >= ($3::timestamp AT TIME ZONE 'UTC') - interval '1 day'
                   AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
                   AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp
@@ -332,7 +342,7 @@ async def month_detail(
         pool.fetch(
             f"""SELECT coalesce(min(t.merchant), t.merchant_key) AS merchant,
                        sum(t.amount * {rate}) AS total, count(*) AS n
-                FROM transactions t WHERE {where} AND t.direction = 'debit'
+                FROM transactions t WHERE {where} AND t.direction = 'debit' AND NOT t.excluded
                   AND t.merchant_key IS NOT NULL AND {rate} IS NOT NULL
                 GROUP BY t.merchant_key ORDER BY total DESC LIMIT 5""",  # noqa: S608
             *args,
@@ -364,7 +374,7 @@ async def recent_charges(
                        t.amount::float8 AS amount, {_LOCAL_TS} AS local_ts, t.direction
                 FROM transactions t
                 WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
-                  AND t.merchant_key IS NOT NULL
+                  AND t.merchant_key IS NOT NULL AND NOT t.excluded
                   AND t.ts >= ($3::timestamp AT TIME ZONE 'UTC') - interval '1 day'
                   AND t.ts < ($4::timestamp AT TIME ZONE 'UTC') + interval '1 day'
                   AND {_LOCAL_TS} >= $3::timestamp AND {_LOCAL_TS} < $4::timestamp
@@ -421,7 +431,7 @@ async def weekly_spend(
                        {category} AS category, sum({amount})::float8 AS total
                 FROM transactions t
                 WHERE t.user_id = $1 AND ($2::text IS NULL OR t.account_id = $2)
-                  AND t.direction = 'debit' AND t.ts >= $3
+                  AND t.direction = 'debit' AND NOT t.excluded AND t.ts >= $3
                 GROUP BY 1, 2 ORDER BY 1, 2""",  # noqa: S608
             user_id,
             account_id,
@@ -553,7 +563,7 @@ async def stream_transactions(
     q = _Query("t.user_id = $1", user_id=user_id).filter(filters)
     join = "JOIN" if filters.min_score is not None else "LEFT JOIN"
     sql = f"""
-        SELECT {_TRANSACTION_COLUMNS}, t.source, t.note, f.label AS feedback
+        SELECT {_TRANSACTION_COLUMNS}, t.source, f.label AS feedback
         FROM transactions t {join} scores s USING (user_id, transaction_id)
         LEFT JOIN feedback f USING (user_id, transaction_id)
         WHERE {q.where}

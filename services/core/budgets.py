@@ -104,7 +104,7 @@ async def _spent(
                    CASE WHEN {rate} IS NULL THEN t.currency END AS unconverted,
                    sum(t.amount * coalesce({rate}, 1)) AS spent
             FROM transactions t
-            WHERE t.user_id = $1 AND t.direction = 'debit'
+            WHERE t.user_id = $1 AND t.direction = 'debit' AND NOT t.excluded
               AND coalesce(t.category, 'Uncategorized') = ANY($3::text[])
               AND t.ts >= ($2::date::timestamp AT TIME ZONE 'UTC') - interval '1 day'
               AND t.ts < (($2::date + interval '1 month') AT TIME ZONE 'UTC') + interval '1 day'

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 from pydantic import ValidationError
 
-from schemas import DeadLetter, TransactionEvent
+from schemas import DeadLetter, TransactionChange, TransactionEvent
 from services.core.logging import ctx
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,32 @@ def dead_letter(record: Any, error: str, group: str) -> DeadLetter:
     )
 
 
-def decode_records(records: Sequence[Any], *, group: str) -> list[TransactionEvent | DeadLetter]:
-    """Each raw Kafka record as a valid event, or as a dead letter naming what was wrong."""
-    decoded: list[TransactionEvent | DeadLetter] = []
+Item = TransactionEvent | TransactionChange | DeadLetter
+CHANGE_PREFIX = b'{"schema_version":1,"event":"transaction.change"'
+CHANGE_MARKER = b'"transaction.change"'
+
+
+def decode_record(value: bytes) -> TransactionEvent | TransactionChange:
+    """A change as Spendstream writes one starts by naming itself; anything else is parsed as a
+    transaction first (the bulk of the topic, parsed once), and as a change only if that fails.
+    So no text inside a transaction (its metadata) can make it read as a change."""
+    if value.startswith(CHANGE_PREFIX):
+        return TransactionChange.model_validate_json(value)
+    try:
+        return TransactionEvent.model_validate_json(value)
+    except ValidationError:
+        if CHANGE_MARKER in value:
+            return TransactionChange.model_validate_json(value)
+        raise
+
+
+def decode_records(records: Sequence[Any], *, group: str) -> list[Item]:
+    """Each raw Kafka record as a valid event or change, or as a dead letter naming what was
+    wrong."""
+    decoded: list[Item] = []
     for record in records:
         try:
-            decoded.append(TransactionEvent.model_validate_json(record.value or b""))
+            decoded.append(decode_record(record.value or b""))
         except ValidationError as exc:
             decoded.append(dead_letter(record, f"invalid event: {_describe(exc)}", group))
             log.warning(
@@ -74,12 +94,10 @@ def decode_records(records: Sequence[Any], *, group: str) -> list[TransactionEve
     return decoded
 
 
-def make_batch_decoder(
-    group: str,
-) -> Callable[[Any], Awaitable[list[TransactionEvent | DeadLetter]]]:
+def make_batch_decoder(group: str) -> Callable[[Any], Awaitable[list[Item]]]:
     """A FastStream decoder that never raises, so one bad message cannot stall its partition."""
 
-    async def decode(message: Any) -> list[TransactionEvent | DeadLetter]:
+    async def decode(message: Any) -> list[Item]:
         records = message.raw_message
         return decode_records(records if isinstance(records, tuple) else (records,), group=group)
 
@@ -94,27 +112,50 @@ class Delivery:
     event: TransactionEvent
 
 
-def split_batch(
-    records: Sequence[Any], decoded: Sequence[TransactionEvent | DeadLetter]
-) -> tuple[list[Delivery], list[DeadLetter]]:
+@dataclass(frozen=True)
+class ChangeDelivery:
+    """A valid change together with the Kafka record it came in."""
+
+    record: Any
+    event: TransactionChange
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch split by kind. ``deliveries`` keeps one event per (user, transaction_id): the
+    highest revision, the first of equals (an equal revision changes nothing). ``changes`` keep
+    their order."""
+
+    deliveries: list[Delivery]
+    changes: list[ChangeDelivery]
+    dead: list[DeadLetter]
+
+    def in_order(self) -> list[Delivery | ChangeDelivery]:
+        """Events and changes as the partitions hold them."""
+        items: list[Delivery | ChangeDelivery] = [*self.deliveries, *self.changes]
+        return sorted(items, key=lambda d: (d.record.topic, d.record.partition, d.record.offset))
+
+
+def split_batch(records: Sequence[Any], decoded: Sequence[Item]) -> Batch:
     """Pair decoded items with their records, dropping repeats of a (user, transaction_id)."""
-    deliveries: list[Delivery] = []
+    latest: dict[tuple[str, str], Delivery] = {}
+    changes: list[ChangeDelivery] = []
     dead: list[DeadLetter] = []
-    seen: set[tuple[str, str]] = set()
     for record, item in zip(records, decoded, strict=True):
         if isinstance(item, DeadLetter):
             dead.append(item)
-            continue
-        key = (item.user_id, item.transaction_id)
-        if key not in seen:
-            seen.add(key)
-            deliveries.append(Delivery(record, item))
-    return deliveries, dead
+        elif isinstance(item, TransactionChange):
+            changes.append(ChangeDelivery(record, item))
+        else:
+            key = (item.user_id, item.transaction_id)
+            if key not in latest or item.revision > latest[key].event.revision:
+                latest[key] = Delivery(record, item)
+    return Batch(list(latest.values()), changes, dead)
 
 
 async def process_isolating_poison(
-    deliveries: Sequence[Delivery],
-    process: Callable[[list[TransactionEvent]], Awaitable[None]],
+    deliveries: Sequence[Delivery | ChangeDelivery],
+    process: Callable[[list[Any]], Awaitable[None]],
     *,
     group: str,
 ) -> list[DeadLetter]:

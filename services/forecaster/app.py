@@ -13,7 +13,13 @@ from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 
-from schemas import BudgetAlert, DeadLetter, ForecastsUpdated, TransactionEvent
+from schemas import (
+    BudgetAlert,
+    DeadLetter,
+    ForecastsUpdated,
+    TransactionChange,
+    TransactionEvent,
+)
 from services.core.consuming import (
     make_batch_decoder,
     process_isolating_poison,
@@ -33,7 +39,7 @@ from services.core.tasks import running
 from services.forecaster.budgets import BudgetWatcher
 from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.refresher import ForecastRefresher
-from services.forecaster.store import add_to_daily_spend
+from services.forecaster.store import apply_to_daily_spend
 
 log = logging.getLogger(__name__)
 settings = get_settings()
@@ -101,19 +107,20 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     ack_policy=AckPolicy.MANUAL,
     decoder=make_batch_decoder(GROUP_ID),
     title="aggregate-daily-spend",
-    description="Folds each transaction once into daily spend per user, account and category.",
+    description="Folds each transaction once into daily spend per user, account and category, "
+    "and its revisions, edits and removals after it.",
 )
 async def aggregate_daily_spend(
-    batch: list[TransactionEvent | DeadLetter],
+    batch: list[TransactionEvent | TransactionChange | DeadLetter],
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
 ) -> None:
     # Undecodable messages are the scorer's to dead-letter; a second copy would only add noise.
-    deliveries, _ = split_batch(msg.raw_message, batch)
+    deliveries = split_batch(msg.raw_message, batch).in_order()
 
-    async def aggregate(events: list[TransactionEvent]) -> None:
+    async def aggregate(items: list[TransactionEvent | TransactionChange]) -> None:
         await retry_transient(
-            lambda: add_to_daily_spend(pool, events),
+            lambda: apply_to_daily_spend(pool, items),
             what="adding to daily spend",
             max_delay_s=settings.consumer_retry_max_seconds,
             give_up_after_s=settings.consumer_retry_give_up_seconds,

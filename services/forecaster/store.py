@@ -3,102 +3,168 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import astuple
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from schemas import BudgetAlert, Direction, TransactionEvent
+from schemas import BudgetAlert, Direction, TransactionChange, TransactionEvent
 from services.core.text import normalize_text
+from services.forecaster.ledger import UNCATEGORIZED, Counted, Key, Ledger
 
-UNCATEGORIZED = "Uncategorized"
-
-# Only transactions not counted before reach the aggregate, so re-delivery adds nothing.
-# Amounts are kept in the user's base currency, at the rate of the transaction's local date. A
-# transaction with no known rate keeps its own amount in a series of its own, "Travel (JPY)":
-# forecasts never add up amounts of different currencies.
-_IN_BASE = """
-    SELECT i.*, fx_convert(1, i.currency, coalesce(u.base_currency, 'USD'), i.day) AS rate
-    FROM incoming i LEFT JOIN users u USING (user_id)
+_RECORDS = """
+SELECT c.user_id, c.transaction_id, c.account_id, c.category, c.series, c.day, c.spent,
+       c.received, c.revision, c.state, c.user_category, c.currency
+FROM unnest($1::text[], $2::text[]) AS k(user_id, transaction_id)
+JOIN counted_transactions c USING (user_id, transaction_id)
+ORDER BY c.user_id, c.transaction_id
+FOR UPDATE OF c
 """
-_SERIES = "CASE WHEN rate IS NULL THEN category || ' (' || currency || ')' ELSE category END"
 
-_ADD_TO_DAILY_SPEND = f"""
-WITH incoming AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[],
-                         $6::numeric[], $7::numeric[], $8::text[])
-        AS t(user_id, transaction_id, account_id, category, day, spent, received, currency)
-), valued AS ({_IN_BASE}
-), fresh AS (
-    INSERT INTO counted_transactions (user_id, transaction_id)
-    SELECT user_id, transaction_id FROM incoming
-    ON CONFLICT DO NOTHING
-    RETURNING user_id, transaction_id
-)
+# Units of the user's base currency per unit of the transaction's, on its local day (NULL: none
+# known; see fx_convert in the migrations).
+_RATES = """
+SELECT fx_convert(1, k.currency, coalesce(u.base_currency, 'USD'), k.day) AS rate
+FROM unnest($1::text[], $2::text[], $3::date[]) WITH ORDINALITY AS k(user_id, currency, day, i)
+LEFT JOIN users u USING (user_id)
+ORDER BY k.i
+"""
+
+_ADD_DELTAS = """
 INSERT INTO daily_spend AS d (user_id, account_id, category, day, spent, received, n)
-SELECT v.user_id, v.account_id, {_SERIES}, v.day,
-       sum(v.spent * coalesce(v.rate, 1)), sum(v.received * coalesce(v.rate, 1)), count(*)
-FROM valued v JOIN fresh f USING (user_id, transaction_id)
-GROUP BY 1, 2, 3, 4
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[],
+                     $6::numeric[], $7::int[])
 ON CONFLICT (user_id, account_id, category, day) DO UPDATE
 SET spent = d.spent + excluded.spent,
     received = d.received + excluded.received,
     n = d.n + excluded.n
-"""  # noqa: S608 -- fixed fragments only
+"""
+
+_SAVE_RECORDS = """
+INSERT INTO counted_transactions AS c (user_id, transaction_id, account_id, category, series,
+    day, spent, received, revision, state, user_category, currency, counted_at)
+SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+    $6::date[], $7::numeric[], $8::numeric[], $9::int[], $10::text[], $11::bool[], $12::text[])
+ON CONFLICT (user_id, transaction_id) DO UPDATE
+SET account_id = excluded.account_id, category = excluded.category, series = excluded.series,
+    day = excluded.day, spent = excluded.spent, received = excluded.received,
+    revision = excluded.revision, state = excluded.state,
+    user_category = excluded.user_category, currency = excluded.currency, counted_at = now()
+"""
+
+_UPSERT_CHARGES = """
+INSERT INTO forecast_charges AS f
+    (user_id, transaction_id, account_id, category, merchant_key, display, amount, at, excluded)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::numeric[], $8::timestamp[], $9::bool[])
+ON CONFLICT (user_id, transaction_id) DO UPDATE
+SET account_id = excluded.account_id, category = excluded.category,
+    merchant_key = excluded.merchant_key, display = excluded.display, amount = excluded.amount,
+    at = excluded.at, excluded = excluded.excluded
+"""
+
+_RESTATE_CHARGES = """
+UPDATE forecast_charges f SET category = k.series, excluded = k.excluded
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[])
+    AS k(user_id, transaction_id, series, excluded)
+WHERE f.user_id = k.user_id AND f.transaction_id = k.transaction_id
+"""
+
+_DROP_CHARGES = """
+DELETE FROM forecast_charges f USING unnest($1::text[], $2::text[]) AS k(user_id, transaction_id)
+WHERE f.user_id = k.user_id AND f.transaction_id = k.transaction_id
+"""
 
 
-_ADD_CHARGES = f"""
-WITH incoming AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::numeric[], $8::timestamp[], $9::text[])
-        AS t(user_id, transaction_id, account_id, category, merchant_key, display, amount, at,
-             currency)
-), dated AS (
-    SELECT *, at::date AS day FROM incoming
-), valued AS ({_IN_BASE.replace("incoming i", "dated i")}
-)
-INSERT INTO forecast_charges
-    (user_id, transaction_id, account_id, category, merchant_key, display, amount, at)
-SELECT user_id, transaction_id, account_id, {_SERIES}, merchant_key, display,
-       amount * coalesce(rate, 1), at
-FROM valued
-ON CONFLICT DO NOTHING
-"""  # noqa: S608 -- fixed fragments only
+def _record(row: asyncpg.Record) -> Counted:
+    return Counted(
+        account_id=row["account_id"] or "",
+        category=row["category"] or UNCATEGORIZED,
+        series=row["series"] or UNCATEGORIZED,
+        day=row["day"] or date.min,
+        spent=row["spent"],
+        received=row["received"],
+        revision=row["revision"],
+        state=row["state"],
+        user_category=row["user_category"],
+        currency=row["currency"],
+    )
 
 
-async def add_to_daily_spend(pool: asyncpg.Pool, events: Sequence[TransactionEvent]) -> None:
-    """Days are the transaction's local calendar day, as its timestamp's offset says. Debits
-    are also kept with their merchant, in the same transaction, to find recurring bills in."""
-    named = [
-        (e, key)
-        for e in events
-        if e.direction is Direction.debit and (key := normalize_text(e.merchant or e.description))
-    ]
-    debits, keys = [e for e, _ in named], [key for _, key in named]
+async def _rates(conn: asyncpg.Connection, events: list[TransactionEvent]) -> list[Any]:
+    rows = await conn.fetch(
+        _RATES,
+        [e.user_id for e in events],
+        [e.currency for e in events],
+        [e.timestamp.date() for e in events],
+    )
+    return [r["rate"] for r in rows]
+
+
+async def apply_to_daily_spend(
+    pool: asyncpg.Pool, items: Sequence[TransactionEvent | TransactionChange]
+) -> None:
+    """Fold transactions, their revisions and changes into daily spend, in order, in one
+    database transaction. Days are each transaction's local calendar day."""
+    if not items:
+        return
+    keys = sorted({(i.user_id, i.transaction_id) for i in items})
+    events = [i for i in items if isinstance(i, TransactionEvent)]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            _ADD_TO_DAILY_SPEND,
-            [e.user_id for e in events],
-            [e.transaction_id for e in events],
-            [e.account_id for e in events],
-            [e.category or UNCATEGORIZED for e in events],
-            [e.timestamp.date() for e in events],
-            [e.amount if e.direction is Direction.debit else 0 for e in events],
-            [e.amount if e.direction is Direction.credit else 0 for e in events],
-            [e.currency for e in events],
-        )
-        await conn.execute(
-            _ADD_CHARGES,
-            [e.user_id for e in debits],
-            [e.transaction_id for e in debits],
-            [e.account_id for e in debits],
-            [e.category or UNCATEGORIZED for e in debits],
-            keys,
-            [e.merchant or key for e, key in zip(debits, keys, strict=True)],
-            [e.amount for e in debits],
-            [e.timestamp.replace(tzinfo=None) for e in debits],
-            [e.currency for e in debits],
-        )
+        rows = await conn.fetch(_RECORDS, [k[0] for k in keys], [k[1] for k in keys])
+        ledger = Ledger({(r["user_id"], r["transaction_id"]): _record(r) for r in rows})
+        rates = dict(zip(map(id, events), await _rates(conn, events), strict=True))
+        latest: dict[Key, TransactionEvent] = {}
+        for item in items:
+            if isinstance(item, TransactionEvent):
+                ledger.event(item, rates[id(item)])
+                latest[(item.user_id, item.transaction_id)] = item
+            else:
+                ledger.change(item)
+        await _write(conn, ledger, latest)
+
+
+async def _write(
+    conn: asyncpg.Connection, ledger: Ledger, latest: dict[Key, TransactionEvent]
+) -> None:
+    deltas = [(k, v) for k, v in ledger.deltas.items() if v[2] or v[0] or v[1]]
+    await conn.execute(_ADD_DELTAS, *_columns([(*k, *v) for k, v in deltas], 7))
+    touched = sorted(ledger.touched)
+    records = [ledger.records[k] for k in touched]
+    # Counted's fields are in the column order of _SAVE_RECORDS
+    rows = [(*k, *astuple(r)) for k, r in zip(touched, records, strict=True)]
+    await conn.execute(_SAVE_RECORDS, *_columns(rows, 12))
+    gone = [k for k, r in zip(touched, records, strict=True) if r.state == "removed"]
+    await conn.execute(_DROP_CHARGES, *_columns(gone, 2))
+    charges, restated = [], []
+    for key, record in zip(touched, records, strict=True):
+        if record.state == "removed":
+            continue
+        event = latest.get(key)
+        merchant = normalize_text(event.merchant or event.description) if event else None
+        if event is not None and event.direction is Direction.debit and merchant:
+            charges.append(
+                (
+                    *key,
+                    record.account_id,
+                    record.series,
+                    merchant,
+                    event.merchant or merchant,
+                    record.spent,
+                    event.timestamp.replace(tzinfo=None),
+                    record.state == "excluded",
+                )
+            )
+        else:
+            restated.append((*key, record.series, record.state == "excluded"))
+    await conn.execute(_UPSERT_CHARGES, *_columns(charges, 9))
+    await conn.execute(_RESTATE_CHARGES, *_columns(restated, 4))
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as the column arrays ``unnest`` takes."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 async def daily_debits(
@@ -126,7 +192,8 @@ async def charges(
             """SELECT user_id, account_id, category, merchant_key, display,
                       amount::float8 AS amount, at
                FROM forecast_charges
-               WHERE at >= $1::date AND ($2::text[] IS NULL OR user_id = ANY($2))""",
+               WHERE at >= $1::date AND NOT excluded
+                 AND ($2::text[] IS NULL OR user_id = ANY($2))""",
             since,
             None if users is None else list(users),
         )

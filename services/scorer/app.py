@@ -17,9 +17,10 @@ from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
 
-from schemas import AnomalyAlert, DeadLetter, DriftEvent, TransactionEvent
+from schemas import AnomalyAlert, DeadLetter, DriftEvent, TransactionChange, TransactionEvent
 from services.core.consuming import (
     TRANSIENT_DB_ERRORS,
+    ChangeDelivery,
     Delivery,
     make_batch_decoder,
     process_isolating_poison,
@@ -219,7 +220,7 @@ def key_of(event: TransactionEvent) -> tuple[str, str]:
     "database commit, so delivery is at-least-once and results exactly-once.",
 )
 async def score_transactions(
-    batch: list[TransactionEvent | DeadLetter],
+    batch: list[TransactionEvent | TransactionChange | DeadLetter],
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     scorer: Annotated[AnomalyScorer, Context("scorer")],
@@ -236,16 +237,17 @@ async def score_transactions(
     first = first_offsets(records)
     results: dict[tuple[str, str], Scored] = {}
     try:
-        deliveries, dead = split_batch(records, batch)
+        split = split_batch(records, batch)
+        deliveries, changes, dead = split.deliveries, split.changes, list(split.dead)
         storing = inflight.keys  # scored already, being stored: not stored, not to score again
-        unseen = [d for d in deliveries if key_of(d.event) not in storing]
+        unseen = [d for d in deliveries if storing.get(key_of(d.event), 0) < d.event.revision]
         stored = await retry_transient(
             lambda: store.already_stored(pool, [d.event for d in unseen]),
             what="looking up stored transactions",
             max_delay_s=settings.consumer_retry_max_seconds,
             give_up_after_s=settings.consumer_retry_give_up_seconds,
         )
-        fresh = [d for d in unseen if key_of(d.event) not in stored]
+        fresh = [d for d in unseen if not stored.known(d.event)]
         record_of = {key_of(d.event): d.record for d in fresh}
 
         async def score(events: list[TransactionEvent]) -> None:
@@ -282,13 +284,22 @@ async def score_transactions(
         forget(scorer, [r.event for r in results.values()])
         rewind(consumer, first, *([] if previous.committed else [previous.first]))
         return
-    redelivered = [(d.event, stored[key_of(d.event)]) for d in unseen if key_of(d.event) in stored]
+    redelivered = [
+        (d.event, stored.scores[key_of(d.event)])
+        for d in unseen
+        if key_of(d.event) in stored.scores
+    ]
     inflight.start(
         lambda job: store_batch(
-            job, pool, consumer, next_offsets(records), results, redelivered, dead, started
+            job,
+            pool,
+            consumer,
+            next_offsets(records),
+            Stored(results, redelivered, changes, dead),
+            started,
         ),
         first=first,
-        keys=results,
+        keys={key: s.event.revision for key, s in results.items()},
         accounts={(r.event.user_id, r.event.account_id) for r in results.values()},
     )
 
@@ -298,18 +309,28 @@ def forget(scorer: AnomalyScorer, events: Iterable[TransactionEvent]) -> None:
         scorer.features.forget((event.user_id, event.account_id))
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What a store job writes: the batch's scored transactions, the alerts of re-delivered ones,
+    its changes (applied after the transactions, which they follow on the topic), its poison."""
+
+    results: dict[tuple[str, str], Scored]
+    redelivered: list[tuple[TransactionEvent, ScoredTransaction]]
+    changes: list[ChangeDelivery]
+    dead: list[DeadLetter]
+
+
 async def store_batch(
     job: Job,
     pool: asyncpg.Pool,
     consumer: AIOKafkaConsumer,
     commit_to: Offsets,
-    results: dict[tuple[str, str], Scored],
-    redelivered: list[tuple[TransactionEvent, ScoredTransaction]],
-    dead: list[DeadLetter],
+    batch: Stored,
     started: float,
 ) -> None:
-    """Store the scored batch (isolating rows the database rejects), publish its alerts and dead
-    letters, then commit its offsets."""
+    """Store the scored batch (isolating rows the database rejects), apply its changes, publish
+    its alerts and dead letters, then commit its offsets."""
+    results, redelivered, dead = batch.results, batch.redelivered, batch.dead
 
     async def persist(events: list[TransactionEvent]) -> None:
         scored = [results[key_of(e)] for e in events]
@@ -325,10 +346,20 @@ async def store_batch(
             give_up_after_s=settings.consumer_retry_give_up_seconds,
         )
 
+    async def apply(changes: list[TransactionChange]) -> None:
+        await retry_transient(
+            lambda: store.apply_changes(pool, changes),
+            what="applying changes",
+            max_delay_s=settings.consumer_retry_max_seconds,
+            give_up_after_s=settings.consumer_retry_give_up_seconds,
+        )
+
     rejected = await process_isolating_poison(
         [Delivery(s.record, s.event) for s in results.values()], persist, group=GROUP_ID
     )
     job.dirty = bool(rejected)
+    if batch.changes:
+        dead = [*dead, *await process_isolating_poison(batch.changes, apply, group=GROUP_ID)]
     rejected_at = {(letter.topic, letter.partition, letter.offset) for letter in rejected}
     now = time.time()
     alerts = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ Account = tuple[str, str]
 @dataclass
 class Job:
     first: Offsets
-    keys: frozenset[tuple[str, str]]
+    keys: Mapping[tuple[str, str], int]  # (user_id, transaction_id): the revision being stored
     accounts: frozenset[Account]
     committed: bool = False  # stored, and its offsets handed to Kafka
     dirty: bool = False  # some rows were dead-lettered after scoring: histories hold them
@@ -43,21 +43,22 @@ class InFlight:
     job: Job | None = None
 
     @property
-    def keys(self) -> frozenset[tuple[str, str]]:
-        """(user_id, transaction_id) of the batch being stored: scored, not yet committed."""
-        return self.job.keys if self.job is not None else frozenset()
+    def keys(self) -> Mapping[tuple[str, str], int]:
+        """(user_id, transaction_id) of the batch being stored (scored, not yet committed), with
+        the revision of each."""
+        return self.job.keys if self.job is not None else {}
 
     def start(
         self,
         store: Callable[[Job], Coroutine[Any, Any, None]],
         *,
         first: Offsets,
-        keys: Iterable[tuple[str, str]],
+        keys: Mapping[tuple[str, str], int],
         accounts: Iterable[Account],
     ) -> None:
         if self.job is not None:
             raise RuntimeError("a store job is already in flight; wait for it first")
-        job = Job(first, frozenset(keys), frozenset(accounts))
+        job = Job(first, dict(keys), frozenset(accounts))
         job.task = asyncio.create_task(store(job))
         self.job = job
 

@@ -1,16 +1,22 @@
-"""The caller's transactions, newest first, and one transaction with its scores."""
+"""The caller's transactions, newest first, one transaction with its scores, and changes to one:
+an edit or a deletion, published as an event like the transaction itself."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path
+from fastapi.responses import JSONResponse
 
+from schemas import TransactionChange, TransactionEdit
 from services.api import store
-from services.api.deps import CurrentUser, PageDep, PoolDep
-from services.api.models import TransactionOut, TransactionPage
+from services.api.deps import CurrentUser, PageDep, PoolDep, PublisherDep
+from services.api.models import ChangeAccepted, TransactionOut, TransactionPage
 from services.api.pagination import decode_cursor, encode_cursor
 from services.api.rows import transaction_out
+from services.core.publisher import BrokerUnavailable
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
@@ -26,6 +32,81 @@ async def list_transactions(pool: PoolDep, user_id: CurrentUser, page: PageDep) 
     return TransactionPage(
         items=[transaction_out(r) for r in rows[: page.limit]], next_cursor=next_cursor
     )
+
+
+TransactionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f]+$")]
+CHANGE_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"description": "No such transaction for this user"},
+    503: {"description": "The broker did not acknowledge the change; retry after Retry-After"},
+}
+
+
+async def publish_change(
+    pool: PoolDep,
+    publisher: PublisherDep,
+    user_id: str,
+    transaction_id: str,
+    kind: Literal["edit", "remove"],
+    edit: TransactionEdit | None = None,
+) -> JSONResponse:
+    account_id = await store.account_of(pool, user_id, transaction_id)
+    if account_id is None:
+        raise HTTPException(404, f"no transaction {transaction_id!r}")
+    change = TransactionChange(
+        kind=kind,
+        change_id=uuid.uuid4().hex,
+        user_id=user_id,
+        account_id=account_id,
+        transaction_id=transaction_id,
+        changes=edit.changes() if edit else {},
+        source="api",
+        requested_at=datetime.now(UTC),
+    )
+    try:
+        await publisher.publish([(account_id.encode(), change.model_dump_json().encode())])
+    except BrokerUnavailable as exc:
+        return JSONResponse(
+            {"detail": f"{exc}; nothing changed, retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    accepted = ChangeAccepted(change_id=change.change_id, transaction_id=transaction_id, kind=kind)
+    return JSONResponse(accepted.model_dump(), status_code=202)
+
+
+@router.patch(
+    "/{transaction_id}",
+    status_code=202,
+    response_model=ChangeAccepted,
+    summary="Edit a transaction: category, note, excluded from analytics, display merchant",
+    description="Published as a change event, keyed by account like the transaction; 202 once "
+    "the broker acknowledged it. Every view shows it once the pipeline has applied it, "
+    "normally within a second.",
+    responses=CHANGE_RESPONSES,
+)
+async def patch_transaction(
+    pool: PoolDep,
+    publisher: PublisherDep,
+    user_id: CurrentUser,
+    transaction_id: TransactionId,
+    edit: TransactionEdit,
+) -> JSONResponse:
+    return await publish_change(pool, publisher, user_id, transaction_id, "edit", edit)
+
+
+@router.delete(
+    "/{transaction_id}",
+    status_code=202,
+    response_model=ChangeAccepted,
+    summary="Delete a transaction: it disappears from every view, for good",
+    description="Published as a change event; 202 once the broker acknowledged it. Sending "
+    "the same transaction id again later does not bring it back.",
+    responses=CHANGE_RESPONSES,
+)
+async def delete_transaction(
+    pool: PoolDep, publisher: PublisherDep, user_id: CurrentUser, transaction_id: TransactionId
+) -> JSONResponse:
+    return await publish_change(pool, publisher, user_id, transaction_id, "remove")
 
 
 @router.get(
