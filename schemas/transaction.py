@@ -96,6 +96,7 @@ class TransactionSource(StrEnum):
     webhook = "webhook"
     import_ = "import"
     demo = "demo"
+    manual = "manual"  # entered by hand in the dashboard
 
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f]+$")]

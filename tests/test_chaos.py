@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -212,3 +213,97 @@ async def test_broker_unreachable_then_back(chaos: Stack, tmp_path: Path) -> Non
     finally:
         lonely.stop()
         broker.stop()
+
+
+async def post_json(url: str, key: str, bodies: list[dict[str, object]]) -> None:
+    async with httpx.AsyncClient(timeout=60) as client:
+        for body in bodies:
+            for _ in range(60):  # a removal may race the transaction it names: retry it
+                response = await client.post(
+                    url, json=body, headers={"Authorization": f"Bearer {key}"}
+                )
+                if response.status_code == 202:
+                    break
+                assert response.status_code in (422, 503), response.text
+                await asyncio.sleep(1)
+            else:
+                raise AssertionError(f"not accepted: {response.text}")
+
+
+async def test_revisions_and_removals_with_consumers_killed_mid_stream(chaos: Stack) -> None:
+    """5,000 transactions, 10% revised and 5% removed, the scorer and the forecaster killed (-9)
+    twice on the way: afterwards every stored row is the final state, and every aggregate equals a
+    recomputation from it."""
+    from tests.test_changes import recomputed_mismatches
+
+    dsn = chaos.settings.require_database_url()
+    user = "chaos-changes"
+    key = await new_key(dsn, user)
+    ingest = f"{service_url(chaos.settings, 'ingest')}/v1/transactions"
+    stream = records(user, 5_000, "c")
+    revised = {r.transaction["transaction_id"]: r.transaction for r in stream[::10]}  # 500
+    removed = [r.transaction["transaction_id"] for r in stream[3::20]]  # 250, some revised too
+    revisions = [
+        {**tx, "revision": 2, "amount": f"{Decimal(str(tx['amount'])) + 1:.2f}", "status": "posted"}
+        for tx in revised.values()
+    ]
+    posting = asyncio.create_task(
+        post_records(stream, ingest.removesuffix("/v1/transactions"), {user: key}, concurrency=1)
+    )
+    scored_sql = "SELECT count(*) FROM scores WHERE user_id = $1"
+    assert await wait_for(dsn, scored_sql, 1_500, 120, user) >= 1_500
+    for name in ("scorer", "forecaster"):
+        kill9(chaos, name)
+        chaos.start_service(name)
+    await asyncio.to_thread(chaos.wait_healthy, ("scorer", "forecaster"))
+    assert await posting == 5_000
+    revision_bodies = [{"transactions": revisions[i : i + 50]} for i in range(0, 500, 50)]
+    removal_bodies = [{"removed": removed[i : i + 25]} for i in range(0, len(removed), 25)]
+    changes: list[dict[str, object]] = [  # revisions and removals interleaved
+        body for pair in zip(revision_bodies, removal_bodies, strict=True) for body in pair
+    ]
+    await post_json(ingest, key, changes[: len(changes) // 2])
+    for name in ("scorer", "forecaster"):
+        kill9(chaos, name)
+        chaos.start_service(name)
+    await post_json(ingest, key, changes[len(changes) // 2 :])
+    await asyncio.to_thread(chaos.wait_healthy, ("scorer", "forecaster"))
+
+    final = {r.transaction["transaction_id"]: r.transaction for r in stream}
+    final |= {tx["transaction_id"]: tx for tx in revisions}
+    for transaction_id in removed:
+        final.pop(transaction_id)
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            stored = {
+                r["transaction_id"]: r
+                for r in await conn.fetch(
+                    """SELECT t.transaction_id, t.amount, t.revision, s.revision AS scored
+                       FROM transactions t LEFT JOIN scores s USING (user_id, transaction_id)
+                       WHERE t.user_id = $1""",
+                    user,
+                )
+            }
+            settled = set(stored) == set(final) and all(
+                r["revision"] == final[i].get("revision", 1) == r["scored"]
+                for i, r in stored.items()
+            )
+            if settled and not await recomputed_mismatches(conn, user):
+                break
+            await asyncio.sleep(1)
+        assert set(stored) == set(final), "removed ones gone, no others lost"
+        assert {i: r["amount"] for i, r in stored.items()} == {
+            i: Decimal(str(tx["amount"])) for i, tx in final.items()
+        }, "every amount is the latest revision's"
+        assert all(r["scored"] == r["revision"] for r in stored.values()), "each scored as revised"
+        assert await recomputed_mismatches(conn, user) == []
+        assert await conn.fetchval("SELECT count(*) FROM scores WHERE user_id = $1", user) == len(
+            final
+        ), "no score of a removed transaction, none twice"
+        assert await conn.fetchval(
+            "SELECT count(*) FROM removed_transactions WHERE user_id = $1", user
+        ) == len(removed)
+    finally:
+        await conn.close()

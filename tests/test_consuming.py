@@ -43,7 +43,8 @@ def test_poison_becomes_dead_letters_with_original_bytes_and_position() -> None:
         Record(event_bytes("a"), 3),
     ]
     decoded = decode_records(records, group="scorer")
-    deliveries, dead = split_batch(records, decoded)
+    split = split_batch(records, decoded)
+    deliveries, dead = split.deliveries, split.dead
     assert [d.event.transaction_id for d in deliveries] == ["a"]  # the repeat of "a" is dropped
     assert [(d.offset, d.partition, d.topic) for d in dead] == [
         (1, 0, "transactions.v1"),
@@ -57,7 +58,7 @@ def test_poison_becomes_dead_letters_with_original_bytes_and_position() -> None:
 
 async def test_processing_failures_are_isolated_by_bisection() -> None:
     records = [Record(event_bytes(f"t{i}"), i) for i in range(9)]
-    deliveries, _ = split_batch(records, decode_records(records, group="g"))
+    deliveries = split_batch(records, decode_records(records, group="g")).deliveries
     processed: list[str] = []
 
     async def process(events: list[TransactionEvent]) -> None:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from schemas.currency import minor_units
 from services.analytics.months import month_start
 from services.demo import merchants as m
 
@@ -118,6 +119,12 @@ def make_persona(rng: np.random.Generator, index: int, start: date, end: date) -
     return persona
 
 
+def money_text(amount: float, currency: str) -> str:
+    """The amount in the currency's ISO 4217 minor units (JPY has none), never below one unit."""
+    places = minor_units(currency)
+    return f"{max(amount, 10.0**-places):.{places}f}"
+
+
 class _UserStream:
     """Builds one user's transactions day by day."""
 
@@ -163,7 +170,7 @@ class _UserStream:
         tx: dict[str, Any] = {
             "account_id": account,
             "timestamp": when.isoformat(),
-            "amount": f"{amount:.2f}",
+            "amount": money_text(amount, currency),
             "direction": direction,
             "currency": currency,
             "merchant": raw,

@@ -10,9 +10,23 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import JSONResponse
 
-from schemas import TransactionChange, TransactionEdit
+from schemas import (
+    Accepted,
+    Transaction,
+    TransactionChange,
+    TransactionEdit,
+    TransactionEvent,
+    TransactionSource,
+)
 from services.api import store
-from services.api.deps import CurrentUser, PageDep, PoolDep, PublisherDep
+from services.api.deps import (
+    CurrentUser,
+    PageDep,
+    PoolDep,
+    PublisherDep,
+    SettingsDep,
+    body_error,
+)
 from services.api.models import ChangeAccepted, TransactionOut, TransactionPage
 from services.api.pagination import decode_cursor, encode_cursor
 from services.api.rows import transaction_out
@@ -72,6 +86,37 @@ async def publish_change(
         )
     accepted = ChangeAccepted(change_id=change.change_id, transaction_id=transaction_id, kind=kind)
     return JSONResponse(accepted.model_dump(), status_code=202)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=Accepted,
+    summary="Add a transaction by hand (the dashboard's form)",
+    description="One transaction, validated as ingest validates it, published on the same topic "
+    "with source `manual`; 202 once the broker acknowledged it. Banks and apps post to ingest.",
+    responses={503: CHANGE_RESPONSES[503]},
+)
+async def add_transaction(
+    publisher: PublisherDep, settings: SettingsDep, user_id: CurrentUser, transaction: Transaction
+) -> JSONResponse:
+    if problem := settings.timestamp_window.problem(transaction.timestamp):
+        raise body_error("timestamp", problem)
+    event = TransactionEvent(
+        **transaction.model_dump(),
+        user_id=user_id,
+        ingested_at=datetime.now(UTC),
+        source=TransactionSource.manual,
+    )
+    try:
+        await publisher.publish([(event.account_id.encode(), event.model_dump_json().encode())])
+    except BrokerUnavailable as exc:
+        return JSONResponse(
+            {"detail": f"{exc}; nothing was added, retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    return JSONResponse(Accepted(accepted=1).model_dump(exclude={"removed"}), status_code=202)
 
 
 @router.patch(

@@ -49,6 +49,7 @@
     const account = $("account");
     account.replaceChildren(el("option", { value: "" }, "All accounts"));
     accounts.forEach((a) => account.append(el("option", { value: a.account_id }, a.account_id)));
+    $("known-accounts").replaceChildren(...accounts.map((a) => el("option", { value: a.account_id })));
     // Months as the summary counts them: each transaction's own local month, from the API.
     // Plain arithmetic on YYYY-MM, never Date: the browser's timezone must not shift a month.
     const months = new Set();
@@ -76,6 +77,7 @@
     drift: "No drift. Each week is compared with the 4 before, once a week holds 30 transactions.",
     clusters: "Your merchants are grouped by meaning once you have 3 distinct ones, within 20 s of new transactions.",
     forecasts: "Forecasts appear once there are 60 days of history, within a minute of it arriving.",
+    recent: "No transactions yet. Add one above, import a bank export (spendstream import FILE), or POST them to ingest.",
     budgets: "No budgets yet. Set a monthly amount for a category below; you will see spent against it, where the month is heading, and an alert at 80% and 100%.",
   };
 
@@ -167,6 +169,71 @@
     $("known-categories").replaceChildren(...[...known].sort().map((c) => el("option", { value: c })));
   }
 
+  const UNDO_MS = 6000;
+
+  function recentRow(t) {
+    const category = el("input", { value: t.category || "", list: "known-categories", class: "category-edit", "aria-label": `Category of ${t.transaction_id}` });
+    category.addEventListener("change", async () => {
+      const value = category.value.trim();
+      if (!value) return;
+      await api(`/v1/transactions/${encodeURIComponent(t.transaction_id)}`, { method: "PATCH", body: JSON.stringify({ category: value }) });
+      category.dataset.saved = value;
+    });
+    const remove = el("button", { type: "button", class: "quiet", title: "Delete (you can undo for a few seconds)" }, "delete");
+    const row = el("tr", { "data-id": t.transaction_id, class: t.excluded ? "excluded" : "" },
+      el("td", {}, t.timestamp.slice(0, 10)), el("td", {}, t.display_merchant || t.merchant || t.description || "–"),
+      el("td", {}, `${t.direction === "credit" ? "+" : ""}${money(t.amount, t.currency)}`), el("td", {}, category), el("td", {}, remove));
+    remove.addEventListener("click", () => deleteWithUndo(t, row));
+    return row;
+  }
+
+  // A deletion is final once it reaches the pipeline, so it waits a few seconds here first:
+  // Undo within them, and nothing was ever sent.
+  function deleteWithUndo(t, row) {
+    row.hidden = true;
+    $("undo-text").textContent = `Deleted ${t.display_merchant || t.merchant || t.transaction_id}.`;
+    $("undo").hidden = false;
+    const timer = setTimeout(async () => {
+      $("undo").hidden = true;
+      await api(`/v1/transactions/${encodeURIComponent(t.transaction_id)}`, { method: "DELETE" });
+      row.remove();
+    }, UNDO_MS);
+    $("undo-button").onclick = () => { clearTimeout(timer); row.hidden = false; $("undo").hidden = true; };
+  }
+
+  async function loadRecent() {
+    const params = query(); params.set("limit", "15");
+    const page = await api(`/v1/transactions?${params}`);
+    fill("recent", page.items.map(recentRow));
+  }
+
+  async function addTransaction() {
+    $("add-error").textContent = "";
+    const day = $("add-date").value;
+    const body = {
+      transaction_id: `manual-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+      account_id: $("add-account").value.trim(),
+      timestamp: `${day}T12:00:00${localOffset(day)}`,
+      amount: $("add-amount").value.trim(),
+      currency: state.currency || "USD",
+      merchant: $("add-merchant").value.trim(),
+      channel: "other",
+    };
+    const category = $("add-category").value.trim();
+    if (category) body.category = category;
+    await api("/v1/transactions", { method: "POST", body: JSON.stringify(body) });
+    $("add-form").reset();
+    $("add-date").value = day;
+    setTimeout(() => loadRecent().catch(() => {}), 1500);  // scored and stored within moments
+  }
+
+  function localOffset(day) {
+    const minutes = -new Date(`${day}T12:00:00`).getTimezoneOffset();
+    const sign = minutes >= 0 ? "+" : "-";
+    const abs = Math.abs(minutes);
+    return `${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
+  }
+
   async function download(format) {
     const response = await fetch(`/v1/exports/transactions.${format}?${query()}`, { headers: { Authorization: `Bearer ${state.key}` } });
     if (!response.ok) throw new Error(`export: ${response.status}`);
@@ -254,12 +321,13 @@
   }
 
   async function refresh() {
-    await Promise.all([loadSummary(), loadCharts(), loadAnomalies(), loadDriftAndForecasts(), loadClusters(), loadBudgets()]);
+    await Promise.all([loadSummary(), loadCharts(), loadAnomalies(), loadDriftAndForecasts(), loadClusters(), loadBudgets(), loadRecent()]);
     document.body.dataset.loaded = "true";
   }
 
   async function open() {
     $("key-prompt").hidden = true; $("dashboard").hidden = false; $("picker").hidden = false;
+    $("add-date").value = new Date().toLocaleDateString("en-CA");  // YYYY-MM-DD, local
     await loadPickers();
     await refresh();
   }
@@ -278,6 +346,10 @@
     setBudget($("budget-category").value.trim(), $("budget-amount").value)
       .then(() => { $("budget-form").reset(); })
       .catch(showBudgetError);
+  });
+  $("add-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    addTransaction().catch((e) => { $("add-error").textContent = e.message; });
   });
   $("export-csv").addEventListener("click", () => download("csv").catch((e) => console.warn(e.message)));
   $("export-xlsx").addEventListener("click", () => download("xlsx").catch((e) => console.warn(e.message)));
