@@ -282,6 +282,12 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
             return await recomputed_mismatches(conn, user) == []
 
         await wait_until(consistent, within_s=60)
+        # each change is new data for drift and clusters: the category edit, the exclusion, the
+        # two removals and the revision
+        assert (
+            await conn.fetchval("SELECT count(*) FROM account_changes WHERE user_id = $1", user)
+            >= 5
+        )
         assert (
             await conn.fetchval(
                 "SELECT count(*) FROM scores WHERE user_id = $1"

@@ -313,7 +313,11 @@ async def set_cluster_progress(pool: asyncpg.Pool, last_seq: int) -> None:
 
 async def users_changed_since(pool: asyncpg.Pool, after_seq: int) -> tuple[list[str], int]:
     rows = await pool.fetch(
-        "SELECT user_id, max(seq) AS last FROM transactions WHERE seq > $1 GROUP BY user_id",
+        """SELECT user_id, max(seq) AS last FROM (
+               SELECT user_id, seq FROM transactions WHERE seq > $1
+               UNION ALL  -- edits and removals change a user's merchants and categories too
+               SELECT user_id, seq FROM account_changes WHERE seq > $1) new
+           GROUP BY user_id""",
         after_seq,
     )
     return [r["user_id"] for r in rows], max((r["last"] for r in rows), default=after_seq)

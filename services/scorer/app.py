@@ -51,6 +51,12 @@ from services.scorer.worker import ScoringWorker
 log = logging.getLogger(__name__)
 settings = get_settings()
 GROUP_ID = settings.scorer_group_id
+# How long after a transaction's time drift windows (current, reference and the step between
+# comparisons) still hold it: a change to it makes those windows stale.
+DRIFT_SPAN = timedelta(
+    days=settings.drift_current_days + settings.drift_reference_days,
+    hours=settings.drift_interval_hours,
+)
 
 SCORED = Counter("spendstream_scorer_transactions_scored_total", "Transactions scored and stored.")
 ANOMALIES = Counter(
@@ -340,6 +346,7 @@ async def store_batch(
                 events,
                 [s.result for s in scored],
                 {key_of(s.event): s.categorization for s in scored if s.categorization},
+                DRIFT_SPAN,
             ),
             what="persisting scored transactions",
             max_delay_s=settings.consumer_retry_max_seconds,
@@ -348,7 +355,7 @@ async def store_batch(
 
     async def apply(changes: list[TransactionChange]) -> None:
         await retry_transient(
-            lambda: store.apply_changes(pool, changes),
+            lambda: store.apply_changes(pool, changes, DRIFT_SPAN),
             what="applying changes",
             max_delay_s=settings.consumer_retry_max_seconds,
             give_up_after_s=settings.consumer_retry_give_up_seconds,

@@ -123,6 +123,7 @@ async def persist_scored(
     events: Sequence[TransactionEvent],
     scores: Sequence[ScoredTransaction],
     categorized: Mapping[Key, Categorization] | None = None,
+    drift_span: timedelta = timedelta(days=35),
 ) -> None:
     """Write transactions and their scores in one database transaction, idempotently.
 
@@ -139,9 +140,11 @@ async def persist_scored(
         ]
     ).decode()
     scored = orjson.dumps([_score_row(e, s) for e, s in zip(events, scores, strict=True)]).decode()
+    revised = [(e.user_id, e.account_id, e.timestamp) for e in events if e.revision > 1]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(_INSERT_TRANSACTIONS, transactions)
         await conn.execute(_INSERT_SCORES, scored)
+        await touch_accounts(conn, revised, drift_span)
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,20 @@ async def already_stored(pool: asyncpg.Pool, events: Sequence[TransactionEvent])
     return StoredState(scores, {(r["user_id"], r["transaction_id"]) for r in rows if r["removed"]})
 
 
+# A change makes its account's drift windows that hold the changed time stale: they go, and the
+# change is recorded as new data for the watcher (and the cluster job) to pick up.
+_TOUCH = """
+WITH touched AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS t(user_id, account_id, ts)
+), stale AS (
+    DELETE FROM drift_metrics d USING touched t
+    WHERE ((d.scope = 'account' AND d.user_id = t.user_id AND d.account_id = t.account_id)
+           OR d.scope = 'global')
+      AND d.window_end > t.ts AND d.window_end <= t.ts + $4::interval
+)
+INSERT INTO account_changes (user_id, account_id, ts) SELECT user_id, account_id, ts FROM touched
+"""
+
 _EDIT = """
 UPDATE transactions SET
     category = CASE WHEN $3 THEN $4 ELSE category END,
@@ -198,12 +215,17 @@ UPDATE transactions SET
     excluded = CASE WHEN $7 THEN $8 ELSE excluded END,
     display_merchant = CASE WHEN $9 THEN $10 ELSE display_merchant END
 WHERE user_id = $1 AND transaction_id = $2
+RETURNING account_id, ts
 """
 
 
-async def apply_changes(pool: asyncpg.Pool, changes: Sequence[TransactionChange]) -> None:
+async def apply_changes(
+    pool: asyncpg.Pool, changes: Sequence[TransactionChange], drift_span: timedelta
+) -> None:
     """Edits and removals, in order, in one database transaction. A removal deletes the
-    transaction with its score and verdict, and leaves a tombstone."""
+    transaction with its score and verdict, and leaves a tombstone. ``drift_span`` is how long
+    after a transaction's time drift windows still hold it."""
+    touched: list[tuple[str, str, datetime]] = []
     async with pool.acquire() as conn, conn.transaction():
         for change in changes:
             key = (change.user_id, change.transaction_id)
@@ -213,14 +235,21 @@ async def apply_changes(pool: asyncpg.Pool, changes: Sequence[TransactionChange]
                        VALUES ($1, $2) ON CONFLICT DO NOTHING""",
                     *key,
                 )
-                for table in ("scores", "feedback", "transactions"):
+                for table in ("scores", "feedback"):
                     await conn.execute(
                         f"DELETE FROM {table} WHERE user_id = $1 AND transaction_id = $2",  # noqa: S608
                         *key,
                     )
+                gone = await conn.fetchrow(
+                    """DELETE FROM transactions WHERE user_id = $1 AND transaction_id = $2
+                       RETURNING account_id, ts""",
+                    *key,
+                )
+                if gone is not None:
+                    touched.append((change.user_id, gone["account_id"], gone["ts"]))
                 continue
             edit, sent = change.edit(), change.edit().model_fields_set
-            await conn.execute(
+            edited = await conn.fetchrow(
                 _EDIT,
                 *key,
                 "category" in sent,
@@ -232,6 +261,23 @@ async def apply_changes(pool: asyncpg.Pool, changes: Sequence[TransactionChange]
                 "merchant" in sent,
                 edit.merchant,
             )
+            if edited is not None and sent & {"category", "excluded"}:
+                touched.append((change.user_id, edited["account_id"], edited["ts"]))
+        await touch_accounts(conn, touched, drift_span)
+
+
+async def touch_accounts(
+    conn: asyncpg.Connection, touched: Sequence[tuple[str, str, datetime]], drift_span: timedelta
+) -> None:
+    """Record changed transactions' accounts and times for drift and clusters (see _TOUCH)."""
+    if touched:
+        await conn.execute(
+            _TOUCH,
+            [t[0] for t in touched],
+            [t[1] for t in touched],
+            [t[2] for t in touched],
+            drift_span,
+        )
 
 
 async def account_histories(
@@ -454,9 +500,19 @@ async def accounts_with_new_data(
     """Accounts with transactions stored after ``after_seq``, with the earliest and latest
     event time among them."""
     rows = await pool.fetch(
-        """SELECT user_id, account_id, min(ts) AS earliest, max(ts) AS watermark,
+        """SELECT user_id, account_id, min(ts) AS earliest, max(watermark) AS watermark,
                   max(seq) AS last_seq
-           FROM transactions WHERE seq > $1 GROUP BY user_id, account_id""",
+           FROM (SELECT user_id, account_id, ts, ts AS watermark, seq
+                 FROM transactions WHERE seq > $1
+                 UNION ALL
+                 -- a change: the windows from its time up to the account's latest data
+                 SELECT c.user_id, c.account_id, c.ts,
+                        greatest(c.ts, (SELECT max(t.ts) FROM transactions t
+                                        WHERE t.user_id = c.user_id
+                                          AND t.account_id = c.account_id)),
+                        c.seq
+                 FROM account_changes c WHERE c.seq > $1) new
+           GROUP BY user_id, account_id""",
         after_seq,
     )
     return list(rows), max((r["last_seq"] for r in rows), default=after_seq)
