@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel
 
-from schemas.changes import TransactionChange, TransactionEdit
+from schemas.changes import CategoryRename, CategoryRenameIn, TransactionChange, TransactionEdit
 from schemas.events import AnomalyAlert, BudgetAlert, DeadLetter, DriftEvent, ForecastsUpdated
 from schemas.transaction import (
     SCHEMA_VERSION,
@@ -28,6 +28,8 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "BudgetAlert": BudgetAlert,
     "TransactionChange": TransactionChange,
     "TransactionEdit": TransactionEdit,
+    "CategoryRename": CategoryRename,
+    "CategoryRenameIn": CategoryRenameIn,
 }
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "Accepted",
     "AnomalyAlert",
     "BudgetAlert",
+    "CategoryRename",
+    "CategoryRenameIn",
     "Channel",
     "DeadLetter",
     "Direction",

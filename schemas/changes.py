@@ -48,11 +48,18 @@ class TransactionEdit(BaseModel):
     merchant: ShortText | None = Field(
         None, description="A display name instead of the bank's merchant text."
     )
+    apply_to_merchant: bool | None = Field(
+        None,
+        description="With `category`: also give it to this merchant's earlier transactions "
+        "whose category was predicted or missing. Either way, later ones there take it.",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> TransactionEdit:
-        if not self.model_fields_set:
+        if not self.model_fields_set - {"apply_to_merchant"}:
             raise ValueError(f"send at least one of: {', '.join(EDITABLE)}")
+        if self.apply_to_merchant and "category" not in self.model_fields_set:
+            raise ValueError("apply_to_merchant goes with a category")
         if "category" in self.model_fields_set and self.category is None:
             raise ValueError("category cannot be cleared; send another category")
         if "excluded" in self.model_fields_set and self.excluded is None:
@@ -87,3 +94,44 @@ class TransactionChange(BaseModel):
 
     def edit(self) -> TransactionEdit:
         return TransactionEdit.model_validate(self.changes)
+
+
+class CategoryRename(BaseModel):
+    """A category renamed, or merged into another, on ``transactions.v1``: published once per
+    account of the user, keyed by that account, so each account's consumer renames in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = Field(1, description="Version of this event schema.")
+    event: Literal["category.rename"] = Field(
+        "category.rename", description="Tells a rename from a transaction on the topic."
+    )
+    change_id: Identifier = Field(description="Unique per rename (shared by its accounts).")
+    user_id: Identifier = Field(description="Owner, taken from authentication.")
+    account_id: Identifier = Field(description="The account renamed in: the message key.")
+    old_name: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)] = Field(
+        description="The category renamed."
+    )
+    new_name: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)] = Field(
+        description="Its new name; an existing category's name merges the two."
+    )
+    requested_at: datetime = Field(description="When it was accepted (UTC).")
+
+
+class CategoryRenameIn(BaseModel):
+    """Rename a category, or merge it into another by giving that one's name."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"old_name": "Eating out", "new_name": "Dining"}]},
+    )
+
+    old_name: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+    new_name: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+
+    @model_validator(mode="after")
+    def _different(self) -> CategoryRenameIn:
+        if self.old_name == self.new_name:
+            raise ValueError("new_name must differ from old_name")
+        return self

@@ -298,3 +298,106 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
         )
     finally:
         await conn.close()
+
+
+@pytest.mark.integration
+async def test_corrections_teach_and_categories_rename_and_merge(  # type: ignore[no-untyped-def]
+    stack, new_user, migrated_dsn: str
+) -> None:
+    from services.cli.stack import service_url
+    from tests.test_pipeline import auth, wait_until
+
+    user, key = await new_user("teach")
+    api, ingest = service_url(stack.settings, "api"), service_url(stack.settings, "ingest")
+    coffee = [row(i, amount="4.50", merchant="BLUE BOTTLE COFFEE 042") for i in range(3)]
+    for tx in coffee:
+        tx.pop("category")
+    dinner = row(5, amount="30.00", category="Eating out", account_id="checking")
+    async with httpx.AsyncClient(timeout=60, headers=auth(key)) as client:
+        posted = await client.post(
+            f"{ingest}/v1/transactions", json={"transactions": [*coffee, dinner]}
+        )
+        assert posted.status_code == 202
+        await client.put(f"{api}/v1/budgets/Eating out", json={"amount": "100.00"})
+        await client.put(f"{api}/v1/budgets/Dining", json={"amount": "50.00"})
+
+        async def get(transaction_id: str) -> dict[str, Any]:
+            response = await client.get(f"{api}/v1/transactions/{transaction_id}")
+            return response.json() if response.status_code == 200 else {}
+
+        async def stored() -> bool:
+            return all([await get(f"chg-{i}") for i in (0, 1, 2, 5)])
+
+        await wait_until(stored, within_s=60)
+        edit = {"category": "Coffee", "apply_to_merchant": True}
+        assert (await client.patch(f"{api}/v1/transactions/chg-0", json=edit)).status_code == 202
+        lone = await client.patch(f"{api}/v1/transactions/chg-0", json={"apply_to_merchant": True})
+        assert lone.status_code == 422
+
+        async def taught() -> bool:
+            return [(await get(f"chg-{i}")).get("category") for i in range(3)] == ["Coffee"] * 3
+
+        await wait_until(taught, within_s=30)
+        assert [(await get(f"chg-{i}"))["category_source"] for i in range(3)] == [
+            "user", "rule", "rule"]  # fmt: skip
+        later = row(3, amount="5.00", merchant="BLUE BOTTLE COFFEE 042")
+        later.pop("category")
+        await client.post(f"{ingest}/v1/transactions", json=later)
+
+        async def learned() -> bool:
+            return (await get("chg-3")).get("category") == "Coffee"
+
+        await wait_until(learned, within_s=30)
+        assert (
+            (await get("chg-3"))["category_source"],
+            (await get("chg-3"))["category_confidence"],
+        ) == ("rule", 1.0)
+
+        unknown = await client.post(
+            f"{api}/v1/categories/rename", json={"old_name": "Nope", "new_name": "Dining"}
+        )
+        assert unknown.status_code == 422 and "old_name" in unknown.text
+        renamed = await client.post(
+            f"{api}/v1/categories/rename", json={"old_name": "Eating out", "new_name": "Dining"}
+        )
+        assert renamed.status_code == 202, renamed.text
+        assert renamed.json() == {
+            "old_name": "Eating out",
+            "new_name": "Dining",
+            "merged": True,
+            "accounts": 2,
+        }
+        budgets = (await client.get(f"{api}/v1/budgets", params={"month": "2026-04"})).json()
+        assert {b["category"]: D(b["budget"]) for b in budgets["budgets"]} == {
+            "Dining": D("150.00")
+        }
+        late = row(4, amount="12.00", category="Eating out", account_id="checking")
+        await client.post(f"{ingest}/v1/transactions", json=late)
+
+        async def renamed_everywhere() -> bool:
+            return [(await get(f"chg-{i}")).get("category") for i in (4, 5)] == ["Dining"] * 2
+
+        try:
+            await wait_until(renamed_everywhere, within_s=30)
+        except AssertionError:
+            raise AssertionError([await get("chg-4"), await get("chg-5")]) from None
+
+    conn = await asyncpg.connect(migrated_dsn)
+    try:
+
+        async def consistent() -> bool:
+            return await recomputed_mismatches(conn, user) == []
+
+        await wait_until(consistent, within_s=60)
+        old = await conn.fetchval(
+            "SELECT count(*) FROM daily_spend WHERE user_id = $1 AND category = 'Eating out'"
+            " AND n <> 0",
+            user,
+        )
+        assert old == 0
+        dining = await conn.fetchval(
+            "SELECT sum(spent) FROM daily_spend WHERE user_id = $1 AND category = 'Dining'", user
+        )
+        assert dining == D("42.00")
+    finally:
+        await conn.close()

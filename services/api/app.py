@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from services.api.routes import (
     anomalies,
     budgets,
+    categories,
     charts,
     dashboard,
     exports,
@@ -36,6 +37,7 @@ ROUTERS = (
     transactions.router,
     anomalies.router,
     budgets.router,
+    categories.router,
     exports.router,
     insights.router,
     preferences.router,

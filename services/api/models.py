@@ -549,3 +549,18 @@ class Preferences(BaseModel):
         description="ISO 4217 code. Amounts in other currencies are converted to it at the "
         "reference rate of each transaction's date (rates come from `spendstream fx import`).",
     )
+
+
+class CategoryRenamed(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"old_name": "Eating out", "new_name": "Dining", "merged": True, "accounts": 2}
+            ]
+        }
+    )
+
+    old_name: str
+    new_name: str
+    merged: bool = Field(description="The new name was a category already: the two are one now.")
+    accounts: int = Field(description="Accounts the rename was published for.")

@@ -396,6 +396,15 @@ async def user_categories(pool: asyncpg.Pool, user_id: str) -> set[str]:
     return {r["category"] for r in rows}
 
 
+async def budget_categories(pool: asyncpg.Pool, user_id: str) -> set[str]:
+    rows = await pool.fetch(
+        """SELECT category FROM budgets WHERE user_id = $1
+           UNION SELECT category FROM budget_months WHERE user_id = $1""",
+        user_id,
+    )
+    return {r["category"] for r in rows}
+
+
 async def user_accounts(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
     return list(
         await pool.fetch(
@@ -572,3 +581,57 @@ async def stream_transactions(
         cursor = await conn.cursor(sql, *q.params)
         while rows := await cursor.fetch(chunk):
             yield rows
+
+
+# Categories -------------------------------------------------------------------------------------
+
+
+async def rename_category(
+    conn: asyncpg.Connection, user_id: str, old: str, new: str
+) -> tuple[bool, list[str]]:
+    """In the caller's database transaction: make ``old`` an alias of ``new`` (merging budgets
+    when ``new`` has some) and return whether ``new`` existed, and the user's accounts to rename
+    in."""
+    merged = bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM transactions WHERE user_id = $1 AND category = $2)
+                   OR EXISTS (SELECT 1 FROM budgets WHERE user_id = $1 AND category = $2)""",
+            user_id,
+            new,
+        )
+    )
+    await conn.execute(
+        "DELETE FROM category_aliases WHERE user_id = $1 AND old_name = $2", user_id, new
+    )
+    await conn.execute(
+        "UPDATE category_aliases SET new_name = $3 WHERE user_id = $1 AND new_name = $2",
+        user_id,
+        old,
+        new,
+    )
+    await conn.execute(
+        """INSERT INTO category_aliases (user_id, old_name, new_name) VALUES ($1, $2, $3)
+           ON CONFLICT (user_id, old_name) DO UPDATE SET new_name = excluded.new_name""",
+        user_id,
+        old,
+        new,
+    )
+    for table, key in (("budgets", ""), ("budget_months", ", month")):
+        await conn.execute(
+            f"""INSERT INTO {table} AS b (user_id, category{key}, amount)
+                SELECT user_id, $3{key}, amount FROM {table} WHERE user_id = $1 AND category = $2
+                ON CONFLICT (user_id, category{key})
+                DO UPDATE SET amount = b.amount + excluded.amount, updated_at = now()""",  # noqa: S608
+            user_id,
+            old,
+            new,
+        )
+        await conn.execute(
+            f"DELETE FROM {table} WHERE user_id = $1 AND category = $2",  # noqa: S608
+            user_id,
+            old,
+        )
+    accounts = await conn.fetch(
+        "SELECT DISTINCT account_id FROM transactions WHERE user_id = $1 ORDER BY 1", user_id
+    )
+    return merged, [r["account_id"] for r in accounts]

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 from pydantic import ValidationError
 
-from schemas import DeadLetter, TransactionChange, TransactionEvent
+from schemas import CategoryRename, DeadLetter, TransactionChange, TransactionEvent
 from services.core.logging import ctx
 
 log = logging.getLogger(__name__)
@@ -59,22 +59,27 @@ def dead_letter(record: Any, error: str, group: str) -> DeadLetter:
     )
 
 
-Item = TransactionEvent | TransactionChange | DeadLetter
-CHANGE_PREFIX = b'{"schema_version":1,"event":"transaction.change"'
-CHANGE_MARKER = b'"transaction.change"'
+Change = TransactionChange | CategoryRename
+Item = TransactionEvent | Change | DeadLetter
+CHANGES: dict[bytes, type[Change]] = {
+    b"transaction.change": TransactionChange,
+    b"category.rename": CategoryRename,
+}
 
 
-def decode_record(value: bytes) -> TransactionEvent | TransactionChange:
+def decode_record(value: bytes) -> TransactionEvent | Change:
     """A change as Spendstream writes one starts by naming itself; anything else is parsed as a
     transaction first (the bulk of the topic, parsed once), and as a change only if that fails.
     So no text inside a transaction (its metadata) can make it read as a change."""
-    if value.startswith(CHANGE_PREFIX):
-        return TransactionChange.model_validate_json(value)
+    for name, model in CHANGES.items():
+        if value.startswith(b'{"schema_version":1,"event":"' + name + b'"'):
+            return model.model_validate_json(value)
     try:
         return TransactionEvent.model_validate_json(value)
     except ValidationError:
-        if CHANGE_MARKER in value:
-            return TransactionChange.model_validate_json(value)
+        for name, model in CHANGES.items():
+            if b'"' + name + b'"' in value:
+                return model.model_validate_json(value)
         raise
 
 
@@ -117,7 +122,7 @@ class ChangeDelivery:
     """A valid change together with the Kafka record it came in."""
 
     record: Any
-    event: TransactionChange
+    event: Change
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ def split_batch(records: Sequence[Any], decoded: Sequence[Item]) -> Batch:
     for record, item in zip(records, decoded, strict=True):
         if isinstance(item, DeadLetter):
             dead.append(item)
-        elif isinstance(item, TransactionChange):
+        elif isinstance(item, TransactionChange | CategoryRename):
             changes.append(ChangeDelivery(record, item))
         else:
             key = (item.user_id, item.transaction_id)
@@ -178,7 +183,7 @@ async def process_isolating_poison(
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
-                    transaction_id=deliveries[0].event.transaction_id,
+                    transaction_id=getattr(deliveries[0].event, "transaction_id", None),
                 ),
             )
             return [dead_letter(record, f"processing failed: {exc!r}", group)]

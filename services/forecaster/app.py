@@ -15,6 +15,7 @@ from prometheus_client import Counter
 
 from schemas import (
     BudgetAlert,
+    CategoryRename,
     DeadLetter,
     ForecastsUpdated,
     TransactionChange,
@@ -111,7 +112,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     "and its revisions, edits and removals after it.",
 )
 async def aggregate_daily_spend(
-    batch: list[TransactionEvent | TransactionChange | DeadLetter],
+    batch: list[TransactionEvent | TransactionChange | CategoryRename | DeadLetter],
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
 ) -> None:

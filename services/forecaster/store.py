@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from schemas import BudgetAlert, Direction, TransactionChange, TransactionEvent
+from schemas import BudgetAlert, CategoryRename, Direction, TransactionChange, TransactionEvent
 from services.core.text import normalize_text
 from services.forecaster.ledger import UNCATEGORIZED, Counted, Key, Ledger
 
@@ -77,6 +77,56 @@ WHERE f.user_id = k.user_id AND f.transaction_id = k.transaction_id
 """
 
 
+# A rename moves the account's counted amounts from the old name (and its per-currency series,
+# "Old (JPY)") to the new one, merging where the new name has amounts already.
+_SERIES_OF = """(category = $3 OR (length(category) = length($3) + 6
+                   AND left(category, length($3) + 2) = $3 || ' (' AND right(category, 1) = ')'))"""
+_RENAME_SERIES = f"""
+WITH moved AS (
+    DELETE FROM daily_spend WHERE user_id = $1 AND account_id = $2 AND {_SERIES_OF}
+    RETURNING user_id, account_id, $4 || substr(category, length($3) + 1) AS category, day,
+              spent, received, n
+)
+INSERT INTO daily_spend AS d (user_id, account_id, category, day, spent, received, n)
+SELECT user_id, account_id, category, day, sum(spent), sum(received), sum(n)
+FROM moved GROUP BY 1, 2, 3, 4
+ON CONFLICT (user_id, account_id, category, day) DO UPDATE
+SET spent = d.spent + excluded.spent, received = d.received + excluded.received,
+    n = d.n + excluded.n
+"""  # noqa: S608 -- fixed fragments only
+_RENAME_RECORDS = """
+UPDATE counted_transactions SET category = $4, series = $4 || substr(series, length($3) + 1)
+WHERE user_id = $1 AND account_id = $2 AND category = $3
+"""
+_RENAME_CHARGES = f"""
+UPDATE forecast_charges SET category = $4 || substr(category, length($3) + 1)
+WHERE user_id = $1 AND account_id = $2 AND {_SERIES_OF}
+"""  # noqa: S608 -- fixed fragments only
+
+
+async def _rename(conn: asyncpg.Connection, rename: CategoryRename) -> None:
+    args = (rename.user_id, rename.account_id, rename.old_name, rename.new_name)
+    for statement in (_RENAME_SERIES, _RENAME_RECORDS, _RENAME_CHARGES):
+        await conn.execute(statement, *args)
+
+
+async def _aliased(
+    conn: asyncpg.Connection, events: list[TransactionEvent]
+) -> list[TransactionEvent]:
+    """Categories sent under a name the user has since renamed take the new name."""
+    rows = await conn.fetch(
+        "SELECT user_id, old_name, new_name FROM category_aliases WHERE user_id = ANY($1::text[])",
+        sorted({e.user_id for e in events if e.category}),
+    )
+    aliases = {(r["user_id"], r["old_name"]): r["new_name"] for r in rows}
+    return [
+        e.model_copy(update={"category": aliases[(e.user_id, e.category)]})
+        if e.category is not None and (e.user_id, e.category) in aliases
+        else e
+        for e in events
+    ]
+
+
 def _record(row: asyncpg.Record) -> Counted:
     return Counted(
         account_id=row["account_id"] or "",
@@ -103,15 +153,28 @@ async def _rates(conn: asyncpg.Connection, events: list[TransactionEvent]) -> li
 
 
 async def apply_to_daily_spend(
-    pool: asyncpg.Pool, items: Sequence[TransactionEvent | TransactionChange]
+    pool: asyncpg.Pool, batch: Sequence[TransactionEvent | TransactionChange | CategoryRename]
 ) -> None:
     """Fold transactions, their revisions and changes into daily spend, in order, in one
-    database transaction. Days are each transaction's local calendar day."""
-    if not items:
+    database transaction. Days are each transaction's local calendar day.
+
+    Renames go first: every category still sent under an old name is read under its new one
+    (the alias is written before the rename is published), so before or after makes no odds."""
+    if not batch:
         return
-    keys = sorted({(i.user_id, i.transaction_id) for i in items})
-    events = [i for i in items if isinstance(i, TransactionEvent)]
     async with pool.acquire() as conn, conn.transaction():
+        for rename in [i for i in batch if isinstance(i, CategoryRename)]:
+            await _rename(conn, rename)
+        events = await _aliased(conn, [i for i in batch if isinstance(i, TransactionEvent)])
+        renamed = iter(events)
+        items = [
+            next(renamed) if isinstance(i, TransactionEvent) else i
+            for i in batch
+            if not isinstance(i, CategoryRename)
+        ]
+        if not items:
+            return
+        keys = sorted({(i.user_id, i.transaction_id) for i in items})
         rows = await conn.fetch(_RECORDS, [k[0] for k in keys], [k[1] for k in keys])
         ledger = Ledger({(r["user_id"], r["transaction_id"]): _record(r) for r in rows})
         rates = dict(zip(map(id, events), await _rates(conn, events), strict=True))

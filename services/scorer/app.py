@@ -17,7 +17,14 @@ from faststream import AckPolicy, Context, ContextRepo
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
 
-from schemas import AnomalyAlert, DeadLetter, DriftEvent, TransactionChange, TransactionEvent
+from schemas import (
+    AnomalyAlert,
+    CategoryRename,
+    DeadLetter,
+    DriftEvent,
+    TransactionChange,
+    TransactionEvent,
+)
 from services.core.consuming import (
     TRANSIENT_DB_ERRORS,
     ChangeDelivery,
@@ -226,7 +233,7 @@ def key_of(event: TransactionEvent) -> tuple[str, str]:
     "database commit, so delivery is at-least-once and results exactly-once.",
 )
 async def score_transactions(
-    batch: list[TransactionEvent | TransactionChange | DeadLetter],
+    batch: list[TransactionEvent | TransactionChange | CategoryRename | DeadLetter],
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     scorer: Annotated[AnomalyScorer, Context("scorer")],

@@ -1,5 +1,6 @@
-"""Auto-categorization before scoring: the user's own category for the merchant wins; otherwise
-a kNN vote among shared labels, applied only when confident.
+"""Auto-categorization before scoring: the user's own rule for the merchant (from a correction)
+wins, then the category they last gave it; otherwise a kNN vote among shared labels, applied only
+when confident. A category the user renamed or merged arrives under its new name.
 
 Shared labels never carry one user's choices to another (services/core/tenancy.py): they are a
 vetted catalogue of well-known merchants shipped with Spendstream, and merchants whose category
@@ -61,21 +62,24 @@ class Categorizer:
         self, events: list[TransactionEvent]
     ) -> tuple[list[TransactionEvent], dict[tuple[str, str], Categorization]]:
         """Events with a category filled in where one can be told, and how each was decided."""
+        events = await self._renamed(events)
         decided: dict[tuple[str, str], Categorization] = {}
         todo = [e for e in events if e.category is None and (e.merchant or e.description)]
         if not todo:
             return events, decided
         keys = [merchant_key(e) for e in todo]
-        explicit = await store.explicit_categories(
-            self.pool, [(e.user_id, k) for e, k in zip(todo, keys, strict=True)]
+        pairs = [(e.user_id, k) for e, k in zip(todo, keys, strict=True)]
+        rules, explicit = await asyncio.gather(
+            store.category_rules(self.pool, pairs), store.explicit_categories(self.pool, pairs)
         )
         chosen: dict[tuple[str, str], str] = {}
         unresolved = []
         for event, key in zip(todo, keys, strict=True):
-            category = explicit.get((event.user_id, key))
-            if category is not None:
-                chosen[(event.user_id, event.transaction_id)] = category
-                decided[(event.user_id, event.transaction_id)] = Categorization("predicted", 1.0)
+            ident = (event.user_id, event.transaction_id)
+            if (rule := rules.get((event.user_id, key))) is not None:
+                chosen[ident], decided[ident] = rule, Categorization("rule", 1.0)
+            elif (category := explicit.get((event.user_id, key))) is not None:
+                chosen[ident], decided[ident] = category, Categorization("predicted", 1.0)
             else:
                 unresolved.append((event, key))
         if unresolved and self._space is not None:
@@ -98,6 +102,21 @@ class Categorizer:
             for e in events
         ]
         return updated, decided
+
+    async def _renamed(self, events: list[TransactionEvent]) -> list[TransactionEvent]:
+        """Categories sent under a name the user has since renamed take the new name."""
+        named = [e for e in events if e.category is not None]
+        if not named:
+            return events
+        aliases = await store.category_aliases(self.pool, sorted({e.user_id for e in named}))
+        if not aliases:
+            return events
+        return [
+            e.model_copy(update={"category": aliases[(e.user_id, e.category)]})
+            if e.category is not None and (e.user_id, e.category) in aliases
+            else e
+            for e in events
+        ]
 
     def _pause(self) -> float:
         # Until anyone has labelled a merchant, look again soon rather than once a minute.

@@ -7,5 +7,5 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Categorization:
-    source: str  # "provided" by the client, "predicted" by Spendstream, or "none"
+    source: str  # "provided" by the client, "rule" (the user's correction), "predicted", "none"
     confidence: float | None = None

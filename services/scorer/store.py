@@ -13,7 +13,7 @@ import asyncpg
 import numpy as np
 import orjson
 
-from schemas import Direction, TransactionChange, TransactionEvent
+from schemas import CategoryRename, Direction, TransactionChange, TransactionEvent
 from services.core.tenancy import MAX_TRAINING_SHARE, MIN_DISTINCT_USERS
 from services.scorer.categorize_types import Categorization
 from services.scorer.features import merchant_key
@@ -21,6 +21,7 @@ from services.scorer.model_features import feature_matrix
 from services.scorer.scoring import ScoredTransaction
 
 Key = tuple[str, str]
+Touch = tuple[str, str, datetime]  # a changed transaction's user, account and time
 
 # Rows travel as one JSON document per statement: asyncpg's per-element array encoding cost
 # more client CPU than scoring's features (16 ms per 500 rows, against 5 ms for orjson), and
@@ -215,19 +216,66 @@ UPDATE transactions SET
     excluded = CASE WHEN $7 THEN $8 ELSE excluded END,
     display_merchant = CASE WHEN $9 THEN $10 ELSE display_merchant END
 WHERE user_id = $1 AND transaction_id = $2
+RETURNING account_id, ts, merchant_key
+"""
+
+# A person's category teaches: it becomes their rule for the merchant, and optionally goes to the
+# merchant's earlier transactions whose category was only predicted or missing.
+_RULE = """
+INSERT INTO category_rules (user_id, merchant_key, category) VALUES ($1, $2, $3)
+ON CONFLICT (user_id, merchant_key) DO UPDATE SET category = excluded.category, updated_at = now()
+"""
+_APPLY_RULE = """
+UPDATE transactions SET category = $3, category_source = 'rule', category_confidence = 1.0
+WHERE user_id = $1 AND merchant_key = $2 AND category_source IN ('predicted', 'none')
+RETURNING account_id, ts
+"""
+_RENAME = """
+UPDATE transactions SET category = $4
+WHERE user_id = $1 AND account_id = $2 AND category = $3
 RETURNING account_id, ts
 """
 
 
+async def _rename(conn: asyncpg.Connection, rename: CategoryRename) -> list[Touch]:
+    await conn.execute(
+        "UPDATE category_rules SET category = $3 WHERE user_id = $1 AND category = $2",
+        rename.user_id,
+        rename.old_name,
+        rename.new_name,
+    )
+    rows = await conn.fetch(
+        _RENAME, rename.user_id, rename.account_id, rename.old_name, rename.new_name
+    )
+    earliest = min((r["ts"] for r in rows), default=None)
+    return [] if earliest is None else [(rename.user_id, rename.account_id, earliest)]
+
+
+async def _learn(
+    conn: asyncpg.Connection, change: TransactionChange, merchant: str | None
+) -> list[Touch]:
+    edit = change.edit()
+    if edit.category is None or not merchant:
+        return []
+    await conn.execute(_RULE, change.user_id, merchant, edit.category)
+    if not edit.apply_to_merchant:
+        return []
+    rows = await conn.fetch(_APPLY_RULE, change.user_id, merchant, edit.category)
+    return [(change.user_id, r["account_id"], r["ts"]) for r in rows]
+
+
 async def apply_changes(
-    pool: asyncpg.Pool, changes: Sequence[TransactionChange], drift_span: timedelta
+    pool: asyncpg.Pool, changes: Sequence[TransactionChange | CategoryRename], drift_span: timedelta
 ) -> None:
     """Edits and removals, in order, in one database transaction. A removal deletes the
     transaction with its score and verdict, and leaves a tombstone. ``drift_span`` is how long
     after a transaction's time drift windows still hold it."""
-    touched: list[tuple[str, str, datetime]] = []
+    touched: list[Touch] = []
     async with pool.acquire() as conn, conn.transaction():
         for change in changes:
+            if isinstance(change, CategoryRename):
+                touched += await _rename(conn, change)
+                continue
             key = (change.user_id, change.transaction_id)
             if change.kind == "remove":
                 await conn.execute(
@@ -263,11 +311,13 @@ async def apply_changes(
             )
             if edited is not None and sent & {"category", "excluded"}:
                 touched.append((change.user_id, edited["account_id"], edited["ts"]))
+            if edited is not None:
+                touched += await _learn(conn, change, edited["merchant_key"])
         await touch_accounts(conn, touched, drift_span)
 
 
 async def touch_accounts(
-    conn: asyncpg.Connection, touched: Sequence[tuple[str, str, datetime]], drift_span: timedelta
+    conn: asyncpg.Connection, touched: Sequence[Touch], drift_span: timedelta
 ) -> None:
     """Record changed transactions' accounts and times for drift and clusters (see _TOUCH)."""
     if touched:
@@ -631,6 +681,29 @@ async def labelled_merchants(
             min_users,
         )
     )
+
+
+async def category_rules(
+    pool: asyncpg.Pool, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """For (user, merchant key) pairs: the user's own rule for that merchant, from a correction."""
+    rows = await pool.fetch(
+        """SELECT r.user_id, r.merchant_key, r.category
+           FROM unnest($1::text[], $2::text[]) AS k(user_id, merchant_key)
+           JOIN category_rules r USING (user_id, merchant_key)""",
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+    )
+    return {(r["user_id"], r["merchant_key"]): r["category"] for r in rows}
+
+
+async def category_aliases(pool: asyncpg.Pool, users: Sequence[str]) -> dict[Key, str]:
+    """(user, old name) -> new name, for the users' renamed and merged categories."""
+    rows = await pool.fetch(
+        "SELECT user_id, old_name, new_name FROM category_aliases WHERE user_id = ANY($1::text[])",
+        list(users),
+    )
+    return {(r["user_id"], r["old_name"]): r["new_name"] for r in rows}
 
 
 async def explicit_categories(
