@@ -92,3 +92,15 @@ def test_the_demo_plants_a_drift_the_watcher_detects() -> None:
             assert "category_jsd" in result.breached
             assert "Fitness" in [c["category"] for c in result.top_contributors[:3]]
     assert detected >= 2, "most personas' drift is detected"
+
+
+def test_the_demo_user_gets_budgets_near_their_average_month() -> None:
+    from services.demo.loader import demo_budgets
+
+    records = generate(users=1, months=6, seed=7, end=date(2026, 12, 1))
+    budgets = demo_budgets(records, "demo-0001")
+    assert len(budgets) == 4
+    assert not {"Rent", "Income", "Transfers"} & set(budgets)
+    categories = {r.transaction.get("category") for r in records}
+    assert set(budgets) <= categories
+    assert all(0 < float(amount) < 2_000 for amount in budgets.values())

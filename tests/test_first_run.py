@@ -34,6 +34,8 @@ SECTIONS = (
     "drift",
     "clusters",
     "forecasts",
+    "budgets",
+    "recent",
 )
 
 

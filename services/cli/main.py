@@ -25,7 +25,7 @@ from services.core.db import migrate as apply_migrations
 from services.core.logging import configure_logging
 from services.core.settings import Settings, get_settings
 from services.demo.generator import generate
-from services.demo.loader import post_records, write_records
+from services.demo.loader import demo_budgets, post_records, put_budgets, write_records
 
 app = typer.Typer(
     help="Spendstream: real-time analytics for personal-finance transactions.",
@@ -164,6 +164,10 @@ def _load_demo(
         f"demo data: {accepted:,} transactions for {len(user_ids)} users "
         f"({anomalies} labelled anomalies) accepted by ingest"
     )
+    # The first user gets budgets, so the dashboard shows them from the first run.
+    budgets = demo_budgets(records, user_ids[0])
+    asyncio.run(put_budgets(service_url(settings, "api"), keys[user_ids[0]], budgets))
+    console.print(f"demo budgets for {user_ids[0]}: {', '.join(budgets)}")
     return keys
 
 

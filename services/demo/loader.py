@@ -7,6 +7,7 @@ import csv
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -105,3 +106,35 @@ async def _post_batch(
     if response.status_code != 202:
         raise IngestError(f"ingest answered {response.status_code}: {response.text[:500]}")
     return int(response.json()["accepted"])
+
+
+def demo_budgets(records: Sequence[DemoRecord], user: str, top: int = 4) -> dict[str, str]:
+    """Monthly budgets for ``user``'s ``top`` spending categories, a little above their average
+    month: enough that the dashboard shows budgets on track and at risk from the first run."""
+    months: set[str] = set()
+    spent: dict[str, float] = defaultdict(float)
+    for r in records:
+        tx = r.transaction
+        if r.user_id == user:
+            months.add(str(tx["timestamp"])[:7])
+        debit = tx.get("direction", "debit") == "debit" and tx.get("currency", "USD") == "USD"
+        if r.user_id != user or not debit or r.anomaly is not None:
+            continue
+        category = str(tx.get("category") or "")
+        if not category or category in ("Rent", "Income", "Transfers"):
+            continue
+        spent[category] += float(str(tx["amount"]))
+    average = {c: spent[c] / max(1, len(months)) for c in spent}
+    chosen = sorted(average, key=lambda c: -average[c])[:top]
+    return {c: f"{round(average[c] * 1.05, -1):.2f}" for c in chosen}
+
+
+async def put_budgets(api_url: str, key: str, budgets: dict[str, str]) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        for category, amount in budgets.items():
+            response = await client.put(
+                f"{api_url}/v1/budgets/{quote(category, safe='')}",
+                json={"amount": amount},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            response.raise_for_status()
