@@ -157,6 +157,72 @@ async def budget_alerts(
     return seen
 
 
+async def set_budgets(client: httpx.AsyncClient, api: str) -> None:
+    """Dining 400.00 a month; Groceries 50.00, and 80.00 in March 2026; bad bodies refused."""
+    put = await client.put(f"{api}/v1/budgets/Dining", json={"amount": "400.00"})
+    assert put.status_code == 200, put.text
+    for bad, field in (
+        ({"amount": "-5"}, "amount"),
+        ({"amount": "1.234"}, "amount"),
+        ({"amount": "10", "month": "2026-13"}, "month"),
+        ({"amount": "10", "extra": 1}, "extra"),
+    ):
+        response = await client.put(f"{api}/v1/budgets/Dining", json=bad)
+        assert response.status_code == 422 and field in response.text, (bad, response.text)
+    await client.put(f"{api}/v1/budgets/Groceries", json={"amount": "50.00"})
+    await client.put(f"{api}/v1/budgets/Groceries", json={"amount": "80.00", "month": "2026-03"})
+
+
+async def check_budget_views(client: httpx.AsyncClient, api: str) -> None:
+    """March (over, with its override), April (nothing spent), the summary and the chart."""
+    march = (await client.get(f"{api}/v1/budgets", params={"month": "2026-03"})).json()
+    assert march["month"] == "2026-03" and march["known_through"] == "2026-03-31"
+    lines = {b["category"]: b for b in march["budgets"]}
+    dining, groceries = lines["Dining"], lines["Groceries"]
+    assert (D(dining["budget"]), D(dining["spent"]), D(dining["remaining"])) == (
+        D("400.00"),
+        D("360.00"),
+        D("40.00"),
+    )
+    assert dining["status"] == "on_track" and dining["projected"]["method"] == "final"
+    assert dining["spent_share"] == pytest.approx(0.9)
+    assert (D(groceries["budget"]), groceries["override"]) == (D("80.00"), True)
+    april = (await client.get(f"{api}/v1/budgets", params={"month": "2026-04"})).json()
+    assert {b["category"]: D(b["budget"]) for b in april["budgets"]} == {
+        "Dining": D("400.00"),
+        "Groceries": D("50.00"),
+    }
+    assert all(D(b["spent"]) == 0 for b in april["budgets"])
+    summary = (await client.get(f"{api}/v1/insights/summary", params={"month": "2026-03"})).json()
+    assert {b["category"] for b in summary["budgets"]} == {"Dining", "Groceries"}
+    chart = (await client.get(f"{api}/v1/charts/budget.json", params={"month": "2026-03"})).json()
+    assert sorted(r["category"] for r in chart["datasets"]["lines"]) == ["Dining", "Groceries"]
+    png = await client.get(f"{api}/v1/charts/budget.png", params={"month": "2026-03"})
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
+async def check_alerts(client: httpx.AsyncClient, stack: Any, user: str) -> None:
+    """360 of 400 is past 80%; one more dinner is past 100%: each alert once."""
+    from services.cli.stack import service_url
+
+    bootstrap, topic = stack.settings.kafka_bootstrap_or_default, stack.settings.budget_alerts_topic
+    alerts = await budget_alerts(bootstrap, topic, user, within_s=30)
+    assert [a["kind"] for a in alerts if a["category"] == "Dining"] == ["reached_80"], alerts
+    ingest = service_url(stack.settings, "ingest")
+    await client.post(f"{ingest}/v1/transactions", json=purchase(50, 28, "45.00", "Dining"))
+    alerts = await budget_alerts(bootstrap, topic, user, within_s=60)
+    dining_alerts = [a for a in alerts if a["category"] == "Dining"]
+    assert sorted(a["kind"] for a in dining_alerts) == ["reached_100", "reached_80"], alerts
+    assert len({a["alert_id"] for a in dining_alerts}) == 2
+    over = next(a for a in dining_alerts if a["kind"] == "reached_100")
+    assert over["month"] == "2026-03" and D(over["spent"]) == D("405.00")
+    assert over["status"] == "over" and "Dining" in over["text"]
+    # Groceries: 60 of an 80.00 March budget is 75%, no alert
+    assert not [a for a in alerts if a["category"] == "Groceries"], alerts
+    metrics = await client.get(f"{service_url(stack.settings, 'forecaster')}/metrics")
+    assert 'spendstream_budget_alerts_total{kind="reached_100"}' in metrics.text
+
+
 @pytest.mark.integration
 async def test_budgets_through_the_stack(stack, new_user) -> None:  # type: ignore[no-untyped-def]
     from services.cli.stack import service_url
@@ -167,85 +233,17 @@ async def test_budgets_through_the_stack(stack, new_user) -> None:  # type: igno
     rows = [purchase(i, 2 + i, "45.00", "Dining") for i in range(8)]  # 360.00 of Dining
     rows += [purchase(100 + i, 3 + i, "20.00", "Groceries") for i in range(3)]  # 60.00
     async with httpx.AsyncClient(timeout=60, headers=auth(key)) as client:
-        put = await client.put(f"{api}/v1/budgets/Dining", json={"amount": "400.00"})
-        assert put.status_code == 200, put.text
-        for bad, field in (
-            ({"amount": "-5"}, "amount"),
-            ({"amount": "1.234"}, "amount"),
-            ({"amount": "10", "month": "2026-13"}, "month"),
-            ({"amount": "10", "extra": 1}, "extra"),
-        ):
-            response = await client.put(f"{api}/v1/budgets/Dining", json=bad)
-            assert response.status_code == 422 and field in response.text, (bad, response.text)
-        await client.put(f"{api}/v1/budgets/Groceries", json={"amount": "50.00"})
-        await client.put(
-            f"{api}/v1/budgets/Groceries", json={"amount": "80.00", "month": "2026-03"}
-        )
-        assert (
-            await client.post(f"{ingest}/v1/transactions", json={"transactions": rows})
-        ).status_code == 202
+        await set_budgets(client, api)
+        posted = await client.post(f"{ingest}/v1/transactions", json={"transactions": rows})
+        assert posted.status_code == 202
 
         async def stored() -> bool:
             page = await client.get(f"{api}/v1/transactions", params={"limit": 50})
             return len(page.json()["items"]) == len(rows)
 
         await wait_until(stored, within_s=60)
-        march = (await client.get(f"{api}/v1/budgets", params={"month": "2026-03"})).json()
-        assert march["month"] == "2026-03" and march["known_through"] == "2026-03-31"
-        lines = {b["category"]: b for b in march["budgets"]}
-        dining, groceries = lines["Dining"], lines["Groceries"]
-        assert (D(dining["budget"]), D(dining["spent"]), D(dining["remaining"])) == (
-            D("400.00"),
-            D("360.00"),
-            D("40.00"),
-        )
-        assert dining["status"] == "on_track" and dining["projected"]["method"] == "final"
-        assert dining["spent_share"] == pytest.approx(0.9)
-        assert (D(groceries["budget"]), groceries["override"]) == (D("80.00"), True)
-        april = (await client.get(f"{api}/v1/budgets", params={"month": "2026-04"})).json()
-        assert {b["category"]: D(b["budget"]) for b in april["budgets"]} == {
-            "Dining": D("400.00"),
-            "Groceries": D("50.00"),
-        }
-        assert all(D(b["spent"]) == 0 for b in april["budgets"])
-
-        summary = (
-            await client.get(f"{api}/v1/insights/summary", params={"month": "2026-03"})
-        ).json()
-        assert {b["category"] for b in summary["budgets"]} == {"Dining", "Groceries"}
-        chart = (
-            await client.get(f"{api}/v1/charts/budget.json", params={"month": "2026-03"})
-        ).json()
-        assert sorted(r["category"] for r in chart["datasets"]["lines"]) == ["Dining", "Groceries"]
-        png = await client.get(f"{api}/v1/charts/budget.png", params={"month": "2026-03"})
-        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
-
-        # 360 of 400 is past 80%; one more dinner is past 100%.
-        alerts = await budget_alerts(
-            stack.settings.kafka_bootstrap_or_default,
-            stack.settings.budget_alerts_topic,
-            user,
-            within_s=30,
-        )
-        assert [a["kind"] for a in alerts if a["category"] == "Dining"] == ["reached_80"], alerts
-        await client.post(f"{ingest}/v1/transactions", json=purchase(50, 28, "45.00", "Dining"))
-        alerts = await budget_alerts(
-            stack.settings.kafka_bootstrap_or_default,
-            stack.settings.budget_alerts_topic,
-            user,
-            within_s=60,
-        )
-        dining_alerts = [a for a in alerts if a["category"] == "Dining"]
-        assert sorted(a["kind"] for a in dining_alerts) == ["reached_100", "reached_80"], alerts
-        assert len({a["alert_id"] for a in dining_alerts}) == 2
-        over = next(a for a in dining_alerts if a["kind"] == "reached_100")
-        assert over["month"] == "2026-03" and D(over["spent"]) == D("405.00")
-        assert over["status"] == "over" and "Dining" in over["text"]
-        # Groceries: 60 of an 80.00 March budget is 75%, no alert
-        assert not [a for a in alerts if a["category"] == "Groceries"], alerts
-
-        metrics = await client.get(f"{service_url(stack.settings, 'forecaster')}/metrics")
-        assert 'spendstream_budget_alerts_total{kind="reached_100"}' in metrics.text
+        await check_budget_views(client, api)
+        await check_alerts(client, stack, user)
 
         gone = await client.delete(f"{api}/v1/budgets/Groceries", params={"month": "2026-03"})
         assert gone.status_code == 204

@@ -182,6 +182,55 @@ async def recomputed_mismatches(conn: asyncpg.Connection, user: str) -> list[asy
     )
 
 
+async def send_changes(client: httpx.AsyncClient, api: str, ingest: str) -> None:
+    """chg-0 recategorized with a note and a display name, chg-1 excluded, chg-2 deleted,
+    chg-3 revised (and then sent stale), chg-4 removed by the bank; bad changes refused."""
+    edit = await client.patch(
+        f"{api}/v1/transactions/chg-0",
+        json={"category": "Groceries", "note": "party food", "merchant": "Corner shop"},
+    )
+    assert edit.status_code == 202 and edit.json()["kind"] == "edit", edit.text
+    excluded = await client.patch(f"{api}/v1/transactions/chg-1", json={"excluded": True})
+    assert excluded.status_code == 202
+    assert (await client.delete(f"{api}/v1/transactions/chg-2")).status_code == 202
+    bad = await client.patch(f"{api}/v1/transactions/chg-3", json={"category": ""})
+    assert bad.status_code == 422 and "category" in bad.text
+    assert (await client.patch(f"{api}/v1/transactions/chg-3", json={})).status_code == 422
+    nope = await client.patch(f"{api}/v1/transactions/nope", json={"note": "x"})
+    assert nope.status_code == 404
+    revised = row(3, amount="55.00", revision=2, status="posted")
+    assert (await client.post(f"{ingest}/v1/transactions", json=revised)).status_code == 202
+    stale = row(3, amount="1.00", revision=1)
+    assert (await client.post(f"{ingest}/v1/transactions", json=stale)).status_code == 202
+    removal = await client.post(f"{ingest}/v1/transactions", json={"removed": ["chg-4"]})
+    assert removal.status_code == 202 and removal.json() == {"accepted": 0, "removed": 1}
+    unknown = await client.post(f"{ingest}/v1/transactions", json={"removed": ["never-sent"]})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["body", "removed", 0]
+
+
+async def check_views(client: httpx.AsyncClient, api: str) -> None:
+    """Every view shows the changes, once applied."""
+    zero = (await client.get(f"{api}/v1/transactions/chg-0")).json()
+    three = (await client.get(f"{api}/v1/transactions/chg-3")).json()
+    assert (zero["category_source"], zero["note"], zero["display_merchant"]) == (
+        "user",
+        "party food",
+        "Corner shop",
+    )
+    assert (D(three["amount"]), three["status"]) == (D("55.00"), "posted")
+    items = (await client.get(f"{api}/v1/transactions")).json()["items"]
+    assert {t["transaction_id"] for t in items} == {"chg-0", "chg-1", "chg-3", "chg-5"}
+    exported = (await client.get(f"{api}/v1/exports/transactions.csv")).text
+    assert "chg-2" not in exported and "chg-4" not in exported and "party food" in exported
+    summary = (await client.get(f"{api}/v1/insights/summary", params={"month": "2026-04"})).json()
+    by_category = {c["category"]: D(c["total"]) for c in summary["categories"]}
+    # chg-1 excluded, chg-2 deleted, chg-4 removed; chg-3 revised to 55.00; chg-0 Groceries
+    assert by_category == {"Groceries": D("40.00"), "Dining": D("95.00")}
+    budget = (await client.get(f"{api}/v1/budgets", params={"month": "2026-04"})).json()
+    assert D(budget["budgets"][0]["spent"]) == D("95.00")
+
+
 @pytest.mark.integration
 async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type: ignore[no-untyped-def]
     stack, new_user, migrated_dsn: str
@@ -193,9 +242,8 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
     api, ingest = service_url(stack.settings, "api"), service_url(stack.settings, "ingest")
     rows = [row(i) for i in range(6)]
     async with httpx.AsyncClient(timeout=60, headers=auth(key)) as client:
-        assert (
-            await client.post(f"{ingest}/v1/transactions", json={"transactions": rows})
-        ).status_code == 202
+        posted = await client.post(f"{ingest}/v1/transactions", json={"transactions": rows})
+        assert posted.status_code == 202
 
         async def get(i: int) -> httpx.Response:
             return await client.get(f"{api}/v1/transactions/chg-{i}")
@@ -206,35 +254,7 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
 
         await wait_until(scored, within_s=60)
         await client.put(f"{api}/v1/budgets/Dining", json={"amount": "1000.00"})
-
-        edit = await client.patch(
-            f"{api}/v1/transactions/chg-0",
-            json={"category": "Groceries", "note": "party food", "merchant": "Corner shop"},
-        )
-        assert edit.status_code == 202 and edit.json()["kind"] == "edit", edit.text
-        assert (
-            await client.patch(f"{api}/v1/transactions/chg-1", json={"excluded": True})
-        ).status_code == 202
-        assert (await client.delete(f"{api}/v1/transactions/chg-2")).status_code == 202
-        bad = await client.patch(f"{api}/v1/transactions/chg-3", json={"category": ""})
-        assert bad.status_code == 422 and "category" in bad.text
-        empty = await client.patch(f"{api}/v1/transactions/chg-3", json={})
-        assert empty.status_code == 422
-        assert (
-            await client.patch(f"{api}/v1/transactions/nope", json={"note": "x"})
-        ).status_code == 404
-        revised = row(3, amount="55.00", revision=2, status="posted")
-        assert (await client.post(f"{ingest}/v1/transactions", json=revised)).status_code == 202
-        stale = row(3, amount="1.00", revision=1)
-        assert (await client.post(f"{ingest}/v1/transactions", json=stale)).status_code == 202
-        removal = await client.post(f"{ingest}/v1/transactions", json={"removed": ["chg-4"]})
-        assert removal.status_code == 202 and removal.json() == {"accepted": 0, "removed": 1}
-        unknown = await client.post(f"{ingest}/v1/transactions", json={"removed": ["never-sent"]})
-        assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == [
-            "body",
-            "removed",
-            0,
-        ]
+        await send_changes(client, api, ingest)
 
         async def applied() -> bool:
             zero, three = (await get(0)).json(), (await get(3)).json()
@@ -248,34 +268,17 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
             )
 
         await wait_until(applied, within_s=60)
-        zero, three = (await get(0)).json(), (await get(3)).json()
-        assert (zero["category_source"], zero["note"], zero["display_merchant"]) == (
-            "user",
-            "party food",
-            "Corner shop",
-        )
-        assert (D(three["amount"]), three["status"]) == (D("55.00"), "posted")
-        listed = {
-            t["transaction_id"]
-            for t in (await client.get(f"{api}/v1/transactions")).json()["items"]
-        }
-        assert listed == {"chg-0", "chg-1", "chg-3", "chg-5"}
-        exported = (await client.get(f"{api}/v1/exports/transactions.csv")).text
-        assert "chg-2" not in exported and "chg-4" not in exported and "party food" in exported
-        summary = (
-            await client.get(f"{api}/v1/insights/summary", params={"month": "2026-04"})
-        ).json()
-        by_category = {c["category"]: D(c["total"]) for c in summary["categories"]}
-        # chg-1 excluded, chg-2 deleted, chg-4 removed; chg-3 revised to 55.00; chg-0 Groceries
-        assert by_category == {"Groceries": D("40.00"), "Dining": D("95.00")}
-        budget = (await client.get(f"{api}/v1/budgets", params={"month": "2026-04"})).json()
-        assert D(budget["budgets"][0]["spent"]) == D("95.00")
-        again = await client.post(f"{ingest}/v1/transactions", json=row(2))
-        assert again.status_code == 202
+        await check_views(client, api)
+        assert (await client.post(f"{ingest}/v1/transactions", json=row(2))).status_code == 202
         await asyncio.sleep(2)
         assert (await get(2)).status_code == 404, "a deleted transaction does not come back"
+    await check_aggregates(migrated_dsn, user)
 
-    conn = await asyncpg.connect(migrated_dsn)
+
+async def check_aggregates(dsn: str, user: str) -> None:
+    from tests.test_pipeline import wait_until
+
+    conn = await asyncpg.connect(dsn)
     try:
 
         async def consistent() -> bool:
@@ -284,20 +287,81 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
         await wait_until(consistent, within_s=60)
         # each change is new data for drift and clusters: the category edit, the exclusion, the
         # two removals and the revision
-        assert (
-            await conn.fetchval("SELECT count(*) FROM account_changes WHERE user_id = $1", user)
-            >= 5
-        )
-        assert (
-            await conn.fetchval(
-                "SELECT count(*) FROM scores WHERE user_id = $1"
-                " AND transaction_id IN ('chg-2', 'chg-4')",
-                user,
-            )
-            == 0
-        )
+        changed = "SELECT count(*) FROM account_changes WHERE user_id = $1"
+        assert await conn.fetchval(changed, user) >= 5
+        scores = "SELECT count(*) FROM scores WHERE user_id = $1 AND transaction_id = ANY($2)"
+        assert await conn.fetchval(scores, user, ["chg-2", "chg-4"]) == 0
     finally:
         await conn.close()
+
+
+class Reader:
+    """One user's transactions through the query API."""
+
+    def __init__(self, client: httpx.AsyncClient, api: str):
+        self.client, self.api = client, api
+
+    async def get(self, transaction_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"{self.api}/v1/transactions/{transaction_id}")
+        return response.json() if response.status_code == 200 else {}
+
+    async def categories(self, *ids: str) -> list[str | None]:
+        return [(await self.get(i)).get("category") for i in ids]
+
+
+async def check_teaching(reader: Reader, ingest: str) -> None:
+    """A correction becomes the merchant's rule: for the earlier ones (asked) and later ones."""
+    from tests.test_pipeline import wait_until
+
+    client, api = reader.client, reader.api
+    edit = {"category": "Coffee", "apply_to_merchant": True}
+    assert (await client.patch(f"{api}/v1/transactions/chg-0", json=edit)).status_code == 202
+    lone = await client.patch(f"{api}/v1/transactions/chg-0", json={"apply_to_merchant": True})
+    assert lone.status_code == 422
+
+    async def taught() -> bool:
+        return await reader.categories("chg-0", "chg-1", "chg-2") == ["Coffee"] * 3
+
+    await wait_until(taught, within_s=30)
+    sources = [(await reader.get(f"chg-{i}"))["category_source"] for i in range(3)]
+    assert sources == ["user", "rule", "rule"]
+    later = row(3, amount="5.00", merchant="BLUE BOTTLE COFFEE 042")
+    later.pop("category")
+    await client.post(f"{ingest}/v1/transactions", json=later)
+
+    async def learned() -> bool:
+        return await reader.categories("chg-3") == ["Coffee"]
+
+    await wait_until(learned, within_s=30)
+    three = await reader.get("chg-3")
+    assert (three["category_source"], three["category_confidence"]) == ("rule", 1.0)
+
+
+async def check_rename(reader: Reader, ingest: str) -> None:
+    """Eating out merged into Dining: transactions, budgets, and what arrives later."""
+    from tests.test_pipeline import wait_until
+
+    client, api = reader.client, reader.api
+    url = f"{api}/v1/categories/rename"
+    unknown = await client.post(url, json={"old_name": "Nope", "new_name": "Dining"})
+    assert unknown.status_code == 422 and "old_name" in unknown.text
+    renamed = await client.post(url, json={"old_name": "Eating out", "new_name": "Dining"})
+    assert renamed.status_code == 202, renamed.text
+    assert renamed.json() == {
+        "old_name": "Eating out",
+        "new_name": "Dining",
+        "merged": True,
+        "accounts": 2,
+    }
+    budgets = (await client.get(f"{api}/v1/budgets", params={"month": "2026-04"})).json()
+    assert {b["category"]: D(b["budget"]) for b in budgets["budgets"]} == {"Dining": D("150.00")}
+    late = row(4, amount="12.00", category="Eating out", account_id="checking")
+    await client.post(f"{ingest}/v1/transactions", json=late)
+
+    async def renamed_everywhere() -> bool:
+        return await reader.categories("chg-4", "chg-5") == ["Dining"] * 2
+
+    await wait_until(renamed_everywhere, within_s=30)
 
 
 @pytest.mark.integration
@@ -320,67 +384,14 @@ async def test_corrections_teach_and_categories_rename_and_merge(  # type: ignor
         assert posted.status_code == 202
         await client.put(f"{api}/v1/budgets/Eating out", json={"amount": "100.00"})
         await client.put(f"{api}/v1/budgets/Dining", json={"amount": "50.00"})
-
-        async def get(transaction_id: str) -> dict[str, Any]:
-            response = await client.get(f"{api}/v1/transactions/{transaction_id}")
-            return response.json() if response.status_code == 200 else {}
+        reader = Reader(client, api)
 
         async def stored() -> bool:
-            return all([await get(f"chg-{i}") for i in (0, 1, 2, 5)])
+            return all([await reader.get(f"chg-{i}") for i in (0, 1, 2, 5)])
 
         await wait_until(stored, within_s=60)
-        edit = {"category": "Coffee", "apply_to_merchant": True}
-        assert (await client.patch(f"{api}/v1/transactions/chg-0", json=edit)).status_code == 202
-        lone = await client.patch(f"{api}/v1/transactions/chg-0", json={"apply_to_merchant": True})
-        assert lone.status_code == 422
-
-        async def taught() -> bool:
-            return [(await get(f"chg-{i}")).get("category") for i in range(3)] == ["Coffee"] * 3
-
-        await wait_until(taught, within_s=30)
-        assert [(await get(f"chg-{i}"))["category_source"] for i in range(3)] == [
-            "user", "rule", "rule"]  # fmt: skip
-        later = row(3, amount="5.00", merchant="BLUE BOTTLE COFFEE 042")
-        later.pop("category")
-        await client.post(f"{ingest}/v1/transactions", json=later)
-
-        async def learned() -> bool:
-            return (await get("chg-3")).get("category") == "Coffee"
-
-        await wait_until(learned, within_s=30)
-        assert (
-            (await get("chg-3"))["category_source"],
-            (await get("chg-3"))["category_confidence"],
-        ) == ("rule", 1.0)
-
-        unknown = await client.post(
-            f"{api}/v1/categories/rename", json={"old_name": "Nope", "new_name": "Dining"}
-        )
-        assert unknown.status_code == 422 and "old_name" in unknown.text
-        renamed = await client.post(
-            f"{api}/v1/categories/rename", json={"old_name": "Eating out", "new_name": "Dining"}
-        )
-        assert renamed.status_code == 202, renamed.text
-        assert renamed.json() == {
-            "old_name": "Eating out",
-            "new_name": "Dining",
-            "merged": True,
-            "accounts": 2,
-        }
-        budgets = (await client.get(f"{api}/v1/budgets", params={"month": "2026-04"})).json()
-        assert {b["category"]: D(b["budget"]) for b in budgets["budgets"]} == {
-            "Dining": D("150.00")
-        }
-        late = row(4, amount="12.00", category="Eating out", account_id="checking")
-        await client.post(f"{ingest}/v1/transactions", json=late)
-
-        async def renamed_everywhere() -> bool:
-            return [(await get(f"chg-{i}")).get("category") for i in (4, 5)] == ["Dining"] * 2
-
-        try:
-            await wait_until(renamed_everywhere, within_s=30)
-        except AssertionError:
-            raise AssertionError([await get("chg-4"), await get("chg-5")]) from None
+        await check_teaching(reader, ingest)
+        await check_rename(reader, ingest)
 
     conn = await asyncpg.connect(migrated_dsn)
     try:
@@ -389,15 +400,9 @@ async def test_corrections_teach_and_categories_rename_and_merge(  # type: ignor
             return await recomputed_mismatches(conn, user) == []
 
         await wait_until(consistent, within_s=60)
-        old = await conn.fetchval(
-            "SELECT count(*) FROM daily_spend WHERE user_id = $1 AND category = 'Eating out'"
-            " AND n <> 0",
-            user,
-        )
-        assert old == 0
-        dining = await conn.fetchval(
-            "SELECT sum(spent) FROM daily_spend WHERE user_id = $1 AND category = 'Dining'", user
-        )
-        assert dining == D("42.00")
+        old = "SELECT count(*) FROM daily_spend WHERE user_id = $1 AND category = $2 AND n <> 0"
+        assert await conn.fetchval(old, user, "Eating out") == 0
+        dining = "SELECT sum(spent) FROM daily_spend WHERE user_id = $1 AND category = 'Dining'"
+        assert await conn.fetchval(dining, user) == D("42.00")
     finally:
         await conn.close()

@@ -107,6 +107,39 @@ ROWS = [
 ]
 
 
+def check_unconverted(before: dict[str, Any]) -> None:
+    assert before["currency"] == "USD" and D(before["total"]) == D("50.00")
+    categories = {c["category"]: (D(c["total"]), c["currency"]) for c in before["categories"]}
+    assert categories == {
+        "Travel": (D("50.00"), "USD"),
+        "Travel (EUR)": (D("100.00"), "EUR"),
+        "Travel (JPY)": (D("1000"), "JPY"),
+        "Dining (EUR)": (D("10.00"), "EUR"),
+        "Gifts (KWD)": (D("1.234"), "KWD"),
+    }
+    assert {u["currency"]: D(u["total"]) for u in before["unconverted"]} == {
+        "EUR": D("110.00"),
+        "JPY": D("1000"),
+        "KWD": D("1.234"),
+    }
+
+
+def import_rates(tmp_path: Path, dsn: str) -> None:
+    """``spendstream fx import`` as a user runs it, on the ECB file."""
+    from tests.test_cli import SPENDSTREAM, cli_env
+
+    rates = tmp_path / "eurofxref-hist.csv"
+    rates.write_text(ECB_HIST)
+    done = subprocess.run(
+        [*SPENDSTREAM, "fx", "import", str(rates)],
+        env=cli_env(SPENDSTREAM_DATABASE_URL=dsn),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "stored 9 rates for 3 currencies" in done.stdout
+
+
 async def summary(client: httpx.AsyncClient, api: str) -> dict[str, Any]:
     response = await client.get(f"{api}/v1/insights/summary", params={"month": "2019-02"})
     assert response.status_code == 200, response.text
@@ -119,7 +152,6 @@ async def test_totals_in_the_base_currency_at_each_days_rate(  # type: ignore[no
     stack, new_user, migrated_dsn: str, tmp_path: Path
 ) -> None:
     from services.cli.stack import service_url
-    from tests.test_cli import SPENDSTREAM, cli_env
     from tests.test_pipeline import auth, wait_until
 
     user, key = await new_user("fx")
@@ -140,30 +172,8 @@ async def test_totals_in_the_base_currency_at_each_days_rate(  # type: ignore[no
         assert D(kwd["amount"]) == D("1.234"), "three decimals kept"
 
         # No rates yet: each currency on its own, nothing summed across them.
-        before = await summary(client, api)
-        assert before["currency"] == "USD" and D(before["total"]) == D("50.00")
-        categories = {c["category"]: (D(c["total"]), c["currency"]) for c in before["categories"]}
-        assert categories == {
-            "Travel": (D("50.00"), "USD"),
-            "Travel (EUR)": (D("100.00"), "EUR"),
-            "Travel (JPY)": (D("1000"), "JPY"),
-            "Dining (EUR)": (D("10.00"), "EUR"),
-            "Gifts (KWD)": (D("1.234"), "KWD"),
-        }
-        assert {u["currency"]: D(u["total"]) for u in before["unconverted"]} == {
-            "EUR": D("110.00"),
-            "JPY": D("1000"),
-            "KWD": D("1.234"),
-        }
-
-        rates = tmp_path / "eurofxref-hist.csv"
-        rates.write_text(ECB_HIST)
-        env = cli_env(SPENDSTREAM_DATABASE_URL=migrated_dsn)
-        done = subprocess.run(
-            [*SPENDSTREAM, "fx", "import", str(rates)], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-        assert "stored 9 rates for 3 currencies" in done.stdout
+        check_unconverted(await summary(client, api))
+        import_rates(tmp_path, migrated_dsn)
 
         after = await summary(client, api)
         travel_usd = D("50") + D("100") * D("1.1323") + D("1000") * D("1.1271") / D("125.01")

@@ -262,14 +262,62 @@ async def test_budgets_are_set_edited_and_removed_and_transactions_download(  # 
     assert left["budgets"] == [], "the removal went through the API"
 
 
+async def add_edit_and_delete_in_the_browser(api: str, key: str) -> list[str]:
+    """Adds FARMERS MARKET by hand, recategorizes budget-0 inline, deletes budget-1 and undoes
+    it, deletes budget-2; returns the page's errors."""
+    from playwright.async_api import async_playwright
+
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"
+            ],
+        )  # fmt: skip
+        page = await browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(f"{api}/")
+        await page.fill("#key", key)
+        await page.click("#key-form button[type=submit]")
+        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+
+        await page.fill("#add-date", "2026-03-20")
+        await page.fill("#add-merchant", "FARMERS MARKET")
+        await page.fill("#add-amount", "23.40")
+        await page.fill("#add-category", "Groceries")
+        await page.fill("#add-account", "cash")
+        await page.click("#add-form button[type=submit]")
+        added = page.locator("#recent tr", has_text="FARMERS MARKET")
+        await added.wait_for(timeout=30_000)
+
+        first = page.locator('#recent tr[data-id="budget-0"]')
+        await first.locator("input").fill("Takeaway")
+        await first.locator("input").dispatch_event("change")
+        await page.wait_for_function(
+            "el => el.dataset.saved === 'Takeaway'",
+            arg=await first.locator("input").element_handle(),
+        )
+
+        second = page.locator('#recent tr[data-id="budget-1"]')
+        await second.locator("button").click()
+        assert await second.is_hidden()
+        await page.click("#undo-button")
+        assert await second.is_visible(), "undo puts it back at once"
+        await page.wait_for_timeout(7_000)
+        third = page.locator('#recent tr[data-id="budget-2"]')
+        await third.locator("button").click()
+        await page.wait_for_selector("#undo", state="hidden", timeout=15_000)
+        await browser.close()
+    return errors
+
+
 @pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
 )
 async def test_add_by_hand_change_a_category_inline_and_delete_with_undo(  # type: ignore[no-untyped-def]
     stack: Stack, new_user
 ) -> None:
-    from playwright.async_api import async_playwright
-
     from tests.test_budgets import purchase
 
     user, key = await new_user("edit-browser")
@@ -288,48 +336,7 @@ async def test_add_by_hand_change_a_category_inline_and_delete_with_undo(  # typ
         while len((await client.get(f"{api}/v1/transactions")).json()["items"]) < len(rows):
             assert time.monotonic() < deadline
             await asyncio.sleep(0.5)
-        errors: list[str] = []
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"
-                ],
-            )  # fmt: skip
-            page = await browser.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            await page.goto(f"{api}/")
-            await page.fill("#key", key)
-            await page.click("#key-form button[type=submit]")
-            await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
-
-            await page.fill("#add-date", "2026-03-20")
-            await page.fill("#add-merchant", "FARMERS MARKET")
-            await page.fill("#add-amount", "23.40")
-            await page.fill("#add-category", "Groceries")
-            await page.fill("#add-account", "cash")
-            await page.click("#add-form button[type=submit]")
-            added = page.locator("#recent tr", has_text="FARMERS MARKET")
-            await added.wait_for(timeout=30_000)
-
-            first = page.locator('#recent tr[data-id="budget-0"]')
-            await first.locator("input").fill("Takeaway")
-            await first.locator("input").dispatch_event("change")
-            await page.wait_for_function(
-                "el => el.dataset.saved === 'Takeaway'",
-                arg=await first.locator("input").element_handle(),
-            )
-
-            second = page.locator('#recent tr[data-id="budget-1"]')
-            await second.locator("button").click()
-            assert await second.is_hidden()
-            await page.click("#undo-button")
-            assert await second.is_visible(), "undo puts it back at once"
-            await page.wait_for_timeout(7_000)
-            third = page.locator('#recent tr[data-id="budget-2"]')
-            await third.locator("button").click()
-            await page.wait_for_selector("#undo", state="hidden", timeout=15_000)
-            await browser.close()
+        errors = await add_edit_and_delete_in_the_browser(api, key)
         assert errors == []
 
         deadline = time.monotonic() + 30

@@ -251,15 +251,8 @@ async def score_transactions(
     results: dict[tuple[str, str], Scored] = {}
     try:
         split = split_batch(records, batch)
-        deliveries, changes, dead = split.deliveries, split.changes, list(split.dead)
-        storing = inflight.keys  # scored already, being stored: not stored, not to score again
-        unseen = [d for d in deliveries if storing.get(key_of(d.event), 0) < d.event.revision]
-        stored = await retry_transient(
-            lambda: store.already_stored(pool, [d.event for d in unseen]),
-            what="looking up stored transactions",
-            max_delay_s=settings.consumer_retry_max_seconds,
-            give_up_after_s=settings.consumer_retry_give_up_seconds,
-        )
+        changes, dead = split.changes, list(split.dead)
+        unseen, stored = await not_yet_scored(pool, inflight, split.deliveries)
         fresh = [d for d in unseen if not stored.known(d.event)]
         record_of = {key_of(d.event): d.record for d in fresh}
 
@@ -315,6 +308,22 @@ async def score_transactions(
         keys={key: s.event.revision for key, s in results.items()},
         accounts={(r.event.user_id, r.event.account_id) for r in results.values()},
     )
+
+
+async def not_yet_scored(
+    pool: asyncpg.Pool, inflight: InFlight, deliveries: list[Delivery]
+) -> tuple[list[Delivery], store.StoredState]:
+    """The deliveries not in the batch being stored (at their revision), and what the database
+    holds of them: stored scores to re-alert from, and removals to skip."""
+    storing = inflight.keys
+    unseen = [d for d in deliveries if storing.get(key_of(d.event), 0) < d.event.revision]
+    stored = await retry_transient(
+        lambda: store.already_stored(pool, [d.event for d in unseen]),
+        what="looking up stored transactions",
+        max_delay_s=settings.consumer_retry_max_seconds,
+        give_up_after_s=settings.consumer_retry_give_up_seconds,
+    )
+    return unseen, stored
 
 
 def forget(scorer: AnomalyScorer, events: Iterable[TransactionEvent]) -> None:
