@@ -35,11 +35,15 @@ INSERT INTO transactions AS old (
     merchant, description, category, category_source, channel, country, metadata, source,
     ingested_at, category_confidence, merchant_key, revision, status)
 SELECT u, t, a, ts, o, amt, dir, cur, mer, des, cat, cs, ch, co, meta, src, ing, conf, mk, r, st
-FROM json_to_recordset($1::json) AS x(
+FROM ROWS FROM (json_to_recordset($1::json) AS (
     u text, t text, a text, ts timestamptz, o smallint, amt numeric, dir text, cur text,
     mer text, des text, cat text, cs text, ch text, co text, meta jsonb, src text,
-    ing timestamptz, conf real, mk text, r int, st text)
+    ing timestamptz, conf real, mk text, r int, st text)) WITH ORDINALITY AS x(
+    u, t, a, ts, o, amt, dir, cur, mer, des, cat, cs, ch, co, meta, src, ing, conf, mk, r, st, i)
 WHERE NOT EXISTS (SELECT 1 FROM removed_transactions d WHERE d.user_id = u AND d.transaction_id = t)
+-- seq numbers the rows in the batch's order, which replaying histories relies on: the anti-join
+-- with the tombstones may otherwise hand them over in another order
+ORDER BY i
 ON CONFLICT (user_id, transaction_id) DO UPDATE SET
     ts = excluded.ts, utc_offset_minutes = excluded.utc_offset_minutes,
     amount = excluded.amount, direction = excluded.direction, currency = excluded.currency,
