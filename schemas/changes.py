@@ -127,8 +127,12 @@ class CategoryRenameIn(BaseModel):
         json_schema_extra={"examples": [{"old_name": "Eating out", "new_name": "Dining"}]},
     )
 
-    old_name: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
-    new_name: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+    old_name: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)] = Field(
+        description="One of your categories (from transactions or budgets)."
+    )
+    new_name: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)] = Field(
+        description="Its new name; the name of another of your categories merges the two."
+    )
 
     @model_validator(mode="after")
     def _different(self) -> CategoryRenameIn:
