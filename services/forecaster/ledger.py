@@ -42,6 +42,21 @@ class Counted:
     def counts(self) -> bool:
         return self.state == "counted"
 
+    def columns(self) -> tuple[object, ...]:
+        """The fields in declaration order (dataclasses.astuple deep-copies: ten times slower)."""
+        return (
+            self.account_id,
+            self.category,
+            self.series,
+            self.day,
+            self.spent,
+            self.received,
+            self.revision,
+            self.state,
+            self.user_category,
+            self.currency,
+        )
+
 
 def series_of(category: str, currency: str | None) -> str:
     return category if currency is None else f"{category} ({currency})"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -191,15 +190,15 @@ async def apply_to_daily_spend(
 async def _write(
     conn: asyncpg.Connection, ledger: Ledger, latest: dict[Key, TransactionEvent]
 ) -> None:
-    deltas = [(k, v) for k, v in ledger.deltas.items() if v[2] or v[0] or v[1]]
-    await conn.execute(_ADD_DELTAS, *_columns([(*k, *v) for k, v in deltas], 7))
+    deltas = [(*k, *v) for k, v in ledger.deltas.items() if v[2] or v[0] or v[1]]
+    await _execute(conn, _ADD_DELTAS, deltas, 7)
     touched = sorted(ledger.touched)
     records = [ledger.records[k] for k in touched]
     # Counted's fields are in the column order of _SAVE_RECORDS
-    rows = [(*k, *astuple(r)) for k, r in zip(touched, records, strict=True)]
-    await conn.execute(_SAVE_RECORDS, *_columns(rows, 12))
+    rows = [(*k, *r.columns()) for k, r in zip(touched, records, strict=True)]
+    await _execute(conn, _SAVE_RECORDS, rows, 12)
     gone = [k for k, r in zip(touched, records, strict=True) if r.state == "removed"]
-    await conn.execute(_DROP_CHARGES, *_columns(gone, 2))
+    await _execute(conn, _DROP_CHARGES, gone, 2)
     charges, restated = [], []
     for key, record in zip(touched, records, strict=True):
         if record.state == "removed":
@@ -221,13 +220,17 @@ async def _write(
             )
         else:
             restated.append((*key, record.series, record.state == "excluded"))
-    await conn.execute(_UPSERT_CHARGES, *_columns(charges, 9))
-    await conn.execute(_RESTATE_CHARGES, *_columns(restated, 4))
+    await _execute(conn, _UPSERT_CHARGES, charges, 9)
+    await _execute(conn, _RESTATE_CHARGES, restated, 4)
 
 
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as the column arrays ``unnest`` takes."""
-    return [[row[i] for row in rows] for i in range(width)]
+async def _execute(
+    conn: asyncpg.Connection, statement: str, rows: Sequence[tuple[Any, ...]], width: int
+) -> None:
+    """``statement`` over ``rows``, passed as the column arrays ``unnest`` takes; nothing to
+    send, no round trip."""
+    if rows:
+        await conn.execute(statement, *[[row[i] for row in rows] for i in range(width)])
 
 
 async def daily_debits(
