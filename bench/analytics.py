@@ -16,11 +16,11 @@ import pandas as pd
 from bench.harness import BenchResult, collector_paused, median, with_percentiles
 from bench.pipeline import bench_tx, new_api_key, timed_ms, until_scored
 from schemas import TransactionEvent
+from services.analytics.embeddings import Embedder
 from services.analytics.insights import Charge, possible_duplicates, recurring_payments
+from services.analytics.semantic import TextSpace, cluster
 from services.cli.stack import Stack, service_url
 from services.core.db import create_pool
-from services.core.embeddings import Embedder
-from services.core.semantic import TextSpace, cluster
 from services.core.settings import Settings
 from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.composition import CHARGE_COLUMNS, KEYS, train_and_forecast

@@ -199,7 +199,7 @@ def scorer_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchR
 def semantic_categories(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
     """Embedding throughput (batched, cold), the cache hit rate on a demo stream, and what
     auto-categorization adds to a 500-transaction batch."""
-    from services.core.embeddings import Embedder, load_model
+    from services.analytics.embeddings import Embedder, load_model
     from services.core.settings import Settings
     from services.core.text import normalize_text
     from services.scorer.categorize import Categorizer

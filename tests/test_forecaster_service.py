@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from schemas import ForecastsUpdated, TransactionEvent
+from services.analytics.embeddings import Embedder
 from services.api.app import create_app
 from services.core.auth import create_key
 from services.core.db import create_pool
-from services.core.embeddings import Embedder
 from services.core.settings import Settings
 from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.refresher import ForecastRefresher

@@ -198,7 +198,7 @@ async def test_drift_watcher_stores_and_publishes_once_per_window(fresh_dsn: str
 
 
 async def test_embeddings_are_never_computed_twice_across_restarts(fresh_dsn: str) -> None:
-    from services.core.embeddings import Embedder, load_model
+    from services.analytics.embeddings import Embedder, load_model
 
     model = load_model()
     pool = await create_pool(fresh_dsn, size=2)

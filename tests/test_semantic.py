@@ -11,8 +11,8 @@ import numpy as np
 import orjson
 import pytest
 
-from services.core.embeddings import Embedder, load_model
-from services.core.semantic import TextSpace, cluster, knn_predict
+from services.analytics.embeddings import Embedder, load_model
+from services.analytics.semantic import TextSpace, cluster, knn_predict
 from services.core.text import normalize_text
 
 

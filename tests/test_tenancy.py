@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from schemas import TransactionEvent
+from services.analytics.embeddings import Embedder
 from services.core.db import create_pool
-from services.core.embeddings import Embedder
 from services.core.settings import Settings
 from services.core.text import normalize_text
 from services.scorer import store

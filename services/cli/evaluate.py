@@ -385,7 +385,7 @@ def eval_clusters(
     the scorer applies it: only at or above SPENDSTREAM_CATEGORIZE_MIN_CONFIDENCE."""
     import asyncio
 
-    from services.core.embeddings import Embedder
+    from services.analytics.embeddings import Embedder
     from services.core.settings import Settings
 
     texts, labels = _labelled_texts(csv, text, label)
@@ -439,7 +439,7 @@ def _cluster_report(
 ) -> dict[str, Any]:
     from dataclasses import asdict
 
-    from services.core.semantic import (
+    from services.analytics.semantic import (
         TextSpace,
         applied_accuracy,
         cluster,

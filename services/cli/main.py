@@ -309,7 +309,7 @@ def export_schemas(
 ) -> None:
     """Export JSON Schema for every event, and the AsyncAPI documents of the consumers."""
     from schemas import EVENT_MODELS
-    from services.core.asyncapi import asyncapi_documents
+    from services.cli.asyncapi import asyncapi_documents
 
     out.mkdir(parents=True, exist_ok=True)
     for name, model in EVENT_MODELS.items():

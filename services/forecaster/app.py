@@ -21,6 +21,7 @@ from schemas import (
     TransactionChange,
     TransactionEvent,
 )
+from services.analytics.embeddings import Embedder
 from services.core.consuming import (
     make_batch_decoder,
     process_isolating_poison,
@@ -28,7 +29,6 @@ from services.core.consuming import (
     split_batch,
 )
 from services.core.db import create_pool
-from services.core.embeddings import Embedder
 from services.core.heap import settle_startup_heap
 from services.core.kafka import make_broker
 from services.core.lag import watch_lag

@@ -7,9 +7,9 @@ import logging
 
 import asyncpg
 
+from services.analytics.embeddings import Embedder
+from services.analytics.semantic import TextSpace, cluster
 from services.core.db import advisory_lock
-from services.core.embeddings import Embedder
-from services.core.semantic import TextSpace, cluster
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.forecaster import store

@@ -25,6 +25,7 @@ from schemas import (
     TransactionChange,
     TransactionEvent,
 )
+from services.analytics.embeddings import Embedder, load_model
 from services.core.consuming import (
     TRANSIENT_DB_ERRORS,
     ChangeDelivery,
@@ -35,7 +36,6 @@ from services.core.consuming import (
     split_batch,
 )
 from services.core.db import create_pool
-from services.core.embeddings import Embedder, load_model
 from services.core.heap import settle_startup_heap
 from services.core.kafka import make_broker
 from services.core.lag import watch_lag

@@ -18,8 +18,8 @@ from importlib import resources
 import asyncpg
 
 from schemas import TransactionEvent
-from services.core.embeddings import Embedder
-from services.core.semantic import TextSpace, knn_predict
+from services.analytics.embeddings import Embedder
+from services.analytics.semantic import TextSpace, knn_predict
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.core.text import normalize_text
