@@ -275,25 +275,9 @@ class Accepted(BaseModel):
     )
 
 
-class WebhookPayload(BaseModel):
-    """What a bank or aggregator posts to the signed webhook."""
+class WebhookPayload(TransactionBatch):
+    """What a bank or aggregator posts to the signed webhook: a batch, and whose it is."""
 
     model_config = ConfigDict(extra="forbid")
 
     user_id: Identifier = Field(description="The Spendstream user the transactions belong to.")
-    transactions: list[Transaction] = Field(
-        default_factory=list,
-        max_length=MAX_BATCH_ITEMS,
-        description="Up to 10,000 transactions (at least one, unless `removed` names some).",
-    )
-    removed: list[Identifier] = Field(
-        default_factory=list,
-        max_length=MAX_BATCH_ITEMS,
-        description="Ids of transactions the bank removed: they disappear everywhere.",
-    )
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> Self:
-        if not self.transactions and not self.removed:
-            raise ValueError("send at least one transaction or one `removed` id")
-        return self
