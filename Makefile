@@ -42,8 +42,8 @@ lint: install ## ruff
 typecheck: install ## mypy (strict)
 	$(BIN)/mypy services schemas bench
 
-unit: install ## Only the fast tests (no broker, no database)
-	$(BIN)/pytest -q -m "not integration"
+unit: install ## Only the fast tests: no broker, no database, no model training (under a minute)
+	$(BIN)/pytest -q -m "not integration and not slow"
 
 test: install lint typecheck ## ruff, mypy and the whole test suite
 	$(BIN)/pytest -q

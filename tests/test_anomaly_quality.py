@@ -39,6 +39,7 @@ def card_stream() -> tuple[list, np.ndarray]:
     return card_events(seed=3)
 
 
+@pytest.mark.slow
 def test_beats_the_raw_amount_on_a_third_party_card_stream(
     card_stream: tuple[list, np.ndarray],
 ) -> None:
@@ -114,6 +115,7 @@ def _assert_quiet(scored: list, label: str) -> None:
     assert not [s for s in flagged if s.severity in ("high", "critical")], label
 
 
+@pytest.mark.slow
 def test_a_new_accounts_ordinary_month_is_not_an_anomaly(
     card_stream: tuple[list, np.ndarray],
 ) -> None:
@@ -127,6 +129,7 @@ def test_a_new_accounts_ordinary_month_is_not_an_anomaly(
     _assert_quiet(served.score_batch(month), "with a model trained on a card stream")
 
 
+@pytest.mark.slow
 def test_confirmed_fraud_a_week_late_makes_the_scores_better(
     card_stream: tuple[list, np.ndarray],
 ) -> None:

@@ -53,6 +53,7 @@ def test_every_image_comes_from_a_build_target_of_the_dockerfile() -> None:
     assert "USER spendstream" in DOCKERFILE and "HEALTHCHECK" in DOCKERFILE
 
 
+@pytest.mark.slow
 def test_light_image_dependencies_leave_out_torch() -> None:
     import tomllib
 

@@ -19,7 +19,14 @@ def planted_outliers(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return train, test, labels
 
 
-@pytest.fixture(params=sorted(ALL_DETECTORS), ids=str)
+# The autoencoder trains for seconds per check: its checks are in the slow tier (`make test`).
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=pytest.mark.slow) if name == "autoencoder" else name
+        for name in sorted(ALL_DETECTORS)
+    ],
+    ids=str,
+)
 def detector_cls(request: pytest.FixtureRequest) -> type[Detector]:
     return ALL_DETECTORS[request.param]
 

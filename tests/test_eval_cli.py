@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
+import pytest
 from river import datasets
 
 SPENDSTREAM = [sys.executable, "-m", "services.cli.main"]
@@ -21,6 +22,7 @@ def run_json(*args: str) -> dict:
     return orjson.loads(done.stdout)  # exactly one JSON object on stdout
 
 
+@pytest.mark.slow
 def test_river_shuttle_ensemble_roc_auc(tmp_path: Path) -> None:
     shuttle = pd.read_csv(datasets.Shuttle().path)
     path = tmp_path / "shuttle.csv"
@@ -34,6 +36,7 @@ def test_river_shuttle_ensemble_roc_auc(tmp_path: Path) -> None:
     assert result["detectors"]["ensemble"]["roc_auc"] >= 0.98
 
 
+@pytest.mark.slow
 def test_demo_anomalies_with_spendstream_features(tmp_path: Path) -> None:
     path = tmp_path / "demo.csv"
     subprocess.run(
@@ -72,6 +75,7 @@ def test_demo_anomalies_with_spendstream_features(tmp_path: Path) -> None:
     assert result["detectors"]["ensemble"]["pr_auc"] >= 0.4
 
 
+@pytest.mark.slow
 def test_clear_errors(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("a,b\n1,0\n2,1\n")
@@ -83,6 +87,7 @@ def test_clear_errors(tmp_path: Path) -> None:
     assert done.returncode == 1 and "missing" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_labelled_stream_through_the_real_pipeline_beside_two_baselines(tmp_path: Path) -> None:
     """`eval anomalies --stream`: a card stream nobody here designed (the Fraud Detection
     Handbook's simulator), posted day by day through ingest, Kafka and the scorer, fraud
@@ -101,6 +106,7 @@ def test_a_labelled_stream_through_the_real_pipeline_beside_two_baselines(tmp_pa
     assert set(result["last_days"]["spendstream"]) >= {"roc_auc", "pr_auc"}
 
 
+@pytest.mark.slow
 def test_a_stream_missing_a_column_is_refused_by_name(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("transaction_id,account_id,timestamp,amount\n1,a,2026-01-01T10:00:00Z,5\n")

@@ -152,6 +152,7 @@ def demo_frames(users: int, months: int, end: date) -> tuple[pd.DataFrame, pd.Da
     return frames(rows)
 
 
+@pytest.mark.slow
 def test_on_the_demo_the_model_beats_both_baselines_with_calibrated_intervals() -> None:
     daily, charges = demo_frames(users=10, months=12, end=date(2026, 11, 1))
     run = train_and_forecast(

@@ -49,6 +49,7 @@ def test_metrics() -> None:
     )
 
 
+@pytest.mark.slow
 def test_forecasts_are_non_negative_and_the_model_beats_seasonal_naive() -> None:
     panel = Panel.from_long(weekly_spend(), ["user_id", "account_id", "category"], "day", "spent")
     config = ForecastConfig(horizon=28, n_estimators=150)
@@ -96,6 +97,7 @@ def test_too_little_history_is_a_clear_error() -> None:
         backtest(panel, ForecastConfig(horizon=30))
 
 
+@pytest.mark.slow
 def test_eval_forecast_on_airline_passengers(tmp_path: Path) -> None:
     path = tmp_path / "air.csv"
     pd.DataFrame(

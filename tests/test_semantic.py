@@ -37,6 +37,7 @@ def model():  # type: ignore[no-untyped-def]
     return load_model()
 
 
+@pytest.mark.slow
 def test_model_loads_and_embeds_with_the_network_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(self: socket.socket, address: object) -> None:
         host = address[0] if isinstance(address, tuple) else ""
@@ -89,6 +90,7 @@ def test_knn_prefers_the_nearest_and_reports_confidence() -> None:
     assert predictions[1].confidence < predictions[0].confidence
 
 
+@pytest.mark.slow
 def test_eval_clusters_on_the_demo_merchants() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "services.cli.main", "eval", "clusters", "--json"],
@@ -121,6 +123,7 @@ def iso18245_merchants(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_eval_clusters_reports_knn_as_applied_on_third_party_merchants(tmp_path: Path) -> None:
     csv_path = iso18245_merchants(tmp_path / "iso18245.csv")
     command = [sys.executable, "-m", "services.cli.main", "eval", "clusters", "--json"]
