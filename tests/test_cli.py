@@ -77,6 +77,25 @@ def test_migrate_and_keys_create(migrated_dsn: str) -> None:
 
     rows = asyncio.run(stored())
     assert len(rows) == 1 and secret not in str(dict(rows[0]))
+    euro = subprocess.run(
+        [*SPENDSTREAM, "keys", "create", "--user", "cli-euro", "--base-currency", "EUR"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert euro.returncode == 0, euro.stderr
+
+    async def base_currency() -> str:
+        conn = await asyncpg.connect(migrated_dsn)
+        try:
+            value: str = await conn.fetchval(
+                "SELECT base_currency FROM users WHERE user_id = 'cli-euro'"
+            )
+            return value
+        finally:
+            await conn.close()
+
+    assert asyncio.run(base_currency()) == "EUR"
     bad = subprocess.run(
         [*SPENDSTREAM, "keys", "create", "--user", "no spaces allowed"],
         env=env,

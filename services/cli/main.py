@@ -60,12 +60,17 @@ def database_url(settings: Settings) -> str:
     return settings.database_url
 
 
-async def _create_keys(dsn: str, users: list[str], label: str | None) -> dict[str, str]:
+async def _create_keys(
+    dsn: str, users: list[str], label: str | None, base_currency: str | None = None
+) -> dict[str, str]:
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
     try:
-        return {user: (await auth.create_key(conn, user, label)).secret for user in users}
+        keys = {user: (await auth.create_key(conn, user, label)).secret for user in users}
+        if base_currency is not None:
+            await auth.set_base_currency(conn, users, base_currency)
+        return keys
     finally:
         await conn.close()
 
@@ -86,14 +91,20 @@ def migrate() -> None:
 def keys_create(
     user: Annotated[str, typer.Option(help="User the key acts for (created if new).")],
     label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    base_currency: Annotated[
+        str | None,
+        typer.Option(help="Set the user's base currency too (ISO 4217, e.g. EUR)."),
+    ] = None,
 ) -> None:
     """Print a new API key. Only its hash is stored: copy it now."""
     import re
 
     if not re.match(auth.USER_ID_PATTERN, user):
         fail("--user must be 1-64 characters of letters, digits, '.', '_', '@' or '-'")
+    if base_currency is not None and not re.fullmatch(r"[A-Z]{3}", base_currency):
+        fail("--base-currency must be an ISO 4217 code such as EUR")
     settings = settings_with_runtime()
-    keys = asyncio.run(_create_keys(database_url(settings), [user], label))
+    keys = asyncio.run(_create_keys(database_url(settings), [user], label, base_currency))
     print(keys[user])
 
 

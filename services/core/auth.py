@@ -39,6 +39,13 @@ def parse_bearer(header: str | None) -> str | None:
     return token.strip()
 
 
+async def set_base_currency(conn: asyncpg.Connection, users: list[str], currency: str) -> None:
+    """The currency the users' totals, budgets and forecasts are in (users created already)."""
+    await conn.execute(
+        "UPDATE users SET base_currency = $2 WHERE user_id = ANY($1::text[])", users, currency
+    )
+
+
 async def create_key(conn: asyncpg.Connection, user_id: str, label: str | None = None) -> IssuedKey:
     key_id = secrets.token_hex(6)
     secret = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
