@@ -205,6 +205,7 @@ async def test_totals_in_the_base_currency_at_each_days_rate(  # type: ignore[no
         assert D(budgets["budgets"][0]["spent"]) == totals["Travel"]
         chart = (await client.get(f"{api}/v1/charts/trend.json", params={"weeks": 260})).json()
         assert "spent (EUR)" in str(chart)
+        assert (await client.get(f"{api}/v1/forecasts")).json()["currency"] == "EUR"
 
     conn = await asyncpg.connect(migrated_dsn)
     try:

@@ -300,6 +300,11 @@ class ForecastRunInfo(BaseModel):
 
 class ForecastResponse(BaseModel):
     run: ForecastRunInfo | None = Field(description="Null until the first refresh has run.")
+    currency: str = Field(
+        "USD",
+        description="Your base currency: amounts in others were converted at the rate of their "
+        "date when counted; those without a rate have series of their own, e.g. `Travel (JPY)`.",
+    )
     series: list[ForecastSeries]
 
 

@@ -84,9 +84,12 @@ async def get_forecasts(
     account_id: AccountFilter = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ForecastResponse:
-    run = await store.latest_forecast_run(pool, user_id)
+    run, currency = (
+        await store.latest_forecast_run(pool, user_id),
+        await store.base_currency(pool, user_id),
+    )
     if run is None:
-        return ForecastResponse(run=None, series=[])
+        return ForecastResponse(run=None, currency=currency, series=[])
     daily, monthly = await store.forecasts(pool, run["run_id"], user_id, account_id, category)
     series: dict[tuple[str, str], ForecastSeries] = {}
     for row in daily:
@@ -108,7 +111,7 @@ async def get_forecasts(
         history_end=history["history_end"] if history else None,
         backtest=run["backtest"] if shareable(users) else None,
     )
-    return ForecastResponse(run=info, series=list(series.values()))
+    return ForecastResponse(run=info, currency=currency, series=list(series.values()))
 
 
 @router.get(
