@@ -120,7 +120,9 @@ async def test_refresh_backtests_stores_and_publishes(fresh_dsn: str) -> None:
         )
         assert [s["category"] for s in filtered.json()["series"]] == ["Dining"]
         stranger = client.get("/v1/forecasts", headers={"Authorization": f"Bearer {other}"})
-        assert stranger.json() == {"run": None, "series": []}, "nothing of fanny's shows"
+        assert stranger.json() == {"run": None, "currency": "USD", "series": []}, (
+            "nothing of fanny's shows"
+        )
 
 
 async def test_clusters_are_refreshed_once_per_change_across_restarts(fresh_dsn: str) -> None:
