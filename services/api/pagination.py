@@ -5,9 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 import orjson
+
+K = TypeVar("K")
 
 
 class InvalidCursor(ValueError):
@@ -53,3 +58,25 @@ def decode_score_cursor(cursor: str) -> tuple[float, str]:
     if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
         raise InvalidCursor()
     return float(score), str(key)
+
+
+@dataclass(frozen=True)
+class Keyset(Generic[K]):
+    """One way of paging a list: the row column it is ordered by (then transaction_id, both
+    descending), and that column's cursor. Both lists page through it."""
+
+    column: str
+    encode: Callable[[K, str], str]
+    decode: Callable[[str], tuple[K, str]]
+
+    def page(self, rows: Sequence[Any], limit: int) -> tuple[list[Any], str | None]:
+        """The first ``limit`` of ``rows`` (fetched ``limit + 1``) and the next page's cursor,
+        None on the last page."""
+        if len(rows) <= limit:
+            return list(rows), None
+        last = rows[limit - 1]
+        return list(rows[:limit]), self.encode(last[self.column], last["transaction_id"])
+
+
+BY_TIME = Keyset("ts", encode_cursor, decode_cursor)
+BY_SCORE = Keyset("score", encode_score_cursor, decode_score_cursor)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path
 from services.api import store
 from services.api.deps import CurrentUser, PageDep, PoolDep
 from services.api.models import Anomaly, AnomalyPage, FeedbackIn, FeedbackOut
-from services.api.pagination import decode_score_cursor, encode_score_cursor
+from services.api.pagination import BY_SCORE
 from services.api.rows import transaction_fields
 
 router = APIRouter(prefix="/v1/anomalies", tags=["anomalies"])
@@ -17,13 +17,11 @@ router = APIRouter(prefix="/v1/anomalies", tags=["anomalies"])
 
 @router.get("", response_model=AnomalyPage, summary="Anomalous transactions, highest score first")
 async def list_anomalies(pool: PoolDep, user_id: CurrentUser, page: PageDep) -> AnomalyPage:
-    filters = await page.page_filter(pool, user_id, decode_score_cursor)
-    rows = await store.list_anomalies(pool, user_id, filters, page.limit + 1)
-    next_cursor = None
-    if len(rows) > page.limit:
-        last = rows[page.limit - 1]
-        next_cursor = encode_score_cursor(last["score"], last["transaction_id"])
-    items = [Anomaly(**transaction_fields(r), feedback=r["feedback"]) for r in rows[: page.limit]]
+    filters = await page.page_filter(pool, user_id, BY_SCORE.decode)
+    rows, next_cursor = BY_SCORE.page(
+        await store.list_anomalies(pool, user_id, filters, page.limit + 1), page.limit
+    )
+    items = [Anomaly(**transaction_fields(r), feedback=r["feedback"]) for r in rows]
     return AnomalyPage(items=items, next_cursor=next_cursor)
 
 

@@ -28,7 +28,7 @@ from services.api.deps import (
     body_error,
 )
 from services.api.models import ChangeAccepted, TransactionOut, TransactionPage
-from services.api.pagination import decode_cursor, encode_cursor
+from services.api.pagination import BY_TIME
 from services.api.rows import transaction_out
 from services.core.publisher import BrokerUnavailable
 
@@ -37,15 +37,11 @@ router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
 @router.get("", response_model=TransactionPage, summary="List transactions")
 async def list_transactions(pool: PoolDep, user_id: CurrentUser, page: PageDep) -> TransactionPage:
-    filters = await page.page_filter(pool, user_id, decode_cursor)
-    rows = await store.list_transactions(pool, user_id, filters, page.limit + 1)
-    next_cursor = None
-    if len(rows) > page.limit:
-        last = rows[page.limit - 1]
-        next_cursor = encode_cursor(last["ts"], last["transaction_id"])
-    return TransactionPage(
-        items=[transaction_out(r) for r in rows[: page.limit]], next_cursor=next_cursor
+    filters = await page.page_filter(pool, user_id, BY_TIME.decode)
+    rows, next_cursor = BY_TIME.page(
+        await store.list_transactions(pool, user_id, filters, page.limit + 1), page.limit
     )
+    return TransactionPage(items=[transaction_out(r) for r in rows], next_cursor=next_cursor)
 
 
 TransactionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f]+$")]
