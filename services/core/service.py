@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.response import JSONResponse
 from faststream.asgi.types import Scope
 from faststream.kafka import KafkaBroker
 
+from services.core.health import database_ok, readiness
 from services.core.metrics import metrics_app
 from services.core.settings import Settings
 
@@ -28,17 +28,13 @@ def consumer_asgi_app(
 
     @get(include_in_schema=False)
     async def healthz(scope: Scope) -> AsgiResponse:
-        broker_ok = await broker.ping(timeout=2.0)
-        pool: Any = app.context.get("pool")
-        try:
-            database_ok = pool is not None and await pool.fetchval("SELECT 1") == 1
-        except Exception:
-            database_ok = False
-        ok = broker_ok and database_ok
-        return JSONResponse(
-            {"status": "ok" if ok else "degraded", "broker": broker_ok, "database": database_ok},
-            status_code=200 if ok else 503,
+        body, status = readiness(
+            {
+                "broker": await broker.ping(timeout=2.0),
+                "database": await database_ok(app.context.get("pool")),
+            }
         )
+        return JSONResponse(body, status_code=status)
 
     app = AsgiFastStream(
         broker,
