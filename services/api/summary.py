@@ -92,20 +92,24 @@ async def build_summary(
     start = datetime(year, number, 1)
     end = month_start(start.date(), 1)
     base = await store.base_currency(pool, user_id)
+
     # Independent queries at once, on connections of their own: the month's aggregates and the
     # debits the recurring payments are read from (up to 5,000 rows) overlap. Every bound is
     # local time, as the transactions were made: a month's summary sees nothing after its last
     # local day, so a past month's recurring payments are as they stood then.
-    totals, (merchants, anomalies), recent, (converted, missing) = await asyncio.gather(
+    async def user_budgets() -> BudgetMonth | None:
+        # Budgets are the user's, over every account: an account's summary does not show them.
+        return await budget_month(pool, user_id, start.date()) if account_id is None else None
+
+    totals, (merchants, anomalies), recent, (converted, missing), budgets = await asyncio.gather(
         store.monthly_totals(pool, user_id, account_id, month_start(start.date(), -3), end, base),
         store.month_detail(pool, user_id, account_id, start, end, base),
         store.recent_charges(
             pool, user_id, account_id, end - timedelta(days=RECURRING_LOOKBACK_DAYS), end
         ),
         store.converted_currencies(pool, user_id, base, start, end),
+        user_budgets(),
     )
-    # Budgets are the user's, over every account: an account's summary does not show them.
-    budgets = await budget_month(pool, user_id, start.date()) if account_id is None else None
     categories = category_totals(totals, start.date(), base)
     in_base = [c for c in categories if c.currency == base]
     unconverted: defaultdict[str, Decimal] = defaultdict(Decimal)

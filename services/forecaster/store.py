@@ -113,9 +113,12 @@ async def _aliased(
     conn: asyncpg.Connection, events: list[TransactionEvent]
 ) -> list[TransactionEvent]:
     """Categories sent under a name the user has since renamed take the new name."""
+    users = sorted({e.user_id for e in events if e.category})
+    if not users:
+        return events
     rows = await conn.fetch(
         "SELECT user_id, old_name, new_name FROM category_aliases WHERE user_id = ANY($1::text[])",
-        sorted({e.user_id for e in events if e.category}),
+        users,
     )
     aliases = {(r["user_id"], r["old_name"]): r["new_name"] for r in rows}
     return [

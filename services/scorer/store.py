@@ -300,7 +300,8 @@ async def apply_changes(
                 if gone is not None:
                     touched.append((change.user_id, gone["account_id"], gone["ts"]))
                 continue
-            edit, sent = change.edit(), change.edit().model_fields_set
+            edit = change.edit()
+            sent = edit.model_fields_set
             edited = await conn.fetchrow(
                 _EDIT,
                 *key,
