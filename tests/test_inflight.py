@@ -8,7 +8,13 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
-from services.core.offsets import first_offsets, next_offsets, rewind, store_then_commit
+from services.core.offsets import (
+    KafkaOffsets,
+    first_offsets,
+    next_offsets,
+    rewind,
+    store_then_commit,
+)
 from services.scorer.inflight import InFlight, Job
 
 TOPIC = "transactions.v1"
@@ -86,7 +92,7 @@ async def test_a_failed_store_rewinds_every_partition_and_commits_nothing() -> N
         raise ConnectionRefusedError("PostgreSQL is down")
 
     with pytest.raises(ConnectionRefusedError):
-        await store_then_commit(consumer, batch, outage)  # type: ignore[arg-type]
+        await store_then_commit(KafkaOffsets(consumer), batch, outage)  # type: ignore[arg-type]
     assert consumer.seeks == {
         TopicPartition(TOPIC, 0): 7,
         TopicPartition(TOPIC, 2): 40,
@@ -102,6 +108,7 @@ async def test_a_stored_batch_commits_exactly_its_own_offsets() -> None:
     async def store() -> None:
         stored.append(True)
 
-    await store_then_commit(consumer, records((1, 3), (4, 9), (1, 4)), store)  # type: ignore[arg-type]
+    offsets = KafkaOffsets(consumer)  # type: ignore[arg-type]
+    await store_then_commit(offsets, records((1, 3), (4, 9), (1, 4)), store)
     assert stored == [True] and consumer.seeks == {}
     assert consumer.commits == [{TopicPartition(TOPIC, 1): 5, TopicPartition(TOPIC, 4): 10}]

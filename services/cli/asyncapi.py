@@ -9,11 +9,14 @@ from faststream.specification import AsyncAPI
 
 
 def asyncapi_documents() -> dict[str, dict[str, Any]]:
-    from services.forecaster.app import broker as forecaster_broker
-    from services.scorer.app import broker as scorer_broker
+    from services.forecaster.app import create_app as forecaster
+    from services.scorer.app import create_app as scorer
 
     documents = {}
-    for name, broker in (("scorer", scorer_broker), ("forecaster", forecaster_broker)):
+    for name, create_app in (("scorer", scorer), ("forecaster", forecaster)):
+        broker = create_app().broker
+        if broker is None:
+            raise RuntimeError(f"the {name} app has no broker")
         spec = AsyncAPI(broker, title=f"Spendstream {name}", version="1.0.0")
         documents[name] = orjson.loads(spec.to_specification().to_json())
     return documents

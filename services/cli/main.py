@@ -309,6 +309,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
+        factory=True,  # each service is built by create_app(), reading settings then
     )
 
 

@@ -33,10 +33,10 @@ from services.core.settings import Settings, settings_env
 log = logging.getLogger(__name__)
 
 SERVICE_APPS = {
-    "ingest": "services.ingest.app:app",
-    "scorer": "services.scorer.app:app",
-    "forecaster": "services.forecaster.app:app",
-    "api": "services.api.app:app",
+    "ingest": "services.ingest.app:create_app",
+    "scorer": "services.scorer.app:create_app",
+    "forecaster": "services.forecaster.app:create_app",
+    "api": "services.api.app:create_app",
 }
 RUNTIME_FILE = "runtime.json"
 

@@ -9,7 +9,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 from pydantic import ValidationError
@@ -218,3 +218,22 @@ async def retry_transient(
             await asyncio.sleep(pause)
             waited += pause
             delay *= 2
+
+
+class Retry(Protocol):
+    """Runs an operation, waiting out transient database failures (see retry_transient)."""
+
+    async def __call__(self, operation: Callable[[], Awaitable[T]], what: str) -> T: ...
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """``retry_transient`` with a consumer's limits, as a port the pipelines are given."""
+
+    max_delay_s: float
+    give_up_after_s: float
+
+    async def __call__(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        return await retry_transient(
+            operation, what=what, max_delay_s=self.max_delay_s, give_up_after_s=self.give_up_after_s
+        )

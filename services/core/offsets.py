@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -55,8 +56,34 @@ async def commit(consumer: AIOKafkaConsumer, offsets: Offsets) -> None:
         log.warning("could not commit offsets %s; they will be read again", offsets, exc_info=True)
 
 
+class OffsetControl(Protocol):
+    """The one way a consumer moves its offsets. FastStream's own acknowledgement is off
+    (``AckPolicy.MANUAL``, and nothing calls ``ack``), so what this port does is all there is."""
+
+    def rewind(self, *positions: Offsets) -> None:
+        """Read again from the earliest of the given positions of each partition."""
+        ...
+
+    async def commit(self, offsets: Offsets) -> None:
+        """Commit exactly these positions; a failure to commit is logged, not raised."""
+        ...
+
+
+@dataclass(frozen=True)
+class KafkaOffsets:
+    """Offset control over the consumer that read the batch."""
+
+    consumer: AIOKafkaConsumer
+
+    def rewind(self, *positions: Offsets) -> None:
+        rewind(self.consumer, *positions)
+
+    async def commit(self, offsets: Offsets) -> None:
+        await commit(self.consumer, offsets)
+
+
 async def store_then_commit(
-    consumer: AIOKafkaConsumer, records: Iterable[Any], store: Callable[[], Awaitable[None]]
+    offsets: OffsetControl, records: Iterable[Any], store: Callable[[], Awaitable[None]]
 ) -> None:
     """Store a batch, then commit exactly its offsets. If storing fails, every partition of the
     batch goes back to where the batch began in it, and the error propagates: the batch is read
@@ -65,6 +92,6 @@ async def store_then_commit(
     try:
         await store()
     except BaseException:
-        rewind(consumer, first_offsets(batch))
+        offsets.rewind(first_offsets(batch))
         raise
-    await commit(consumer, next_offsets(batch))
+    await offsets.commit(next_offsets(batch))

@@ -1,30 +1,77 @@
-"""Running a FastStream consumer as an ASGI app with /healthz and /metrics beside it."""
+"""The consumer services' shared shape: one lifespan builder, served as an ASGI app with /healthz
+and /metrics beside the broker."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
+import asyncpg
+from faststream import ContextRepo
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.response import JSONResponse
 from faststream.asgi.types import Scope
 from faststream.kafka import KafkaBroker
 
+from services.core.db import create_pool
 from services.core.health import database_ok, readiness
+from services.core.heap import settle_startup_heap
+from services.core.lag import watch_lag
+from services.core.logging import configure_logging
 from services.core.metrics import metrics_app
 from services.core.settings import Settings
+from services.core.tasks import running
 
 
-def consumer_asgi_app(
+async def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Started:
+    """What a consumer's ``start`` built: the app-context values its handler takes (by name),
+    background work that lives as long as the service, and what to close after it."""
+
+    context: dict[str, Any] = field(default_factory=dict)
+    background: Sequence[Coroutine[Any, Any, object]] = ()
+    close: Callable[[], Awaitable[None]] = _nothing
+
+
+Start = Callable[[asyncpg.Pool], Awaitable[Started]]
+
+
+def consumer_app(
     broker: KafkaBroker,
     *,
-    lifespan: Callable[..., AbstractAsyncContextManager[None]],
     settings: Settings,
+    service: str,
+    group_id: str,
+    start: Start,
 ) -> AsgiFastStream:
-    """Serve ``broker`` with readiness at /healthz: the broker answers and so does the database.
+    """Serve ``broker`` for ``service``. Its lifespan configures logging, opens the database pool,
+    calls ``start`` with it, runs the background work and the lag watcher of ``group_id``, and
+    closes everything in reverse on the way out. /healthz is ready when the broker and the
+    database both answer."""
 
-    The lifespan puts the database pool in the app context under "pool".
-    """
+    @asynccontextmanager
+    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, service=service, tracebacks=settings.log_tracebacks)
+        pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
+        context.set_global("pool", pool)
+        try:
+            started = await start(pool)
+            for name, value in started.context.items():
+                context.set_global(name, value)
+            settle_startup_heap()
+            try:
+                async with running(*started.background, watch_lag(settings, group_id)):
+                    yield
+            finally:
+                await started.close()
+        finally:
+            await pool.close()
 
     @get(include_in_schema=False)
     async def healthz(scope: Scope) -> AsgiResponse:

@@ -77,6 +77,3 @@ def _document_raw_bodies(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi_with_request_models  # type: ignore[method-assign]
-
-
-app = create_app()

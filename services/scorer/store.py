@@ -725,3 +725,26 @@ async def explicit_categories(
         [p[1] for p in pairs],
     )
     return {(r["user_id"], r["merchant_key"]): r["category"] for r in rows}
+
+
+@dataclass(frozen=True)
+class PostgresScoreStore:
+    """The scoring pipeline's store port over PostgreSQL. ``drift_span`` is how long after a
+    transaction's time drift windows still hold it: a change to it makes those windows stale."""
+
+    pool: asyncpg.Pool
+    drift_span: timedelta
+
+    async def already_stored(self, events: Sequence[TransactionEvent]) -> StoredState:
+        return await already_stored(self.pool, events)
+
+    async def persist(
+        self,
+        events: Sequence[TransactionEvent],
+        scores: Sequence[ScoredTransaction],
+        categorized: Mapping[Key, Categorization],
+    ) -> None:
+        await persist_scored(self.pool, events, scores, categorized, self.drift_span)
+
+    async def apply_changes(self, changes: Sequence[TransactionChange | CategoryRename]) -> None:
+        await apply_changes(self.pool, changes, self.drift_span)
