@@ -28,9 +28,8 @@ RESULTS = Path(__file__).parent / "results"
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
     """No garbage collection in this process while it times a service. By the time the latency
-    benchmarks run, it holds the ~330,000 objects of the benchmarks before; a full collection
-    stopped it for 218 ms, which every request due meanwhile counted as the server's latency
-    (a single-POST round's p99 went from 6-8 ms to 200 ms, one round in three)."""
+    benchmarks run, it holds the objects of every benchmark before; a full collection stops it
+    for long enough that every request due meanwhile counts it as the server's latency."""
     was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()

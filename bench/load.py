@@ -1,8 +1,8 @@
 """An open-loop HTTP load generator lean enough to hold hundreds of requests a second on the
 same two cores as the service it measures.
 
-httpx spends about 2 ms of CPU per request: at 500 requests a second it could not keep the
-schedule, and the latencies measured its own queue (p50 27 s). This one writes pre-rendered
+httpx spends milliseconds of CPU per request: at 500 requests a second it could not keep the
+schedule, and the latencies measured its own queue. This one writes pre-rendered
 HTTP/1.1 requests on keep-alive connections and reads only the status line, headers and body
 length. Latency counts from when a request was *due*, not when it left, so a stalled server
 cannot hide behind a generator that waited for it (coordinated omission)."""

@@ -3,7 +3,6 @@ the stack: PUT/GET/DELETE, the summary, the chart, and alerts on budgets.alerts.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -23,6 +22,7 @@ from services.analytics.budgets import (
     project,
 )
 from services.core.budgets import ForecastOfMonth, known_through
+from tests.polling import poll_until
 
 D = Decimal
 NOVEMBER = date(2026, 11, 1)
@@ -133,25 +133,33 @@ def purchase(i: int, day: int, amount: str, category: str) -> dict[str, Any]:
 
 
 async def budget_alerts(
-    bootstrap: str, topic: str, user: str, within_s: float
+    bootstrap: str, topic: str, user: str, expect: set[str], within_s: float
 ) -> list[dict[str, Any]]:
+    """The user's budget alerts, read from the topic's start until every kind in ``expect`` is
+    there, and then until the topic is quiet: a repeat would show up."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )  # no group: every call reads the topic from its start
     await consumer.start()
     seen: list[dict[str, Any]] = []
+
+    async def read(timeout_ms: int) -> bool:
+        batch = await consumer.getmany(timeout_ms=timeout_ms)
+        for messages in batch.values():
+            for message in messages:
+                alert = orjson.loads(message.value or b"{}")
+                if alert.get("user_id") == user:
+                    seen.append(alert)
+        return bool(batch)
+
+    async def expected_kinds() -> bool:
+        await read(500)
+        return {a["kind"] for a in seen} >= expect
+
     try:
-        deadline = asyncio.get_running_loop().time() + within_s
-        while asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                for message in messages:
-                    alert = orjson.loads(message.value or b"{}")
-                    if alert.get("user_id") == user:
-                        seen.append(alert)
-            if {a["kind"] for a in seen} >= {"reached_80", "reached_100"}:
-                # keep reading a little: a repeat would show up here
-                deadline = min(deadline, asyncio.get_running_loop().time() + 3)
+        await poll_until(expected_kinds, within_s=within_s, every_s=0, what=f"alerts {expect}")
+        while await read(3_000):
+            pass
     finally:
         await consumer.stop()
     return seen
@@ -206,11 +214,11 @@ async def check_alerts(client: httpx.AsyncClient, stack: Any, user: str) -> None
     from services.cli.stack import service_url
 
     bootstrap, topic = stack.settings.kafka_bootstrap_or_default, stack.settings.budget_alerts_topic
-    alerts = await budget_alerts(bootstrap, topic, user, within_s=30)
+    alerts = await budget_alerts(bootstrap, topic, user, {"reached_80"}, within_s=30)
     assert [a["kind"] for a in alerts if a["category"] == "Dining"] == ["reached_80"], alerts
     ingest = service_url(stack.settings, "ingest")
     await client.post(f"{ingest}/v1/transactions", json=purchase(50, 28, "45.00", "Dining"))
-    alerts = await budget_alerts(bootstrap, topic, user, within_s=60)
+    alerts = await budget_alerts(bootstrap, topic, user, {"reached_80", "reached_100"}, within_s=60)
     dining_alerts = [a for a in alerts if a["category"] == "Dining"]
     assert sorted(a["kind"] for a in dining_alerts) == ["reached_100", "reached_80"], alerts
     assert len({a["alert_id"] for a in dining_alerts}) == 2
@@ -226,7 +234,7 @@ async def check_alerts(client: httpx.AsyncClient, stack: Any, user: str) -> None
 @pytest.mark.integration
 async def test_budgets_through_the_stack(stack, new_user) -> None:  # type: ignore[no-untyped-def]
     from services.cli.stack import service_url
-    from tests.test_pipeline import auth, wait_until
+    from tests.test_pipeline import auth
 
     user, key = await new_user("budgets")
     api, ingest = service_url(stack.settings, "api"), service_url(stack.settings, "ingest")
@@ -241,7 +249,7 @@ async def test_budgets_through_the_stack(stack, new_user) -> None:  # type: igno
             page = await client.get(f"{api}/v1/transactions", params={"limit": 50})
             return len(page.json()["items"]) == len(rows)
 
-        await wait_until(stored, within_s=60)
+        await poll_until(stored, within_s=60)
         await check_budget_views(client, api)
         await check_alerts(client, stack, user)
 

@@ -236,7 +236,8 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
     stack, new_user, migrated_dsn: str
 ) -> None:
     from services.cli.stack import service_url
-    from tests.test_pipeline import auth, wait_until
+    from tests.polling import poll_until
+    from tests.test_pipeline import auth
 
     user, key = await new_user("changes")
     api, ingest = service_url(stack.settings, "api"), service_url(stack.settings, "ingest")
@@ -252,7 +253,7 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
             answers = [await get(i) for i in range(6)]
             return all(a.status_code == 200 and a.json()["score"] for a in answers)
 
-        await wait_until(scored, within_s=60)
+        await poll_until(scored, within_s=60)
         await client.put(f"{api}/v1/budgets/Dining", json={"amount": "1000.00"})
         await send_changes(client, api, ingest)
 
@@ -267,7 +268,7 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
                 and (three.get("score") or {}).get("scored_at") is not None
             )
 
-        await wait_until(applied, within_s=60)
+        await poll_until(applied, within_s=60)
         await check_views(client, api)
         assert (await client.post(f"{ingest}/v1/transactions", json=row(2))).status_code == 202
         await asyncio.sleep(2)
@@ -276,7 +277,7 @@ async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type:
 
 
 async def check_aggregates(dsn: str, user: str) -> None:
-    from tests.test_pipeline import wait_until
+    from tests.polling import poll_until
 
     conn = await asyncpg.connect(dsn)
     try:
@@ -284,7 +285,7 @@ async def check_aggregates(dsn: str, user: str) -> None:
         async def consistent() -> bool:
             return await recomputed_mismatches(conn, user) == []
 
-        await wait_until(consistent, within_s=60)
+        await poll_until(consistent, within_s=60)
         # each change is new data for drift and clusters: the category edit, the exclusion, the
         # two removals and the revision
         changed = "SELECT count(*) FROM account_changes WHERE user_id = $1"
@@ -311,7 +312,7 @@ class Reader:
 
 async def check_teaching(reader: Reader, ingest: str) -> None:
     """A correction becomes the merchant's rule: for the earlier ones (asked) and later ones."""
-    from tests.test_pipeline import wait_until
+    from tests.polling import poll_until
 
     client, api = reader.client, reader.api
     edit = {"category": "Coffee", "apply_to_merchant": True}
@@ -322,7 +323,7 @@ async def check_teaching(reader: Reader, ingest: str) -> None:
     async def taught() -> bool:
         return await reader.categories("chg-0", "chg-1", "chg-2") == ["Coffee"] * 3
 
-    await wait_until(taught, within_s=30)
+    await poll_until(taught, within_s=30)
     sources = [(await reader.get(f"chg-{i}"))["category_source"] for i in range(3)]
     assert sources == ["user", "rule", "rule"]
     later = row(3, amount="5.00", merchant="BLUE BOTTLE COFFEE 042")
@@ -332,14 +333,14 @@ async def check_teaching(reader: Reader, ingest: str) -> None:
     async def learned() -> bool:
         return await reader.categories("chg-3") == ["Coffee"]
 
-    await wait_until(learned, within_s=30)
+    await poll_until(learned, within_s=30)
     three = await reader.get("chg-3")
     assert (three["category_source"], three["category_confidence"]) == ("rule", 1.0)
 
 
 async def check_rename(reader: Reader, ingest: str) -> None:
     """Eating out merged into Dining: transactions, budgets, and what arrives later."""
-    from tests.test_pipeline import wait_until
+    from tests.polling import poll_until
 
     client, api = reader.client, reader.api
     url = f"{api}/v1/categories/rename"
@@ -361,7 +362,7 @@ async def check_rename(reader: Reader, ingest: str) -> None:
     async def renamed_everywhere() -> bool:
         return await reader.categories("chg-4", "chg-5") == ["Dining"] * 2
 
-    await wait_until(renamed_everywhere, within_s=30)
+    await poll_until(renamed_everywhere, within_s=30)
 
 
 @pytest.mark.integration
@@ -369,7 +370,8 @@ async def test_corrections_teach_and_categories_rename_and_merge(  # type: ignor
     stack, new_user, migrated_dsn: str
 ) -> None:
     from services.cli.stack import service_url
-    from tests.test_pipeline import auth, wait_until
+    from tests.polling import poll_until
+    from tests.test_pipeline import auth
 
     user, key = await new_user("teach")
     api, ingest = service_url(stack.settings, "api"), service_url(stack.settings, "ingest")
@@ -389,7 +391,7 @@ async def test_corrections_teach_and_categories_rename_and_merge(  # type: ignor
         async def stored() -> bool:
             return all([await reader.get(f"chg-{i}") for i in (0, 1, 2, 5)])
 
-        await wait_until(stored, within_s=60)
+        await poll_until(stored, within_s=60)
         await check_teaching(reader, ingest)
         await check_rename(reader, ingest)
 
@@ -399,7 +401,7 @@ async def test_corrections_teach_and_categories_rename_and_merge(  # type: ignor
         async def consistent() -> bool:
             return await recomputed_mismatches(conn, user) == []
 
-        await wait_until(consistent, within_s=60)
+        await poll_until(consistent, within_s=60)
         old = "SELECT count(*) FROM daily_spend WHERE user_id = $1 AND category = $2 AND n <> 0"
         assert await conn.fetchval(old, user, "Eating out") == 0
         dining = "SELECT sum(spent) FROM daily_spend WHERE user_id = $1 AND category = 'Dining'"

@@ -6,9 +6,9 @@ These tests run their own stack (own broker, own database), so counts are exact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +24,7 @@ from services.core.embedded import EmbeddedKafka, free_port
 from services.core.kafka import ensure_topics
 from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -73,10 +74,14 @@ async def count(dsn: str, sql: str, *args: object) -> int:
 
 
 async def wait_for(dsn: str, sql: str, target: int, within: float, *args: object) -> int:
-    deadline = time.monotonic() + within
-    while (value := await count(dsn, sql, *args)) < target and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-    return value
+    """The count once it reaches ``target``; the test fails with the last count after
+    ``within`` seconds."""
+
+    async def reached() -> int:
+        value = await count(dsn, sql, *args)
+        return value if value >= target else 0
+
+    return int(await poll_until(reached, within_s=within, every_s=0.5, what=f"{target}: {sql}"))
 
 
 async def new_key(dsn: str, user: str) -> str:
@@ -124,9 +129,11 @@ async def test_kill_9_scorer_and_forecaster_mid_stream(chaos: Stack) -> None:
             await conn.fetchval("SELECT count(*) FROM scores WHERE user_id = $1", user) == 20_000
         ), "no duplicates"
         counted_sql = "SELECT coalesce(sum(n), 0) FROM daily_spend WHERE user_id = $1"
-        deadline = time.monotonic() + 120
-        while await conn.fetchval(counted_sql, user) < 20_000 and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
+
+        async def all_counted() -> bool:
+            return bool(await conn.fetchval(counted_sql, user) >= 20_000)
+
+        await poll_until(all_counted, within_s=120, every_s=0.5)
         mismatches = await conn.fetch(
             """SELECT * FROM daily_spend d FULL JOIN (
                    SELECT user_id, account_id, coalesce(category, 'Uncategorized') AS category,
@@ -188,27 +195,26 @@ async def test_broker_unreachable_then_back(chaos: Stack, tmp_path: Path) -> Non
     broker = EmbeddedKafka(port, tmp_path / "kafka.log")
     try:
         async with httpx.AsyncClient(timeout=30) as client:
-            deadline = time.monotonic() + 30
-            while True:
+
+            async def post() -> httpx.Response | None:
                 try:
-                    response = await client.post(
+                    return await client.post(
                         url, json=body, headers={"Authorization": f"Bearer {key}"}
                     )
-                    break
                 except httpx.TransportError:
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.3)
+                    return None  # ingest is still starting
+
+            response = await poll_until(post, within_s=30, what="ingest answers")
             assert response.status_code == 503
             assert int(response.headers["Retry-After"]) > 0
             broker.start()
             await ensure_topics(settings)
-            deadline = time.monotonic() + 30
-            while response.status_code != 202:
-                assert time.monotonic() < deadline, "ingest recovers by itself"
-                await asyncio.sleep(0.5)
-                response = await client.post(
-                    url, json=body, headers={"Authorization": f"Bearer {key}"}
-                )
+
+            async def accepted() -> httpx.Response | None:
+                answer = await post()
+                return answer if answer is not None and answer.status_code == 202 else None
+
+            response = await poll_until(accepted, within_s=30, what="ingest recovers by itself")
             assert response.json() == {"accepted": 1}
     finally:
         lonely.stop()
@@ -218,16 +224,18 @@ async def test_broker_unreachable_then_back(chaos: Stack, tmp_path: Path) -> Non
 async def post_json(url: str, key: str, bodies: list[dict[str, object]]) -> None:
     async with httpx.AsyncClient(timeout=60) as client:
         for body in bodies:
-            for _ in range(60):  # a removal may race the transaction it names: retry it
+
+            async def accepted() -> httpx.Response | None:
                 response = await client.post(
-                    url, json=body, headers={"Authorization": f"Bearer {key}"}
+                    url,
+                    json=body,  # noqa: B023 (awaited before the loop moves on)
+                    headers={"Authorization": f"Bearer {key}"},
                 )
-                if response.status_code == 202:
-                    break
-                assert response.status_code in (422, 503), response.text
-                await asyncio.sleep(1)
-            else:
-                raise AssertionError(f"not accepted: {response.text}")
+                assert response.status_code in (202, 422, 503), response.text
+                return response if response.status_code == 202 else None
+
+            # a removal may race the transaction it names: retry it
+            await poll_until(accepted, within_s=60, every_s=1, what="the change accepted")
 
 
 async def test_revisions_and_removals_with_consumers_killed_mid_stream(chaos: Stack) -> None:
@@ -275,24 +283,29 @@ async def test_revisions_and_removals_with_consumers_killed_mid_stream(chaos: St
         final.pop(transaction_id)
     conn = await asyncpg.connect(dsn)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            stored = {
-                r["transaction_id"]: r
-                for r in await conn.fetch(
-                    """SELECT t.transaction_id, t.amount, t.revision, s.revision AS scored
-                       FROM transactions t LEFT JOIN scores s USING (user_id, transaction_id)
-                       WHERE t.user_id = $1""",
-                    user,
-                )
-            }
-            settled = set(stored) == set(final) and all(
-                r["revision"] == final[i].get("revision", 1) == r["scored"]
-                for i, r in stored.items()
+        stored: dict[str, asyncpg.Record] = {}
+
+        async def settled() -> bool:
+            rows = await conn.fetch(
+                """SELECT t.transaction_id, t.amount, t.revision, s.revision AS scored
+                   FROM transactions t LEFT JOIN scores s USING (user_id, transaction_id)
+                   WHERE t.user_id = $1""",
+                user,
             )
-            if settled and not await recomputed_mismatches(conn, user):
-                break
-            await asyncio.sleep(1)
+            stored.clear()
+            stored.update((r["transaction_id"], r) for r in rows)
+            return (
+                set(stored) == set(final)
+                and all(
+                    r["revision"] == final[i].get("revision", 1) == r["scored"]
+                    for i, r in stored.items()
+                )
+                and not await recomputed_mismatches(conn, user)
+            )
+
+        # Not settled in time: the assertions below say what is off.
+        with contextlib.suppress(AssertionError):
+            await poll_until(settled, within_s=300, every_s=1)
         assert set(stored) == set(final), "removed ones gone, no others lost"
         assert {i: r["amount"] for i, r in stored.items()} == {
             i: Decimal(str(tx["amount"])) for i, tx in final.items()

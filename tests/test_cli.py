@@ -8,8 +8,8 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -19,6 +19,7 @@ import pytest
 
 from services.cli.stack import Stack
 from services.core.embedded import free_port
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration
 SPENDSTREAM = [sys.executable, "-m", "services.cli.main"]
@@ -134,29 +135,28 @@ def test_up_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path: Path) 
     output: list[str] = []
     try:
         assert up.stdout is not None
-        deadline = time.monotonic() + 180
-        key = None
-        while key is None and time.monotonic() < deadline:
-            line = up.stdout.readline()
-            if not line:
-                break
+        stdout = up.stdout
+
+        def key_printed() -> str | None:
+            line = stdout.readline()
+            assert line, "up exited without printing a key:\n" + "".join(output)
             output.append(line)
-            if match := re.search(r"API key\s+(ss_\S+)", line):
-                key = match.group(1)
-        assert key, "".join(output)
+            match = re.search(r"API key\s+(ss_\S+)", line)
+            return match.group(1) if match else None
+
+        key = poll_until(key_printed, within_s=180, every_s=0)
         children = psutil.Process(up.pid).children(recursive=True)
         assert len(children) >= 6  # broker, database, four services
         for name, port in ports.items():
             health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
             assert health.status_code == 200, (name, health.text)
         api = f"http://127.0.0.1:{ports['API']}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def listed() -> list[Any]:
             page = httpx.get(f"{api}/v1/transactions", headers={"Authorization": f"Bearer {key}"})
-            if page.status_code == 200 and page.json()["items"]:
-                break
-            time.sleep(0.5)
-        assert page.json()["items"], "demo data reached the API"
+            return page.json()["items"] if page.status_code == 200 else []
+
+        poll_until(listed, within_s=60, every_s=0.5, what="demo data reached the API")
         status = subprocess.run(
             [*SPENDSTREAM, "status", "--json"], env=env, capture_output=True, text=True
         )

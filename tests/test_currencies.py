@@ -152,7 +152,8 @@ async def test_totals_in_the_base_currency_at_each_days_rate(  # type: ignore[no
     stack, new_user, migrated_dsn: str, tmp_path: Path
 ) -> None:
     from services.cli.stack import service_url
-    from tests.test_pipeline import auth, wait_until
+    from tests.polling import poll_until
+    from tests.test_pipeline import auth
 
     user, key = await new_user("fx")
     api, ingest = service_url(stack.settings, "api"), service_url(stack.settings, "ingest")
@@ -167,7 +168,7 @@ async def test_totals_in_the_base_currency_at_each_days_rate(  # type: ignore[no
             page = await client.get(f"{api}/v1/transactions")
             return len(page.json()["items"]) == len(ROWS)
 
-        await wait_until(stored, within_s=60)
+        await poll_until(stored, within_s=60)
         kwd = (await client.get(f"{api}/v1/transactions/fx-5")).json()
         assert D(kwd["amount"]) == D("1.234"), "three decimals kept"
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
-import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from services.cli.stack import Stack, service_url
 from services.demo.generator import DemoRecord, generate
 from services.demo.loader import post_records
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,15 +38,14 @@ async def test_dashboard_renders_charts_and_records_feedback(stack: Stack, new_u
     api = service_url(stack.settings, "api")
     await post_records(records, service_url(stack.settings, "ingest"), {user: key})
     async with httpx.AsyncClient(timeout=30) as client:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+
+        async def anomalies() -> list[Any]:
             page = await client.get(
                 f"{api}/v1/anomalies", headers={"Authorization": f"Bearer {key}"}
             )
-            if page.json()["items"]:
-                break
-            await asyncio.sleep(1)
-        assert page.json()["items"], "demo anomalies were scored"
+            return list(page.json()["items"])
+
+        await poll_until(anomalies, within_s=90, every_s=1, what="demo anomalies were scored")
 
     OUTPUT.mkdir(exist_ok=True)
     errors: list[str] = []
@@ -111,14 +112,14 @@ async def test_month_picker_lists_local_months_in_any_browser_timezone(  # type:
     )
     api = service_url(stack.settings, "api")
     async with httpx.AsyncClient(timeout=30) as client:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        async def all_listed() -> bool:
             listed = await client.get(
                 f"{api}/v1/transactions", headers={"Authorization": f"Bearer {key}"}
             )
-            if len(listed.json()["items"]) == len(BOUNDARY_ROWS):
-                break
-            await asyncio.sleep(0.5)
+            return len(listed.json()["items"]) == len(BOUNDARY_ROWS)
+
+        await poll_until(all_listed, within_s=60, every_s=0.5)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -203,12 +204,12 @@ async def test_budgets_are_set_edited_and_removed_and_transactions_download(  # 
     api = service_url(stack.settings, "api")
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(timeout=30, headers=headers) as client:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        async def all_listed() -> bool:
             listed = await client.get(f"{api}/v1/transactions")
-            if len(listed.json()["items"]) == len(rows):
-                break
-            await asyncio.sleep(0.5)
+            return len(listed.json()["items"]) == len(rows)
+
+        await poll_until(all_listed, within_s=60, every_s=0.5)
     errors: list[str] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -332,20 +333,24 @@ async def test_add_by_hand_change_a_category_inline_and_delete_with_undo(  # typ
         return await client.get(f"{api}/v1/transactions/{transaction_id}")
 
     async with httpx.AsyncClient(timeout=30, headers=headers) as client:
-        deadline = time.monotonic() + 60
-        while len((await client.get(f"{api}/v1/transactions")).json()["items"]) < len(rows):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.5)
+
+        async def all_listed() -> bool:
+            listed = await client.get(f"{api}/v1/transactions")
+            return len(listed.json()["items"]) >= len(rows)
+
+        await poll_until(all_listed, within_s=60, every_s=0.5)
         errors = await add_edit_and_delete_in_the_browser(api, key)
         assert errors == []
 
-        deadline = time.monotonic() + 30
-        while True:
+        async def edited_and_deleted() -> tuple[dict[str, Any], bool] | None:
             edited = (await transaction(client, "budget-0")).json()
             gone = (await transaction(client, "budget-2")).status_code == 404
-            if (edited["category"], gone) == ("Takeaway", True) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)
+            return (edited, gone) if (edited["category"], gone) == ("Takeaway", True) else None
+
+        with contextlib.suppress(AssertionError):  # the assertions below say what is off
+            await poll_until(edited_and_deleted, within_s=30, every_s=0.5)
+        edited = (await transaction(client, "budget-0")).json()
+        gone = (await transaction(client, "budget-2")).status_code == 404
         assert (edited["category"], edited["category_source"]) == ("Takeaway", "user")
         assert gone, "deleted once the undo window passed"
         assert (await transaction(client, "budget-1")).status_code == 200, "the undone one stays"

@@ -254,7 +254,8 @@ async def test_summary_equals_the_pure_functions_over_the_stored_rows(stack, new
 
     from services.cli.stack import service_url
     from services.demo.loader import post_records
-    from tests.test_pipeline import all_transactions, auth, wait_until
+    from tests.polling import poll_until
+    from tests.test_pipeline import all_transactions, auth
 
     user, key = await new_user("calendar")
     records = [
@@ -270,7 +271,7 @@ async def test_summary_equals_the_pure_functions_over_the_stored_rows(stack, new
         async def all_in() -> bool:
             return len(await all_transactions(client, api, key)) == len(records)
 
-        await wait_until(all_in, within_s=120)
+        await poll_until(all_in, within_s=120)
         rows = await all_transactions(client, api, key)
         sent = {r.transaction["transaction_id"]: r.transaction["timestamp"] for r in records}
         back = {row["transaction_id"]: row["timestamp"] for row in rows}

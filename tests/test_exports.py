@@ -41,7 +41,8 @@ ROWS += [
 @pytest.mark.integration
 async def test_exports_take_the_filters_and_carry_every_column(stack, new_user) -> None:  # type: ignore[no-untyped-def]
     from services.cli.stack import service_url
-    from tests.test_pipeline import auth, wait_until
+    from tests.polling import poll_until
+    from tests.test_pipeline import auth
 
     _, key = await new_user("export")
     api, ingest = service_url(stack.settings, "api"), service_url(stack.settings, "ingest")
@@ -53,7 +54,7 @@ async def test_exports_take_the_filters_and_carry_every_column(stack, new_user) 
             page = (await client.get(f"{api}/v1/transactions", params={"limit": 100})).json()
             return len(page["items"]) == len(ROWS) and all(i["score"] for i in page["items"])
 
-        await wait_until(all_scored, within_s=90)
+        await poll_until(all_scored, within_s=90)
         response = await client.get(f"{api}/v1/exports/transactions.csv")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/csv")

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from services.demo.generator import generate
+from tests.polling import poll_until
 from tests.test_cli import start_up
 
 pytestmark = pytest.mark.integration
@@ -89,25 +90,37 @@ def test_make_run_shows_a_full_dashboard_within_a_minute(tmp_path: Path) -> None
 
 def _key_of(up: subprocess.Popen[str]) -> tuple[str, float]:
     assert up.stdout is not None
-    deadline, lines = time.monotonic() + 240, []
-    while time.monotonic() < deadline:
-        line = up.stdout.readline()
-        if not line:
-            break
+    stdout, lines = up.stdout, []
+
+    def key_printed() -> str | None:
+        line = stdout.readline()
+        assert line, "no key printed:\n" + "".join(lines)
         lines.append(line)
-        if match := re.search(r"API key\s+(ss_\S+)", line):
-            return match.group(1), time.monotonic()
-    raise AssertionError("no key printed:\n" + "".join(lines))
+        match = re.search(r"API key\s+(ss_\S+)", line)
+        return match.group(1) if match else None
+
+    key = poll_until(key_printed, within_s=240, every_s=0)
+    return key, time.monotonic()
 
 
 def _wait_until_ready(api: str, key: str, printed_at: float) -> dict[str, Any]:
     missing: list[str] = ["everything"]
-    while time.monotonic() - printed_at < WITHIN_S:
+
+    def all_sections_ready() -> dict[str, Any] | None:
+        nonlocal missing
         answers = asyncio.run(answers_of(api, key))
-        if not (missing := ready(answers)):
-            return answers
-        time.sleep(2)
-    raise AssertionError(f"{WITHIN_S} s after the key, still missing: {', '.join(missing)}")
+        missing = ready(answers)
+        return None if missing else answers
+
+    try:
+        answers: dict[str, Any] = poll_until(
+            all_sections_ready, within_s=WITHIN_S - (time.monotonic() - printed_at), every_s=2
+        )
+    except AssertionError:
+        raise AssertionError(
+            f"{WITHIN_S} s after the key, still missing: {', '.join(missing)}"
+        ) from None
+    return answers
 
 
 async def _dashboard_sections_are_full(api: str, key: str) -> None:

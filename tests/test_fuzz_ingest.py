@@ -10,10 +10,10 @@ in ``make test``, 10,000 with ``make fuzz``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import string
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -29,6 +29,7 @@ from services.cli.stack import Stack, isolated_settings, service_url
 from services.core.auth import create_key
 from services.ingest.imports import CsvMapping, ImportErrors, parse_export
 from services.ingest.signing import sign
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("SPENDSTREAM_FUZZ_EXAMPLES", "300"))
@@ -227,21 +228,22 @@ async def test_generated_requests_are_refused_or_stored(fuzz_stack: Stack) -> No
 
     await asyncio.to_thread(run)
     dsn = stack.settings.require_database_url()
-    deadline = time.monotonic() + 120
-    while True:
+    stored: set[str] = set()
+
+    async def all_stored() -> bool:
         conn = await asyncpg.connect(dsn)
         try:
-            stored = {
-                r["transaction_id"]
-                for r in await conn.fetch(
-                    "SELECT transaction_id FROM transactions WHERE user_id = $1", user
-                )
-            }
+            rows = await conn.fetch(
+                "SELECT transaction_id FROM transactions WHERE user_id = $1", user
+            )
         finally:
             await conn.close()
-        if accepted <= stored or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(1)
+        stored.clear()
+        stored.update(r["transaction_id"] for r in rows)
+        return accepted <= stored
+
+    with contextlib.suppress(AssertionError):  # the counts below say what is missing
+        await poll_until(all_stored, within_s=120, every_s=1)
     print(  # the counts a long `make fuzz` run reports
         f"\nfuzz: {sum(statuses.values())} requests, by status {dict(sorted(statuses.items()))}, "
         f"{len(accepted)} transactions accepted, 0 server errors, "

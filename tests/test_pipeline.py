@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.cli.stack import Stack, service_url
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,14 +55,6 @@ async def all_transactions(client: httpx.AsyncClient, api: str, key: str) -> lis
             return items
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], within_s: float = 60) -> None:
-    deadline = time.monotonic() + within_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within_s}s")
-        await asyncio.sleep(0.5)
-
-
 async def test_thousand_transactions_end_to_end(stack: Stack, new_user: NewUser) -> None:
     ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
     _, key_a = await new_user("alice")
@@ -96,7 +88,7 @@ async def test_thousand_transactions_end_to_end(stack: Stack, new_user: NewUser)
             items = await all_transactions(client, api, key_a)
             return len(items) >= 990 and all(t["score"] is not None for t in items)
 
-        await wait_until(all_scored)
+        await poll_until(all_scored)
         items = await all_transactions(client, api, key_a)
         ids = [t["transaction_id"] for t in items]
         assert len(ids) == 990 and len(set(ids)) == 990
@@ -144,7 +136,7 @@ async def test_forecaster_aggregates_equal_a_recomputation(
             n = await conn.fetchval("SELECT sum(n) FROM daily_spend WHERE user_id = $1", user)
             return n == 300
 
-        await wait_until(counted)
+        await poll_until(counted)
         await asyncio.sleep(1.5)  # give a double count the chance to show up
         mismatches = await conn.fetch(
             """SELECT * FROM daily_spend d FULL JOIN (
@@ -209,17 +201,19 @@ async def test_poison_messages_go_to_the_dlq_and_the_partition_keeps_flowing(
                 )
                 return r.status_code == 200
 
-            await wait_until(flowed)
+            await poll_until(flowed)
 
         letters: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(letters) < 2:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
+
+        async def both_dead_lettered() -> bool:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for record in records:
                     letter = orjson.loads(record.value)
                     if base64.b64decode(letter["value_b64"]) in (garbage, wrong_schema):
                         letters.append(letter)
+            return len(letters) >= 2
+
+        await poll_until(both_dead_lettered, within_s=30, every_s=0)
         assert len(letters) == 2
         by_value = {base64.b64decode(x["value_b64"]): x for x in letters}
         assert by_value[garbage]["topic"] == settings.transactions_topic
@@ -286,7 +280,7 @@ async def test_anomalies_raise_alerts_and_take_feedback(stack: Stack, new_user: 
                 metrics = await client.get(f"{service_url(settings, 'scorer')}/metrics")
                 return 'spendstream_scorer_model_info{detector="lof"' in metrics.text
 
-            await wait_until(ensemble_serving, within_s=120)
+            await poll_until(ensemble_serving, within_s=120)
             response = await client.post(
                 f"{ingest}/v1/transactions", json={"transactions": strange}, headers=auth(key)
             )
@@ -296,7 +290,7 @@ async def test_anomalies_raise_alerts_and_take_feedback(stack: Stack, new_user: 
                 r = await client.get(f"{api}/v1/transactions/odd-2", headers=auth(key))
                 return r.status_code == 200 and r.json()["score"] is not None
 
-            await wait_until(odd_ones_scored)
+            await poll_until(odd_ones_scored)
             page = await client.get(f"{api}/v1/anomalies", params={"limit": 10}, headers=auth(key))
             assert page.status_code == 200
             items = page.json()["items"]
@@ -344,8 +338,8 @@ async def test_anomalies_raise_alerts_and_take_feedback(stack: Stack, new_user: 
             ] == []
 
         alerted: set[str] = set()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not {"odd-0", "odd-1", "odd-2"} <= alerted:
+
+        async def all_alerted() -> bool:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for record in records:
                     alert = orjson.loads(record.value)
@@ -353,7 +347,9 @@ async def test_anomalies_raise_alerts_and_take_feedback(stack: Stack, new_user: 
                         assert alert["alert_id"] == f"{user}:{alert['transaction_id']}"
                         assert alert["explanation"] and alert["severity"]
                         alerted.add(alert["transaction_id"])
-        assert {"odd-0", "odd-1", "odd-2"} <= alerted
+            return {"odd-0", "odd-1", "odd-2"} <= alerted
+
+        await poll_until(all_alerted, within_s=30, every_s=0)
     finally:
         await consumer.stop()
 
@@ -396,7 +392,7 @@ async def test_categories_are_predicted_and_clustered(
             r = await client.get(f"{api}/v1/transactions/{transaction_id}", headers=auth(key))
             return r.status_code == 200
 
-        await wait_until(lambda: stored("cat-6"))
+        await poll_until(lambda: stored("cat-6"))
         await asyncio.sleep(2.5)  # the categorizer re-reads labelled merchants every second here
         later = [
             tx(10, "WHOLE FOODS MARKET 2044 BROOKLYN NY", None),
@@ -407,7 +403,7 @@ async def test_categories_are_predicted_and_clustered(
                 f"{ingest}/v1/transactions", json={"transactions": later}, headers=auth(key)
             )
         ).status_code == 202
-        await wait_until(lambda: stored("cat-11"))
+        await poll_until(lambda: stored("cat-11"))
         similar = (await client.get(f"{api}/v1/transactions/cat-10", headers=auth(key))).json()
         assert (similar["category"], similar["category_source"]) == ("Groceries", "predicted")
         assert 0 < similar["category_confidence"] <= 1
@@ -419,7 +415,7 @@ async def test_categories_are_predicted_and_clustered(
             r = await client.get(f"{api}/v1/categories/clusters", headers=auth(key))
             return bool(r.json()["clusters"])
 
-        await wait_until(clustered)
+        await poll_until(clustered)
         clusters = (await client.get(f"{api}/v1/categories/clusters", headers=auth(key))).json()[
             "clusters"
         ]
@@ -462,7 +458,7 @@ async def test_insights_charts_and_validation(stack: Stack, new_user: NewUser) -
             page = await all_transactions(client, api, key)
             return len(page) == len(records)
 
-        await wait_until(all_in, within_s=90)
+        await poll_until(all_in, within_s=90)
         summary = (
             await client.get(
                 f"{api}/v1/insights/summary", params={"month": last_month}, headers=auth(key)

@@ -18,6 +18,7 @@ import pytest
 from services.cli.stack import Stack, service_url
 from services.ingest.signing import sign
 from services.ingest.store import rotate_webhook_secret
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration
 NewUser = Callable[[str], Awaitable[tuple[str, str]]]
@@ -38,15 +39,13 @@ def tx(transaction_id: str, **extra: Any) -> dict[str, Any]:
 async def visible(
     client: httpx.AsyncClient, api: str, key: str, transaction_id: str, within: float = 30
 ) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    async def found() -> bool:
         r = await client.get(
             f"{api}/v1/transactions/{transaction_id}", headers={"Authorization": f"Bearer {key}"}
         )
-        if r.status_code == 200:
-            return True
-        await asyncio.sleep(0.5)
-    return False
+        return r.status_code == 200
+
+    return bool(await poll_until(found, within_s=within, every_s=0.5))
 
 
 async def test_webhook_signatures(stack: Stack, new_user: NewUser, migrated_dsn: str) -> None:
@@ -168,10 +167,7 @@ async def test_imports_are_idempotent(stack: Stack, new_user: NewUser, tmp_path:
             )
             return len(page.json()["items"]) == 3
 
-        deadline = time.monotonic() + 30
-        while not await three():
-            assert time.monotonic() < deadline, "the import was stored"
-            await asyncio.sleep(0.5)
+        await poll_until(three, within_s=30, every_s=0.5, what="the import was stored")
         await asyncio.sleep(1)
         assert await three(), "re-importing created no duplicates"
 

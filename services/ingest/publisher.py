@@ -17,7 +17,7 @@ def stamped(
 ) -> list[Message]:
     """The ``TransactionEvent`` messages for validated transactions: each transaction's JSON with
     the stamp's fields (owner, acceptance time, door) appended to the object. Building the event
-    models only to serialize them cost four times as much (18 ms per 1,000, against 5)."""
+    models only to serialize them cost several times as much (bench/results/history.json)."""
     stamp = orjson.dumps(
         {
             "schema_version": 1,

@@ -6,7 +6,7 @@ This module only wires: the batch's work is ``pipeline.ScoringPipeline``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Annotated, cast
 
@@ -83,6 +83,53 @@ def drift_span(settings: Settings) -> timedelta:
     )
 
 
+async def start_scoring(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    outbox: BrokerOutbox,
+    publish_drift: Callable[[DriftEvent], Awaitable[None]],
+    inflight: InFlight,
+) -> Started:
+    """The scorer's parts over the database pool: models, categorizer, drift watcher, and the
+    pipeline the handler hands batches to."""
+    scorer = AnomalyScorer(
+        settings.anomaly_threshold,
+        seed=settings.scorer_seed,
+        max_accounts=settings.max_accounts_in_memory,
+        window=settings.history_per_account,
+        live_within=timedelta(hours=settings.live_alert_within_hours),
+    )
+    # Loaded now, not by the first uncategorized transaction: that batch would wait seconds.
+    embedder = Embedder(pool, model=await asyncio.to_thread(load_model))
+    categorizer = Categorizer(pool, embedder, settings)
+    keeper = ModelKeeper(pool, scorer, settings, Rescorer(pool, scorer, outbox.send_alerts))
+    await keeper.refresh()
+    watcher = DriftWatcher(pool, settings, publish_drift)
+    worker = ScoringWorker()
+    pipeline = ScoringPipeline(
+        categorizer=categorizer,
+        scoring=LiveScoring(pool, scorer, worker, settings.history_per_account),
+        store=PostgresScoreStore(pool, drift_span(settings)),
+        outbox=outbox,
+        retry=Retrying(
+            settings.consumer_retry_max_seconds, settings.consumer_retry_give_up_seconds
+        ),
+        group=settings.scorer_group_id,
+        inflight=inflight,
+    )
+
+    async def close() -> None:
+        await inflight.settle()  # normally done already, before the broker stopped
+        keeper.close()
+        worker.close()
+
+    return Started(
+        context={"pipeline": pipeline},
+        background=(keeper.run(), watcher.run(), categorizer.run()),
+        close=close,
+    )
+
+
 def create_app(settings: Settings | None = None) -> AsgiFastStream:
     settings = settings or get_settings()
     group_id = settings.scorer_group_id
@@ -95,44 +142,6 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         schema=DriftEvent,
     )
     inflight = InFlight()  # the batch being stored; shared with the rebalance listener
-
-    async def start(pool: asyncpg.Pool) -> Started:
-        scorer = AnomalyScorer(
-            settings.anomaly_threshold,
-            seed=settings.scorer_seed,
-            max_accounts=settings.max_accounts_in_memory,
-            window=settings.history_per_account,
-            live_within=timedelta(hours=settings.live_alert_within_hours),
-        )
-        # Loaded now, not by the first uncategorized transaction: that batch would wait seconds.
-        embedder = Embedder(pool, model=await asyncio.to_thread(load_model))
-        categorizer = Categorizer(pool, embedder, settings)
-        keeper = ModelKeeper(pool, scorer, settings, Rescorer(pool, scorer, outbox.send_alerts))
-        await keeper.refresh()
-        watcher = DriftWatcher(pool, settings, lambda event: drift_publisher.publish(event))
-        worker = ScoringWorker()
-        pipeline = ScoringPipeline(
-            categorizer=categorizer,
-            scoring=LiveScoring(pool, scorer, worker, settings.history_per_account),
-            store=PostgresScoreStore(pool, drift_span(settings)),
-            outbox=outbox,
-            retry=Retrying(
-                settings.consumer_retry_max_seconds, settings.consumer_retry_give_up_seconds
-            ),
-            group=group_id,
-            inflight=inflight,
-        )
-
-        async def close() -> None:
-            await inflight.settle()  # normally done already, before the broker stopped
-            keeper.close()
-            worker.close()
-
-        return Started(
-            context={"pipeline": pipeline},
-            background=(keeper.run(), watcher.run(), categorizer.run()),
-            close=close,
-        )
 
     @broker.subscriber(
         settings.transactions_topic,
@@ -157,7 +166,15 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         offsets = KafkaOffsets(cast(AIOKafkaConsumer, msg.consumer))
         await pipeline.handle(msg.raw_message, batch, offsets)
 
-    app = consumer_app(broker, settings=settings, service="scorer", group_id=group_id, start=start)
+    app = consumer_app(
+        broker,
+        settings=settings,
+        service="scorer",
+        group_id=group_id,
+        start=lambda pool: start_scoring(
+            pool, settings, outbox, lambda event: drift_publisher.publish(event), inflight
+        ),
+    )
 
     @app.on_shutdown
     async def finish_storing() -> None:

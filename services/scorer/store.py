@@ -24,8 +24,8 @@ Key = tuple[str, str]
 Touch = tuple[str, str, datetime]  # a changed transaction's user, account and time
 
 # Rows travel as one JSON document per statement: asyncpg's per-element array encoding cost
-# more client CPU than scoring's features (16 ms per 500 rows, against 5 ms for orjson), and
-# PostgreSQL's json_to_recordset parses it faster than it did the 28 arrays.
+# more client CPU than scoring's features did, and PostgreSQL's json_to_recordset parses one
+# document faster than 28 arrays (bench/results/history.json).
 # A transaction sent again changes nothing, unless it is a bank's higher revision: that replaces
 # what the bank said, and keeps what the person said (their category, note, exclusion). A removed
 # transaction's tombstone keeps any later delivery of it out.

@@ -14,8 +14,8 @@ from services.scorer.scoring import AnomalyScorer, ScoredTransaction
 
 def _limit_native_threads() -> None:
     # Batches are small: OpenMP, BLAS and torch worker threads only spin against the event loop
-    # and PostgreSQL for the same cores (measured: the scorer burnt 1.7 cores for the work of
-    # one, and PostgreSQL waited). OpenMP limits are per thread, hence this thread's initializer.
+    # and PostgreSQL for the same cores, which then wait (see bench/results/history.json).
+    # OpenMP limits are per thread, hence this thread's initializer.
     threadpool_limits(limits=1)
     torch.set_num_threads(1)
 
