@@ -27,8 +27,8 @@ import orjson
 from bench.harness import machine, median
 from schemas import TransactionEvent
 from services.core.db import create_pool, migrate
-from services.core.embedded import EmbeddedPostgres, free_port
 from services.demo.generator import generate
+from services.devstack.embedded import EmbeddedPostgres, free_port
 from services.forecaster.store import apply_to_daily_spend
 
 Aggregate = Callable[[asyncpg.Pool, Sequence[TransactionEvent]], Awaitable[None]]

@@ -19,9 +19,9 @@ from schemas import TransactionEvent
 from services.analytics.embeddings import Embedder
 from services.analytics.insights import Charge, possible_duplicates, recurring_payments
 from services.analytics.semantic import TextSpace, cluster
-from services.cli.stack import Stack, service_url
 from services.core.db import create_pool
 from services.core.settings import Settings
+from services.devstack.stack import Stack, service_url
 from services.forecaster.clustering import ClusterRefresher
 from services.forecaster.composition import CHARGE_COLUMNS, KEYS, train_and_forecast
 from services.forecaster.forecasting import ForecastConfig

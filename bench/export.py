@@ -18,7 +18,7 @@ import psutil
 
 from bench.harness import BenchResult, median
 from bench.pipeline import new_api_key
-from services.cli.stack import Stack, service_url
+from services.devstack.stack import Stack, service_url
 
 CATEGORIES = ("Groceries", "Dining", "Transport", "Shopping", "Utilities")
 MEMORY_TARGET_MIB = 100

@@ -19,8 +19,8 @@ import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer
 
-from services.cli.stack import Stack
 from services.core.lag import topic_partitions
+from services.devstack.stack import Stack
 
 RESULTS = Path(__file__).parent / "results"
 

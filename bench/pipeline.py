@@ -26,9 +26,9 @@ from bench.harness import (
     with_percentiles,
 )
 from bench.load import LoadResult, open_loop, render_posts
-from services.cli.stack import Stack, service_url
 from services.core.auth import create_key
 from services.core.lag import measure_lag
+from services.devstack.stack import Stack, service_url
 
 
 def bench_tx(user_prefix: str, i: int, start: datetime) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from bench.export import export_memory
 from bench.forecast import forecast_refresh
 from bench.harness import RESULTS, BenchResult, load, write
 from bench.scorer import scorer_throughput, semantic_categories
-from services.cli.stack import Stack, isolated_settings
+from services.devstack.stack import Stack, isolated_settings
 
 Benchmark = Callable[..., list[BenchResult]]
 BENCHMARKS: dict[str, Benchmark] = {

@@ -18,11 +18,11 @@ from bench.harness import (
     with_percentiles,
 )
 from schemas import TransactionEvent
-from services.cli.stack import Stack, service_url
 from services.core.auth import create_key
 from services.core.db import create_pool
 from services.demo.generator import generate
 from services.demo.loader import post_records
+from services.devstack.stack import Stack, service_url
 from services.scorer import store
 from services.scorer.ensemble import train_ensemble
 from services.scorer.model_features import MODEL_FEATURES

@@ -13,11 +13,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.cli.stack import Stack
 from services.core.auth import create_key
 from services.core.db import migrate
-from services.core.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from services.core.settings import Settings
+from services.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from services.devstack.stack import Stack
 
 
 @pytest.fixture(scope="session")

@@ -211,7 +211,7 @@ async def check_budget_views(client: httpx.AsyncClient, api: str) -> None:
 
 async def check_alerts(client: httpx.AsyncClient, stack: Any, user: str) -> None:
     """360 of 400 is past 80%; one more dinner is past 100%: each alert once."""
-    from services.cli.stack import service_url
+    from services.devstack.stack import service_url
 
     bootstrap, topic = stack.settings.kafka_bootstrap_or_default, stack.settings.budget_alerts_topic
     alerts = await budget_alerts(bootstrap, topic, user, {"reached_80"}, within_s=30)
@@ -233,7 +233,7 @@ async def check_alerts(client: httpx.AsyncClient, stack: Any, user: str) -> None
 
 @pytest.mark.integration
 async def test_budgets_through_the_stack(stack, new_user) -> None:  # type: ignore[no-untyped-def]
-    from services.cli.stack import service_url
+    from services.devstack.stack import service_url
     from tests.test_pipeline import auth
 
     user, key = await new_user("budgets")

@@ -235,7 +235,7 @@ async def check_views(client: httpx.AsyncClient, api: str) -> None:
 async def test_edits_deletions_revisions_and_removals_reach_every_view(  # type: ignore[no-untyped-def]
     stack, new_user, migrated_dsn: str
 ) -> None:
-    from services.cli.stack import service_url
+    from services.devstack.stack import service_url
     from tests.polling import poll_until
     from tests.test_pipeline import auth
 
@@ -369,7 +369,7 @@ async def check_rename(reader: Reader, ingest: str) -> None:
 async def test_corrections_teach_and_categories_rename_and_merge(  # type: ignore[no-untyped-def]
     stack, new_user, migrated_dsn: str
 ) -> None:
-    from services.cli.stack import service_url
+    from services.devstack.stack import service_url
     from tests.polling import poll_until
     from tests.test_pipeline import auth
 

@@ -18,12 +18,12 @@ import asyncpg
 import httpx
 import pytest
 
-from services.cli.stack import Stack, isolated_settings, service_url
 from services.core.auth import create_key
-from services.core.embedded import EmbeddedKafka, free_port
 from services.core.kafka import ensure_topics
 from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
+from services.devstack.embedded import EmbeddedKafka, free_port
+from services.devstack.stack import Stack, isolated_settings, service_url
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration

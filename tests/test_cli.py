@@ -17,8 +17,8 @@ import orjson
 import psutil
 import pytest
 
-from services.cli.stack import Stack
-from services.core.embedded import free_port
+from services.devstack.embedded import free_port
+from services.devstack.stack import Stack
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration

@@ -151,7 +151,7 @@ async def summary(client: httpx.AsyncClient, api: str) -> dict[str, Any]:
 async def test_totals_in_the_base_currency_at_each_days_rate(  # type: ignore[no-untyped-def]
     stack, new_user, migrated_dsn: str, tmp_path: Path
 ) -> None:
-    from services.cli.stack import service_url
+    from services.devstack.stack import service_url
     from tests.polling import poll_until
     from tests.test_pipeline import auth
 

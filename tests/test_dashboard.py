@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from services.cli.stack import Stack, service_url
 from services.demo.generator import DemoRecord, generate
 from services.demo.loader import post_records
+from services.devstack.stack import Stack, service_url
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import pytest
 
 from services.core.auth import KeyVerifier, create_key, hash_key, revoke_key
 from services.core.db import load_migrations, migrate
-from services.core.embedded import EmbeddedPostgres, free_port
+from services.devstack.embedded import EmbeddedPostgres, free_port
 
 pytestmark = pytest.mark.integration
 

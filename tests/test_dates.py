@@ -252,8 +252,8 @@ def expected_summary(rows: list[dict[str, Any]], month: str) -> dict[str, Any]:
 async def test_summary_equals_the_pure_functions_over_the_stored_rows(stack, new_user) -> None:  # type: ignore[no-untyped-def]
     import httpx
 
-    from services.cli.stack import service_url
     from services.demo.loader import post_records
+    from services.devstack.stack import service_url
     from tests.polling import poll_until
     from tests.test_pipeline import all_transactions, auth
 

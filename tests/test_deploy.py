@@ -13,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from services.cli.stack import SERVICE_APPS, Stack, service_url
 from services.core.settings import Settings
+from services.devstack.stack import SERVICE_APPS, Stack, service_url
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -40,7 +40,7 @@ ROWS += [
 
 @pytest.mark.integration
 async def test_exports_take_the_filters_and_carry_every_column(stack, new_user) -> None:  # type: ignore[no-untyped-def]
-    from services.cli.stack import service_url
+    from services.devstack.stack import service_url
     from tests.polling import poll_until
     from tests.test_pipeline import auth
 

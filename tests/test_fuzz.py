@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.stack import Stack, service_url
+from services.devstack.stack import Stack, service_url
 
 pytestmark = pytest.mark.integration
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

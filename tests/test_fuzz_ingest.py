@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.cli.stack import Stack, isolated_settings, service_url
 from services.core.auth import create_key
+from services.devstack.stack import Stack, isolated_settings, service_url
 from services.ingest.imports import CsvMapping, ImportErrors, parse_export
 from services.ingest.signing import sign
 from tests.polling import poll_until

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.cli.stack import Stack, service_url
+from services.devstack.stack import Stack, service_url
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration

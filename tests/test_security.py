@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from services.cli.stack import Stack, service_url
+from services.devstack.stack import Stack, service_url
 from services.ingest.signing import sign
 from services.ingest.store import rotate_webhook_secret
 from tests.polling import poll_until

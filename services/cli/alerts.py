@@ -10,8 +10,8 @@ import orjson
 import typer
 from rich.console import Console
 
-from services.cli.stack import load_runtime
 from services.core.settings import Settings, get_settings
+from services.devstack.stack import load_runtime
 
 alerts_app = typer.Typer(help="Follow alerts as they are published.", no_args_is_help=True)
 console = Console()

@@ -95,12 +95,12 @@ def eval_anomalies(
     any other table uses its numeric columns. With --pipeline, the demo generator's labelled
     anomalies go through the real services instead, and the stored scores are compared. With
     --stream FILE, a labelled stream goes through a fresh pipeline in event-time order, beside
-    two baselines (see ``services/cli/stream_eval.py``).
+    two baselines (see ``services/devstack/stream_eval.py``).
     """
     if pipeline:
         _eval_pipeline(users, months, seed, train_fraction, as_json)
     elif stream is not None:
-        from services.cli.stream_eval import StreamColumns
+        from services.devstack.stream_eval import StreamColumns
 
         columns = StreamColumns(
             transaction_id=id_column,
@@ -183,7 +183,7 @@ def _eval_stream(
 ) -> None:
     from rich.progress import Progress
 
-    from services.cli.stream_eval import evaluate_stream, read_stream
+    from services.devstack.stream_eval import evaluate_stream, read_stream
 
     try:
         labelled = read_stream(read_csv(path), columns)
@@ -270,7 +270,7 @@ def _print_stream_quality(path: Path, result: Any) -> None:
 def _eval_pipeline(
     users: int, months: int, seed: int, train_fraction: float, as_json: bool
 ) -> None:
-    from services.cli.pipeline_eval import evaluate_through_pipeline
+    from services.devstack.pipeline_eval import evaluate_through_pipeline
 
     with status.status("streaming demo data through ingest, Kafka and the scorer..."):
         quality = evaluate_through_pipeline(

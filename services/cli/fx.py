@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from services.cli.stack import load_runtime
 from services.core.fx import Rate, RatesError, parse_rates, store_rates
 from services.core.settings import get_settings
+from services.devstack.stack import load_runtime
 
 fx_app = typer.Typer(help="Exchange rates for converting to each user's base currency.")
 console = Console()

@@ -18,7 +18,6 @@ from services.cli.alerts import alerts_app
 from services.cli.evaluate import eval_app
 from services.cli.fx import fx_app
 from services.cli.operations import dlq_app, import_file, webhooks_app
-from services.cli.stack import Stack, load_runtime, service_url
 from services.cli.status import status
 from services.core import auth
 from services.core.db import migrate as apply_migrations
@@ -26,6 +25,7 @@ from services.core.logging import configure_logging
 from services.core.settings import Settings, get_settings
 from services.demo.generator import generate
 from services.demo.loader import demo_budgets, post_records, put_budgets, write_records
+from services.devstack.stack import Stack, load_runtime, service_url
 
 app = typer.Typer(
     help="Spendstream: real-time analytics for personal-finance transactions.",
@@ -294,7 +294,7 @@ def serve(
     """Run one service in the foreground (what containers run)."""
     import uvicorn
 
-    from services.cli.stack import SERVICE_APPS, service_port
+    from services.devstack.stack import SERVICE_APPS, service_port
 
     if service not in SERVICE_APPS:
         fail(f"unknown service {service!r}; one of {', '.join(SERVICE_APPS)}")

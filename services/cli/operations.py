@@ -15,8 +15,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from schemas import DeadLetter
-from services.cli.stack import load_runtime, service_url
 from services.core.settings import Settings, get_settings
+from services.devstack.stack import load_runtime, service_url
 
 if TYPE_CHECKING:  # the parsers load only when a file is imported
     from schemas import Transaction

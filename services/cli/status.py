@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli.stack import load_runtime, service_url
 from services.core.settings import Settings, get_settings
+from services.devstack.stack import load_runtime, service_url
 
 SERVICES = ("ingest", "scorer", "forecaster", "api")
 PROBE_TIMEOUT_S = 3.0

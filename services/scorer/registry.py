@@ -19,7 +19,7 @@ import numpy as np
 from prometheus_client import Gauge
 
 from services.core.db import advisory_lock
-from services.core.embedded import set_parent_death_signal
+from services.core.processes import set_parent_death_signal
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.scorer import store

@@ -19,16 +19,16 @@ import orjson
 from pydantic import SecretStr
 
 from services.core.db import migrate
-from services.core.embedded import (
+from services.core.kafka import ensure_topics
+from services.core.processes import tied_to_parent
+from services.core.settings import Settings, settings_env
+from services.devstack.embedded import (
     EmbeddedKafka,
     EmbeddedPostgres,
-    die_with_parent,
     free_port,
     local_secret,
     stop_process,
 )
-from services.core.kafka import ensure_topics
-from services.core.settings import Settings, settings_env
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class Stack:
             self.replica_ports[label] = free_port()
             env[f"SPENDSTREAM_{name.upper()}_PORT"] = str(self.replica_ports[label])
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "services.cli.main", "serve", name]
+        command = tied_to_parent([sys.executable, "-m", "services.cli.main", "serve", name])
         with (self.log_dir / f"{label}.log").open("ab") as out:
             self.processes[label] = subprocess.Popen(
                 command,
@@ -153,7 +153,6 @@ class Stack:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent(),
             )
         return label
 

@@ -14,10 +14,10 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from services.cli.stack import Stack, isolated_settings, service_url
 from services.core.auth import create_key
 from services.demo.generator import DemoRecord, generate
 from services.demo.loader import post_records
+from services.devstack.stack import Stack, isolated_settings, service_url
 from services.scorer.evaluation import detection_metrics
 
 CANDIDATE_THRESHOLDS = (0.9, 0.95, 0.97, 0.98, 0.99, 0.995)

