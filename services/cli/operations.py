@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx
 import orjson
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from schemas import DeadLetter
+from schemas.imports import CsvMapping
 from services.core.settings import Settings, get_settings
 from services.devstack.stack import load_runtime, service_url
 
 if TYPE_CHECKING:  # the parsers load only when a file is imported
     from schemas import Transaction
-    from services.ingest.imports import CsvMapping, ExportRead
+    from services.ingest.imports import ExportRead
 
 console = Console()
 err = Console(stderr=True)
@@ -33,6 +38,44 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+# Flags whose "off" spelling says more than --no-...
+_FLAGS = {"negative_is_debit": "--negative-is-debit/--positive-is-debit"}
+
+
+def with_csv_mapping_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` one option per ``CsvMapping`` option (``--date-column``, ...), with the
+    model's descriptions, and call it with the ``mapping`` they make."""
+    signature = inspect.signature(command, eval_str=True)
+    options = []
+    for name in CsvMapping.OPTIONS:
+        field = CsvMapping.model_fields[name]
+        alias = field.alias or name
+        flag = _FLAGS.get(name, "--" + alias.replace("_", "-"))
+        option = typer.Option(flag, help=field.description, show_default=False)
+        options.append(
+            inspect.Parameter(
+                alias,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[(field.annotation, option)],
+            )
+        )
+
+    @functools.wraps(command)
+    def run(**values: Any) -> None:
+        given = {p.name: values.pop(p.name) for p in options}
+        try:
+            mapping = CsvMapping.model_validate({k: v for k, v in given.items() if v is not None})
+        except ValidationError as exc:
+            _fail("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors()).replace("_", "-"))
+        command(**values, mapping=mapping)
+
+    kept = [p for p in signature.parameters.values() if p.name != "mapping"]
+    run.__signature__ = signature.replace(parameters=[*kept, *options])  # type: ignore[attr-defined]
+    return run
+
+
+@with_csv_mapping_options
 def import_file(
     file: Annotated[Path, typer.Argument(help="CSV, OFX, QFX, CAMT.053 XML or QIF export.")],
     account: Annotated[str | None, typer.Option(help="Account id (required for CSV).")] = None,
@@ -46,56 +89,16 @@ def import_file(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print how the file is read; import nothing.")
     ] = False,
-    date_column: Annotated[str | None, typer.Option(help="CSV date column.")] = None,
-    amount_column: Annotated[str | None, typer.Option(help="CSV amount column.")] = None,
-    debit_column: Annotated[
-        str | None, typer.Option(help="CSV money-out column (instead of amount).")
-    ] = None,
-    credit_column: Annotated[str | None, typer.Option(help="CSV money-in column.")] = None,
-    description_column: Annotated[str | None, typer.Option(help="CSV description column.")] = None,
-    merchant_column: Annotated[str | None, typer.Option(help="CSV merchant column.")] = None,
-    category_column: Annotated[
-        str | None, typer.Option(help="CSV category column (the bank's category).")
-    ] = None,
-    id_column: Annotated[str | None, typer.Option(help="CSV transaction id column.")] = None,
-    type_column: Annotated[
-        str | None, typer.Option(help="CSV type column (Sale/Return/Payment, Debit/Credit).")
-    ] = None,
-    currency_column: Annotated[str | None, typer.Option(help="CSV currency column.")] = None,
-    date_format: Annotated[
-        str | None, typer.Option(help="strptime format, e.g. %d/%m/%Y (default: detected).")
-    ] = None,
-    negative_is_debit: Annotated[
-        bool | None,
-        typer.Option(
-            "--negative-is-debit/--positive-is-debit",
-            help="Which sign is money out (default: the more common one).",
-        ),
-    ] = None,
     currency: Annotated[
         str | None, typer.Option(help="Currency (CSV default USD; OFX files name their own).")
     ] = None,
+    *,
+    mapping: CsvMapping,
 ) -> None:
     """Import a bank export through ingest. Columns, date format and signs of common exports
     are recognised; anything given here wins. Re-importing creates no duplicates."""
-    from services.ingest.imports import CsvMapping
-
     if not file.exists():
         _fail(f"no such file: {file}")
-    mapping = CsvMapping(
-        date=date_column,
-        amount=amount_column,
-        debit=debit_column,
-        credit=credit_column,
-        description=description_column,
-        merchant=merchant_column,
-        category=category_column,
-        transaction_id=id_column,
-        type=type_column,
-        currency=currency_column,
-        date_format=date_format,
-        negative_is_debit=negative_is_debit,
-    )
     read = _read_export(file, mapping, account, currency, preset)
     if dry_run:
         _print_dry_run(file, read)

@@ -4,7 +4,6 @@ sign convention. Pure: the parser calls it with the header and the records."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -159,12 +158,10 @@ def resolve(
     preset = PRESETS[preset_name] if preset_name else recognise(set(columns))
     notes = [f"recognised the {preset.bank} export (preset {preset.name})"] if preset else []
     explicit = {
-        k: v
-        for k, v in dataclasses.asdict(given).items()
-        if v is not None and k != "sign_from_type"
+        k: v for k, v in given.model_dump().items() if v is not None and k != "sign_from_type"
     }
     base = preset.mapping if preset else CsvMapping()
-    mapping = dataclasses.replace(base, **explicit)
+    mapping = base.model_copy(update=explicit)
     mapping = _spelled_as_in_file(mapping, by_key, set(explicit))
     if preset is None:
         mapping = _by_common_names(mapping, by_key, records, notes)
@@ -189,7 +186,7 @@ def _spelled_as_in_file(
         raise ImportErrors(
             [RowError(1, name, f"no such column; the file has {have}") for name in missing]
         )
-    return dataclasses.replace(mapping, **changes)
+    return mapping.model_copy(update=changes)
 
 
 def _by_common_names(
@@ -225,7 +222,7 @@ def _by_common_names(
     if found:
         described = ", ".join(f"{role} = {column!r}" for role, column in found.items())
         notes.append(f"matched columns by name: {described}")
-    return dataclasses.replace(mapping, **found)
+    return mapping.model_copy(update=found)
 
 
 def _looks_like_type(records: Sequence[dict[str, Any]], column: str) -> bool:
@@ -283,7 +280,7 @@ def _date_format(
     if distinct:
         fmt = next(iter(distinct.values()))
         notes.append(f"dates read as {fmt}")
-        return dataclasses.replace(mapping, date_format=fmt)
+        return mapping.model_copy(update={"date_format": fmt})
     return mapping  # none fits every row: each row is tried, and bad ones are reported
 
 
@@ -302,7 +299,7 @@ def _sign_convention(
     negative = sum(signs)
     if mapping.type and negative == 0:
         notes.append(f"amounts carry no sign: the direction comes from {mapping.type!r}")
-        return dataclasses.replace(mapping, sign_from_type=True)
+        return mapping.model_copy(update={"sign_from_type": True})
     if mapping.negative_is_debit is not None:
         return mapping
     negative_is_debit = negative * 2 >= len(signs)
@@ -314,7 +311,7 @@ def _sign_convention(
             else "positive: positive is money out"
         )
     )
-    return dataclasses.replace(mapping, negative_is_debit=negative_is_debit)
+    return mapping.model_copy(update={"negative_is_debit": negative_is_debit})
 
 
 def direction_of(type_value: str) -> str | None:

@@ -21,7 +21,7 @@ class Preset:
 
 
 def _preset(name: str, bank: str, signature: set[str], **mapping: object) -> Preset:
-    return Preset(name, bank, frozenset(signature), CsvMapping(**mapping))  # type: ignore[arg-type]
+    return Preset(name, bank, frozenset(signature), CsvMapping(**mapping))
 
 
 PRESETS: dict[str, Preset] = {

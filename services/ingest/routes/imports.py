@@ -3,62 +3,47 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Annotated
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
 from schemas import Accepted, TransactionSource
+from schemas.imports import CsvMapping
 from services.core.http import PayloadTooLarge, unprocessable, validation_error_body
 from services.ingest.accepting import TRANSACTIONS_REJECTED, accept
 from services.ingest.deps import CurrentUser, PublisherDep, SettingsDep
-from services.ingest.imports import AccountRequired, CsvMapping, ImportErrors, parse_export
+from services.ingest.imports import AccountRequired, ImportErrors, parse_export
 
 router = APIRouter(tags=["imports"])
-Column = Annotated[str | None, Form(max_length=128)]
 
 
-@dataclass
-class MappingForm:
-    """What the form says of a CSV's columns; whatever it leaves out is recognised."""
-
-    date_column: Annotated[str | None, Form(description="Default: found by name")] = None
-    amount_column: Annotated[
-        str | None, Form(description="Signed amounts; or use debit/credit columns")
-    ] = None
-    debit_column: Column = None
-    credit_column: Column = None
-    description_column: Column = None
-    merchant_column: Column = None
-    category_column: Column = None
-    id_column: Column = None
-    type_column: Annotated[
-        str | None, Form(description="Sale/Return/Payment or Debit/Credit: the direction")
-    ] = None
-    currency_column: Column = None
-    date_format: Annotated[
-        str | None, Form(description="strptime format; default: detected from the dates")
-    ] = None
-    negative_is_debit: Annotated[
-        bool | None, Form(description="Default: the more common sign is money out")
-    ] = None
-
-    def mapping(self) -> CsvMapping:
-        return CsvMapping(
-            date=self.date_column,
-            amount=self.amount_column,
-            debit=self.debit_column,
-            credit=self.credit_column,
-            description=self.description_column,
-            merchant=self.merchant_column,
-            category=self.category_column,
-            transaction_id=self.id_column,
-            type=self.type_column,
-            currency=self.currency_column,
-            date_format=self.date_format,
-            negative_is_debit=self.negative_is_debit,
+def _mapping_form() -> Callable[..., CsvMapping]:
+    """A dependency reading ``CsvMapping``'s options from the form, one field per option under
+    its alias (``date_column``, ...), with the model's constraints and descriptions."""
+    parameters = []
+    for name in CsvMapping.OPTIONS:
+        field = CsvMapping.model_fields[name]
+        form = Form(description=field.description)
+        parameters.append(
+            inspect.Parameter(
+                field.alias or name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[(field.annotation, *field.metadata, form)],
+            )
         )
+
+    def read(**given: Any) -> CsvMapping:
+        return CsvMapping.model_validate({k: v for k, v in given.items() if v is not None})
+
+    read.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return read
+
+
+CsvMappingForm = Annotated[CsvMapping, Depends(_mapping_form())]
 
 
 @router.post(
@@ -73,7 +58,7 @@ async def import_file(
     settings: SettingsDep,
     publisher: PublisherDep,
     file: Annotated[UploadFile, File(description="CSV, OFX, QFX, CAMT.053 XML or QIF export")],
-    columns: Annotated[MappingForm, Depends()],
+    mapping: CsvMappingForm,
     account_id: Annotated[
         str | None, Form(max_length=64, description="Required for CSV; OFX names its account")
     ] = None,
@@ -96,7 +81,7 @@ async def import_file(
             parse_export,
             data.decode("utf-8-sig", errors="replace"),
             filename=file.filename or "",
-            mapping=columns.mapping(),
+            mapping=mapping,
             account_id=account_id,
             currency=currency,
             window=settings.timestamp_window,
