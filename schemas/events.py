@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.scores import Reason, Severity
+
 
 class DeadLetter(BaseModel):
     """A message that could not be processed, kept with its original bytes for replay."""
@@ -44,11 +46,9 @@ class AnomalyAlert(BaseModel):
     merchant: str | None = Field(None, description="Merchant as the bank printed it.")
     category: str | None = Field(None, description="Category, provided or predicted.")
     score: float = Field(ge=0, le=1, description="Ensemble score in [0, 1].")
-    severity: Literal["low", "medium", "high", "critical"] = Field(
-        description="How far past the threshold the score is."
-    )
+    severity: Severity = Field(description="How far past the threshold the score is.")
     detector_scores: dict[str, float] = Field(description="Calibrated score of each detector.")
-    explanation: list[dict[str, Any]] = Field(description="Readable reasons, strongest first.")
+    explanation: list[Reason] = Field(description="Readable reasons, strongest first.")
     model_version: str = Field(description="Ensemble version that scored it.")
     scored_at: datetime = Field(description="When it was scored (UTC).")
 

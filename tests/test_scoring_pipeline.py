@@ -105,7 +105,9 @@ def scored(anomaly: bool) -> ScoredTransaction:
         severity="high" if anomaly else None,
         model_version="fake-1",
         detector_scores={"fake": 0.99 if anomaly else 0.1},
-        explanation=[{"reason": "amount"}] if anomaly else [],
+        explanation=[{"text": "336× your usual", "feature": "amount_ratio", "value": 336.0}]
+        if anomaly
+        else [],
         features=[],
     )
 

@@ -8,56 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class Reason(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    text: str = Field(description="A sentence a person can read.")
-    feature: str | None = Field(None, description="The feature behind the reason.")
-    value: float | None = Field(None, description="That feature's value for this transaction.")
-
-
-class Score(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "score": 0.9991,
-                    "is_anomaly": True,
-                    "severity": "high",
-                    "detectors": {
-                        "lof": 0.97,
-                        "ocsvm": 0.999,
-                        "autoencoder": 0.99,
-                        "profile": 0.995,
-                        "hst": 0.98,
-                    },
-                    "explanation": [
-                        {
-                            "text": "$412.00 at Groceries is 9.2× your usual $45.00",
-                            "feature": "amount_robust_z",
-                            "value": 8.3,
-                        }
-                    ],
-                    "model_version": "ens-20261101T020000-48000",
-                    "scored_at": "2026-11-03T11:41:08Z",
-                }
-            ]
-        }
-    )
-
-    score: float = Field(description="Ensemble anomaly score in [0, 1].")
-    is_anomaly: bool = Field(description="Whether the score crossed the alert threshold.")
-    historical: bool = Field(
-        False,
-        description="Ingested days after it happened (an import, a backfill): scored, and "
-        "listed if unusual, but never alerted live.",
-    )
-    severity: str | None = Field(description="low, medium, high or critical; null if normal.")
-    detectors: dict[str, float] = Field(description="Calibrated score of each detector.")
-    explanation: list[Reason] = Field(description="Why the score is what it is.")
-    model_version: str
-    scored_at: datetime
+from schemas.scores import Score
 
 
 class TransactionOut(BaseModel):

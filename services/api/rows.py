@@ -7,12 +7,12 @@ from typing import Any
 
 import asyncpg
 
+from schemas.scores import Score
 from services.analytics.budgets import BudgetLine
 from services.api.models import (
     BudgetOut,
     BudgetProjection,
     CurrencyTotal,
-    Score,
     TransactionOut,
 )
 

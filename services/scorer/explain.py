@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from schemas.scores import Reason
 from services.core.money import format_money
 from services.scorer.confirmed import NO_SIGNALS, FraudSignals
 from services.scorer.features import FeatureContext
@@ -24,10 +23,10 @@ def _part_of_day(hour: int) -> str:
     return "in the evening"
 
 
-Reason = tuple[float, dict[str, Any]]  # (strength, the reason as the API shows it)
+Ranked = tuple[float, Reason]  # (strength, the reason as the API shows it)
 
 
-def _reason(strength: float, text: str, feature: str, value: float) -> Reason:
+def _reason(strength: float, text: str, feature: str, value: float) -> Ranked:
     return strength, {"text": text, "feature": feature, "value": value}
 
 
@@ -39,7 +38,7 @@ def _times_as_much(ratio: float) -> str:
     return f"{ratio:.0f}×" if ratio >= 10 else f"{ratio:.1f}×"
 
 
-def _amount(context: FeatureContext) -> Reason | None:
+def _amount(context: FeatureContext) -> Ranked | None:
     ratio, usual = context.amount_ratio, context.usual_amount
     if ratio is None or usual is None or ratio < AMOUNT_RATIO_NOTABLE:
         return None
@@ -50,13 +49,13 @@ def _amount(context: FeatureContext) -> Reason | None:
     return _reason(ratio, text, "amount_robust_z", round(ratio, 2))
 
 
-def _new_merchant(context: FeatureContext) -> Reason | None:
+def _new_merchant(context: FeatureContext) -> Ranked | None:
     if not context.merchant_new:
         return None
     return _reason(3.0, "first time at this merchant", "merchant_new", 1.0)
 
 
-def _rare_hour(context: FeatureContext) -> Reason | None:
+def _rare_hour(context: FeatureContext) -> Ranked | None:
     if context.history_size < MIN_HISTORY_FOR_HABITS or context.hour_share >= RARE_HOUR_SHARE:
         return None
     local = context.local_time
@@ -64,7 +63,7 @@ def _rare_hour(context: FeatureContext) -> Reason | None:
     return _reason(2.5, text, "hour_share", round(context.hour_share, 4))
 
 
-def _burst(context: FeatureContext) -> Reason | None:
+def _burst(context: FeatureContext) -> Ranked | None:
     if context.velocity_1h + 1 < BURST_PER_HOUR:
         return None
     count = context.velocity_1h + 1
@@ -72,7 +71,7 @@ def _burst(context: FeatureContext) -> Reason | None:
     return _reason(float(context.velocity_1h), text, "velocity_1h", float(count))
 
 
-def _duplicate(context: FeatureContext) -> Reason | None:
+def _duplicate(context: FeatureContext) -> Ranked | None:
     if not context.duplicate_of_recent:
         return None
     text = (
@@ -82,7 +81,7 @@ def _duplicate(context: FeatureContext) -> Reason | None:
     return _reason(5.0, text, "duplicate_within_24h", 1.0)
 
 
-def _abroad(context: FeatureContext) -> Reason | None:
+def _abroad(context: FeatureContext) -> Ranked | None:
     if context.home_country and context.country and context.country != context.home_country:
         text = f"in {context.country}, outside your usual {context.home_country}"
         return _reason(4.0, text, "foreign_country", 1.0)
@@ -99,7 +98,7 @@ def _times(count: int) -> str:
     return "once" if count == 1 else f"{count} times"
 
 
-def _confirmed_fraud(signals: FraudSignals) -> list[Reason]:
+def _confirmed_fraud(signals: FraudSignals) -> list[Ranked]:
     reasons = []
     if signals.own_at_merchant:
         text = (
@@ -122,7 +121,7 @@ def explain(
     *,
     flagged: bool = False,
     signals: FraudSignals = NO_SIGNALS,
-) -> list[dict[str, Any]]:
+) -> list[Reason]:
     """Reasons, strongest first. Empty when nothing stands out, but never for a flagged one."""
     reasons = [r for check in CONTEXT_REASONS if (r := check(context)) is not None]
     reasons += _confirmed_fraud(signals)

@@ -22,6 +22,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from schemas import AnomalyAlert
+from schemas.scores import Reason, Severity
 from services.core.db import advisory_lock
 from services.scorer import store
 from services.scorer.ensemble import EnsembleModel
@@ -46,9 +47,9 @@ class Rescored:
     transaction_id: str
     score: float
     is_anomaly: bool
-    severity: str | None
+    severity: Severity | None
     detector_scores: dict[str, float]
-    explanation: list[dict[str, Any]]
+    explanation: list[Reason]
     newly_flagged: bool
 
 
@@ -85,9 +86,7 @@ def rescore(
     return out
 
 
-def _explanation(
-    before: list[dict[str, Any]], detectors: dict[str, float], flagged: bool
-) -> list[dict[str, Any]]:
+def _explanation(before: list[Reason], detectors: dict[str, float], flagged: bool) -> list[Reason]:
     """The reasons read from the transaction's context stay; the fallback naming the strongest
     detector is made anew from the new scores, and only for a flagged transaction."""
     reasons = [r for r in before if r.get("feature") not in detectors]

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import numpy as np
 
 from schemas import TransactionEvent
+from schemas.scores import Reason, Severity
 from services.scorer.calibration import RollingCalibrator
 from services.scorer.confirmed import ConfirmedFraud, descriptor_key
 from services.scorer.detectors import HalfSpaceTreesDetector
@@ -32,7 +32,7 @@ def is_historical(event: TransactionEvent, live_within: timedelta = LIVE_WITHIN)
     return event.ingested_at - event.timestamp > live_within
 
 
-def severity(score: float, threshold: float) -> str | None:
+def severity(score: float, threshold: float) -> Severity | None:
     """How far past the threshold, in tail probability: each step is a tenfold rarer score."""
     if score < threshold:
         return None
@@ -50,10 +50,10 @@ def severity(score: float, threshold: float) -> str | None:
 class ScoredTransaction:
     score: float
     is_anomaly: bool
-    severity: str | None
+    severity: Severity | None
     model_version: str
     detector_scores: dict[str, float]
-    explanation: list[dict[str, Any]]
+    explanation: list[Reason]
     features: list[float] = field(repr=False)
     historical: bool = False
 
