@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 Severity = Literal["low", "medium", "high", "critical"]
 
 
+@with_config(ConfigDict(extra="ignore"))  # a newer scorer may say more; readers keep what they know
 class Reason(TypedDict):
     """One reason a transaction scored as it did. A typed dict, not a model: the scorer builds
     one per reason on its hot path, and stores and publishes them as JSON as they are."""
