@@ -10,12 +10,12 @@ STAMP  := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# The scorer's per-transaction features, compiled with mypyc: the same source, about twice as
-# fast. Without a C compiler the scorer runs the module as plain Python.
-NATIVE       := services/scorer/features.py
-NATIVE_STAMP := build/native.stamp
+# The build backend (setup.py) compiles the scorer's per-transaction features with mypyc where a
+# C compiler exists; the editable install puts the compiled module beside its source. Python
+# prefers it to the source, so a changed source is installed (compiled) again.
+NATIVE := services/scorer/features.py
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
@@ -23,14 +23,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[ml,dev]'
 	touch $(STAMP)
 
-$(NATIVE_STAMP): $(STAMP) $(NATIVE)
-	@rm -f $(NATIVE:.py=)*.so && mkdir -p build
-	@$(BIN)/mypyc $(NATIVE) >build/native.log 2>&1 \
-	  && touch $(NATIVE:.py=)*.so && echo "compiled $(NATIVE) with mypyc" \
-	  || echo "warning: could not compile $(NATIVE) (see build/native.log); it runs as plain Python, slower"
-	@touch $@
-
-install: $(STAMP) $(NATIVE_STAMP) ## Create .venv and install everything
+install: $(STAMP) ## Create .venv and install everything
 
 run: install ## Start the whole pipeline locally with demo data
 	$(BIN)/spendstream up --demo

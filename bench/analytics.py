@@ -55,7 +55,7 @@ async def _prepared_user(stack: Stack) -> tuple[str, str]:
     them. Clusters are refreshed with the forecaster's own code instead of waiting for its
     five-minute round."""
     settings = stack.settings
-    dsn = settings.require_database_url()
+    dsn = settings.database.require_url()
     user = f"bench-analytics-{time.time_ns()}"
     key = await new_api_key(dsn, user)
     headers = {"Authorization": f"Bearer {key}"}
@@ -115,7 +115,7 @@ def _recompute(rows: list[dict[str, Any]], settings: Settings, embedder: Embedde
         )
         for row in rows
     ]
-    extractor = FeatureExtractor(window=settings.history_per_account)
+    extractor = FeatureExtractor(window=settings.scorer.history_per_account)
     X = feature_matrix([extractor.transform(event)[0] for event in events])
     train_ensemble(X, version="recompute", feature_names=MODEL_FEATURES).p_values(X)
 
@@ -129,29 +129,31 @@ def _recompute(rows: list[dict[str, Any]], settings: Settings, embedder: Embedde
     train_and_forecast(
         daily.rename(columns={"amount": "spent"}),
         charges,
-        ForecastConfig(horizon=settings.forecast_horizon_days),
-        n_folds=settings.forecast_backtest_folds,
-        max_rows=settings.forecast_max_training_rows,
+        ForecastConfig(horizon=settings.forecast.horizon_days),
+        n_folds=settings.forecast.backtest_folds,
+        max_rows=settings.forecast.max_training_rows,
     )
 
     texts = sorted(set(frame.merchant_key) | set(frame.category.str.lower()))
-    cluster(TextSpace(texts, embedder.encode_now(texts)), settings.cluster_distance_threshold)
+    cluster(
+        TextSpace(texts, embedder.encode_now(texts)), settings.categories.cluster_distance_threshold
+    )
 
     latest = frame.ts.max()
-    current = frame[frame.ts > latest - pd.Timedelta(days=settings.drift_current_days)]
+    current = frame[frame.ts > latest - pd.Timedelta(days=settings.drift.current_days)]
     reference = frame[
-        (frame.ts <= latest - pd.Timedelta(days=settings.drift_current_days))
+        (frame.ts <= latest - pd.Timedelta(days=settings.drift.current_days))
         & (
             frame.ts
             > latest
-            - pd.Timedelta(days=settings.drift_current_days + settings.drift_reference_days)
+            - pd.Timedelta(days=settings.drift.current_days + settings.drift.reference_days)
         )
     ]
     compare_windows(
         WindowData.from_transactions(list(zip(reference.category, reference.amount, strict=True))),
         WindowData.from_transactions(list(zip(current.category, current.amount, strict=True))),
-        threshold=settings.drift_threshold,
-        min_events=settings.drift_min_events,
+        threshold=settings.drift.threshold,
+        min_events=settings.drift.min_events,
     )
 
     frame["month"] = frame.ts.map(lambda t: t.strftime("%Y-%m"))
@@ -187,7 +189,7 @@ def analytics_10k(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
     api = service_url(settings, "api")
     user, key = asyncio.run(_prepared_user(stack))
     served = asyncio.run(_served(api, key, repeats * 5))
-    rows = asyncio.run(_rows(settings.require_database_url(), user))
+    rows = asyncio.run(_rows(settings.database.require_url(), user))
     embedder = Embedder(None)
     recomputed = timed_ms(lambda: _recompute(rows, settings, embedder), max(1, repeats))
     ratio = median(recomputed) / median(served)

@@ -85,7 +85,7 @@ async def _download(url: str, key: str, api: psutil.Process) -> tuple[float, flo
 
 def export_memory(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
     rows = 100_000 if quick else 1_000_000
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     user = f"bench-export-{time.time_ns()}"
     api = psutil.Process(stack.processes["api"].pid)
     base = service_url(stack.settings, "api")

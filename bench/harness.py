@@ -100,11 +100,11 @@ async def start_group_at_end(stack: Stack, group: str) -> None:
     read only what is queued from now on."""
     settings = stack.settings
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=settings.kafka.bootstrap, group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        partitions = topic_partitions(consumer, settings.transactions_topic)
+        partitions = topic_partitions(consumer, settings.topics.transactions)
         ends = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         await consumer.commit(dict(ends))
@@ -134,7 +134,7 @@ def consumers_stopped(stack: Stack) -> Iterator[None]:
         }
         for group in groups.values():
             asyncio.run(start_group_at_end(stack, group))
-        stack.settings = stack.settings.model_copy(update=groups)
+        stack.settings = stack.settings.replace(**groups)
         for name in names:
             stack.start_service(name)
         stack.wait_healthy(names)

@@ -64,7 +64,7 @@ async def new_api_key(dsn: str, user: str) -> str:
 
 
 def ingest_batch_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     url = f"{service_url(stack.settings, 'ingest')}/v1/transactions"
     batches = 20 if quick else 60
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -107,7 +107,7 @@ def ingest_batch_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[
 
 
 def ingest_single_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     url = f"{service_url(stack.settings, 'ingest')}/v1/transactions"
     rate, seconds = 500, (4 if quick else 10)
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -148,9 +148,9 @@ async def wait_until_caught_up(stack: Stack, within_s: float = 900.0) -> None:
     scorer drains store 280,000 of them, for thousands of accounts), so that backlog does not
     share the cores with the latency being measured."""
     settings = stack.settings
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    conn = await asyncpg.connect(settings.require_database_url())
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    conn = await asyncpg.connect(settings.database.require_url())
     await admin.start()
     await consumer.start()
     read_everything = """SELECT (SELECT last_seq FROM drift_progress) >= s.last
@@ -161,8 +161,8 @@ async def wait_until_caught_up(stack: Stack, within_s: float = 900.0) -> None:
         while time.monotonic() < deadline:
             await consumer.topics()
             lags = [
-                await measure_lag(admin, consumer, group, settings.transactions_topic)
-                for group in (settings.scorer_group_id, settings.forecaster_group_id)
+                await measure_lag(admin, consumer, group, settings.topics.transactions)
+                for group in (settings.scorer.group_id, settings.forecast.group_id)
             ]
             if all(sum(lag.values()) == 0 for lag in lags) and await conn.fetchval(read_everything):
                 return
@@ -175,7 +175,7 @@ async def wait_until_caught_up(stack: Stack, within_s: float = 900.0) -> None:
 
 def end_to_end_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
     """POST accepted (ingest's stamp) to the scored row committed, at a steady 1,000 tx/s."""
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     asyncio.run(wait_until_caught_up(stack))
     url = f"{service_url(stack.settings, 'ingest')}/v1/transactions"
     seconds = 5 if quick else 15
@@ -313,7 +313,7 @@ async def _bulk_load(dsn: str, users: int, per_user: int, *, tag: str, first: in
 
 
 def query_latency(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     api = service_url(stack.settings, "api")
     sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
     results, loaded, tag = [], 0, f"q{time.time_ns()}"
@@ -367,7 +367,7 @@ def timed_ms(run: Callable[[], Any], times: int) -> list[float]:
 
 
 def chart_png(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResult]:
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     api = service_url(stack.settings, "api")
     users = asyncio.run(
         _bulk_load(
@@ -410,7 +410,7 @@ def scorer_memory(stack: Stack, *, quick: bool, repeats: int) -> list[BenchResul
 
     total = 60_000 if quick else 200_000
     checkpoint = total // 10
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     scorer = psutil.Process(stack.processes["scorer"].pid)
     tag = f"mem{time.time_ns()}"
     records = generate(users=max(1, total // 600), months=12, seed=5, end=date(2026, 9, 1))

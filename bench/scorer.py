@@ -87,7 +87,7 @@ async def _queue(stack: Stack, total: int, tag: str) -> tuple[int, list[str]]:
     """POST ``total`` demo transactions of fresh users through ingest; they wait in Kafka."""
     records = generate(users=max(2, total // 280), months=12, seed=21, end=date(2026, 9, 1))
     records = [type(r)(f"{tag}-{r.user_id}", r.transaction, r.anomaly) for r in records][:total]
-    conn = await asyncpg.connect(stack.settings.require_database_url())
+    conn = await asyncpg.connect(stack.settings.database.require_url())
     try:
         keys = {u: (await create_key(conn, u)).secret for u in sorted({r.user_id for r in records})}
     finally:
@@ -138,7 +138,7 @@ def _drain_rate(stack: Stack, scorers: int, total: int) -> float:
     ]
     try:
         stack.wait_healthy(tuple(labels))
-        return asyncio.run(_drained(stack.settings.require_database_url(), users, queued))
+        return asyncio.run(_drained(stack.settings.database.require_url(), users, queued))
     finally:
         for label in labels:
             stack.stop_service(label)
@@ -150,9 +150,9 @@ def scorer_throughput(stack: Stack, *, quick: bool, repeats: int) -> list[BenchR
     commits included) drain it. The forecaster is stopped meanwhile: it reads the same topic and
     would take the cores the scorers are measured on. Also the in-process scoring time of each
     500-row batch, measured on the scorer's own path without I/O."""
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     total = 15_000 if quick else 40_000
-    key = stack.settings.model_signing_key
+    key = stack.settings.security.model_signing_key
     assert key is not None, "the stack gives its scorers a signing key"
     asyncio.run(_register_model(dsn, key.get_secret_value().encode()))
     by_scale: dict[int, list[float]] = {}
@@ -224,7 +224,7 @@ def semantic_categories(stack: Stack, *, quick: bool, repeats: int) -> list[Benc
     hit_rate = stream.hits / max(stream.hits + stream.encoded, 1)
 
     async def added_latency() -> list[float]:
-        pool = await create_pool(stack.settings.require_database_url(), size=2)
+        pool = await create_pool(stack.settings.database.require_url(), size=2)
         try:
             categorizer = Categorizer(pool, Embedder(pool, model=model), Settings())
             await categorizer.refresh_index()

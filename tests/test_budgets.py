@@ -213,7 +213,10 @@ async def check_alerts(client: httpx.AsyncClient, stack: Any, user: str) -> None
     """360 of 400 is past 80%; one more dinner is past 100%: each alert once."""
     from services.devstack.stack import service_url
 
-    bootstrap, topic = stack.settings.kafka_bootstrap_or_default, stack.settings.budget_alerts_topic
+    bootstrap, topic = (
+        stack.settings.kafka.bootstrap_or_default,
+        stack.settings.topics.budget_alerts,
+    )
     alerts = await budget_alerts(bootstrap, topic, user, {"reached_80"}, within_s=30)
     assert [a["kind"] for a in alerts if a["category"] == "Dining"] == ["reached_80"], alerts
     ingest = service_url(stack.settings, "ingest")

@@ -100,7 +100,7 @@ def kill9(stack: Stack, name: str) -> int:
 
 
 async def test_kill_9_scorer_and_forecaster_mid_stream(chaos: Stack) -> None:
-    dsn = chaos.settings.require_database_url()
+    dsn = chaos.settings.database.require_url()
     user = "chaos-kill"
     key = await new_key(dsn, user)
     stream = records(user, 20_000, "k")
@@ -152,7 +152,7 @@ async def test_kill_9_scorer_and_forecaster_mid_stream(chaos: Stack) -> None:
 async def test_postgres_down_longer_than_the_retry_budget(chaos: Stack) -> None:
     """Both consumers give up retrying mid-outage and rewind; afterwards every transaction is
     scored once and counted once in daily spend, on every partition."""
-    dsn = chaos.settings.require_database_url()
+    dsn = chaos.settings.database.require_url()
     user = "chaos-pg"
     key = await new_key(dsn, user)
     stream = records(user, 6_000, "p")
@@ -164,7 +164,7 @@ async def test_postgres_down_longer_than_the_retry_budget(chaos: Stack) -> None:
     await wait_for(dsn, scored_sql, 1_000, 120, user)
     assert chaos.postgres is not None
     await asyncio.to_thread(chaos.postgres.stop)
-    await asyncio.sleep(3 * chaos.settings.consumer_retry_give_up_seconds)
+    await asyncio.sleep(3 * chaos.settings.consumers.retry_give_up_seconds)
     await asyncio.to_thread(chaos.postgres.start)
     assert await posting == 6_000, "clients that retried on 503 got everything in"
     assert await wait_for(dsn, scored_sql, 6_000, 240, user) == 6_000
@@ -179,8 +179,8 @@ async def test_postgres_down_longer_than_the_retry_budget(chaos: Stack) -> None:
 
 async def test_broker_unreachable_then_back(chaos: Stack, tmp_path: Path) -> None:
     port = free_port()
-    settings = chaos.settings.model_copy(
-        update={
+    settings = chaos.settings.replace(
+        **{
             "kafka_bootstrap": f"127.0.0.1:{port}",
             "ingest_port": free_port(),
             "data_dir": tmp_path,
@@ -189,7 +189,7 @@ async def test_broker_unreachable_then_back(chaos: Stack, tmp_path: Path) -> Non
     )
     lonely = Stack(settings, services=("ingest",))
     lonely.start_service("ingest")
-    key = await new_key(chaos.settings.require_database_url(), "chaos-broker")
+    key = await new_key(chaos.settings.database.require_url(), "chaos-broker")
     url = f"{service_url(settings, 'ingest')}/v1/transactions"
     body = records("chaos-broker", 1, "b")[0].transaction
     broker = EmbeddedKafka(port, tmp_path / "kafka.log")
@@ -244,7 +244,7 @@ async def test_revisions_and_removals_with_consumers_killed_mid_stream(chaos: St
     recomputation from it."""
     from tests.test_changes import recomputed_mismatches
 
-    dsn = chaos.settings.require_database_url()
+    dsn = chaos.settings.database.require_url()
     user = "chaos-changes"
     key = await new_key(dsn, user)
     ingest = f"{service_url(chaos.settings, 'ingest')}/v1/transactions"

@@ -207,17 +207,17 @@ def test_alerts_tail_prints_alerts_as_they_are_published(stack: Stack) -> None:
     )
 
     async def publish() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_or_default)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_or_default)
         await producer.start()
         try:
-            await producer.send_and_wait(settings.alerts_topic, alert.model_dump_json().encode())
+            await producer.send_and_wait(settings.topics.alerts, alert.model_dump_json().encode())
         finally:
             await producer.stop()
 
     asyncio.run(publish())
     env = cli_env(
-        SPENDSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap_or_default,
-        SPENDSTREAM_DATABASE_URL=settings.require_database_url(),
+        SPENDSTREAM_KAFKA_BOOTSTRAP=settings.kafka.bootstrap_or_default,
+        SPENDSTREAM_DATABASE_URL=settings.database.require_url(),
         COLUMNS="200",
     )
     command = [*SPENDSTREAM, "alerts", "tail", "--from-beginning", "--user", user, "--count", "1"]

@@ -3,24 +3,60 @@ Grafana, and that every metric a dashboard queries is one the running services e
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
 import sys
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
+import dockerfile
 import httpx
 import pytest
 import yaml
 
-from services.core.settings import Settings
+from services.core.settings import variable_names
 from services.devstack.stack import SERVICE_APPS, Stack, service_url
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-DOCKERFILE = (ROOT / "infra/docker/Dockerfile").read_text()
 DASHBOARDS = sorted((ROOT / "infra/grafana/dashboards").glob("*.json"))
 SPENDSTREAM_SERVICES = ("migrate", *SERVICE_APPS)
+
+
+@dataclass
+class Stage:
+    """One stage of the Dockerfile: its parent (an image or an earlier stage) and instructions."""
+
+    parent: str
+    instructions: list[dockerfile.Command]
+
+    def all(self, cmd: str) -> list[dockerfile.Command]:
+        return [i for i in self.instructions if i.cmd == cmd]
+
+
+def dockerfile_stages() -> dict[str, Stage]:
+    stages: dict[str, Stage] = {}
+    current: Stage | None = None
+    for instruction in dockerfile.parse_file(str(ROOT / "infra/docker/Dockerfile")):
+        if instruction.cmd == "FROM":
+            parent, _, name = instruction.value
+            current = stages[name] = Stage(parent, [])
+        elif current is not None:
+            current.instructions.append(instruction)
+    return stages
+
+
+def inherited(stages: dict[str, Stage], name: str) -> list[dockerfile.Command]:
+    """A stage's instructions after those of the stages it is built on."""
+    stage = stages[name]
+    before = inherited(stages, stage.parent) if stage.parent in stages else []
+    return [*before, *stage.instructions]
+
+
+STAGES = dockerfile_stages()
 
 
 def test_compose_runs_kafka_postgres_the_services_and_monitoring() -> None:
@@ -39,24 +75,29 @@ def test_compose_runs_kafka_postgres_the_services_and_monitoring() -> None:
 
 
 def test_every_image_comes_from_a_build_target_of_the_dockerfile() -> None:
-    stages = set(re.findall(r"^FROM \S+ AS (\S+)$", DOCKERFILE, re.M))
     built = {}
     for service in COMPOSE["services"].values():
         if "build" in service:
-            assert service["build"]["target"] in stages
+            assert service["build"]["target"] in STAGES
             assert (ROOT / service["build"]["dockerfile"]).exists()
             built[service["image"]] = service["build"]["target"]
     for name in SPENDSTREAM_SERVICES:
         assert COMPOSE["services"][name]["image"] in built, name
     assert built["spendstream-light"] == "light" and built["spendstream-ml"] == "ml"
     assert {COMPOSE["services"][n]["image"] for n in ("ingest", "api")} == {"spendstream-light"}
-    assert "USER spendstream" in DOCKERFILE and "HEALTHCHECK" in DOCKERFILE
+    for target in ("light", "ml"):
+        instructions = inherited(STAGES, target)
+        users = [i.value[0] for i in instructions if i.cmd == "USER"]
+        assert users and users[-1] == "spendstream", f"{target} runs as root"
+        (health,) = STAGES[target].all("HEALTHCHECK")
+        assert health.value[0] == "CMD" and "/healthz" in health.value[1]
+        assert [i.value for i in STAGES[target].all("ENTRYPOINT")] == [("spendstream",)]
+        (venv,) = STAGES[target].all("COPY")
+        assert venv.flags == (f"--from=builder-{target}",) and venv.value == ("/venv", "/venv")
 
 
 @pytest.mark.slow
 def test_light_image_dependencies_leave_out_torch() -> None:
-    import tomllib
-
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     base = " ".join(project["dependencies"])
     assert "torch" not in base and "sentence-transformers" not in base
@@ -66,7 +107,7 @@ def test_light_image_dependencies_leave_out_torch() -> None:
 
 
 def test_compose_sets_only_known_settings() -> None:
-    known = {f"SPENDSTREAM_{name.upper()}" for name in Settings.model_fields}
+    known = variable_names()
     for name in SPENDSTREAM_SERVICES:
         variables = {
             k for k in COMPOSE["services"][name]["environment"] if k.startswith("SPENDSTREAM_")
@@ -128,10 +169,22 @@ def test_every_dashboard_metric_is_exported(stack: Stack) -> None:
         assert re.fullmatch(r"[a-z_:][a-z0-9_:]*", metric)
 
 
-def test_images_compile_the_module_make_install_compiles() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    compiled = re.search(r"^NATIVE\s*:=\s*(\S+)$", makefile, re.MULTILINE)
-    assert compiled is not None
-    assert f"mypyc {compiled.group(1)}" in DOCKERFILE
-    pinned = re.search(r'"(mypy==[^"]+)"', (ROOT / "pyproject.toml").read_text())
-    assert pinned is not None and f"pip install {pinned.group(1)}" in DOCKERFILE
+def test_the_ml_image_builds_the_compiled_module_the_build_backend_compiles() -> None:
+    """setup.py names what mypyc compiles; the ml builder has a C compiler before it installs
+    the package, and the light image never needs the module."""
+    setup = ast.parse((ROOT / "setup.py").read_text())
+    (native,) = [
+        ast.literal_eval(node.value)
+        for node in setup.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "NATIVE"
+    ]
+    assert native == ["services/scorer/features.py"]
+    assert (ROOT / native[0]).exists()
+    runs = [i.value[0] for i in STAGES["builder-ml"].all("RUN")]
+    compiler = next(n for n, run in enumerate(runs) if "gcc" in run.split())
+    installs = [n for n, run in enumerate(runs) if "pip install" in run and " ." in run]
+    assert installs and compiler < min(installs)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    build_requires = project["build-system"]["requires"]
+    mypy_pin = next(d for d in project["project"]["optional-dependencies"]["dev"] if "mypy" in d)
+    assert mypy_pin in build_requires, "the compiler is the mypy the type check runs"

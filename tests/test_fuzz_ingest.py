@@ -199,7 +199,7 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 async def test_generated_requests_are_refused_or_stored(fuzz_stack: Stack) -> None:
     stack = fuzz_stack
     user = "fuzzed"
-    conn = await asyncpg.connect(stack.settings.require_database_url())
+    conn = await asyncpg.connect(stack.settings.database.require_url())
     try:
         key = (await create_key(conn, user)).secret
     finally:
@@ -227,7 +227,7 @@ async def test_generated_requests_are_refused_or_stored(fuzz_stack: Stack) -> No
             one()
 
     await asyncio.to_thread(run)
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     stored: set[str] = set()
 
     async def all_stored() -> bool:

@@ -173,10 +173,10 @@ async def test_poison_messages_go_to_the_dlq_and_the_partition_keeps_flowing(
 ) -> None:
     settings = stack.settings
     user, key = await new_user("poison")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_or_default)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_or_default)
     consumer = AIOKafkaConsumer(
-        settings.dlq_topic,
-        bootstrap_servers=settings.kafka_bootstrap_or_default,
+        settings.topics.dlq,
+        bootstrap_servers=settings.kafka.bootstrap_or_default,
         auto_offset_reset="earliest",
         group_id=f"dlq-test-{user}",
     )
@@ -186,7 +186,7 @@ async def test_poison_messages_go_to_the_dlq_and_the_partition_keeps_flowing(
         garbage = b"\x00\x01 definitely not json " + user.encode()
         wrong_schema = orjson.dumps({"transaction_id": user, "amount": "lots"})
         for value in (garbage, wrong_schema):
-            await producer.send_and_wait(settings.transactions_topic, value, key=b"same-account")
+            await producer.send_and_wait(settings.topics.transactions, value, key=b"same-account")
         good = transaction(1, transaction_id=f"after-poison-{user}", account_id="same-account")
         async with httpx.AsyncClient(timeout=10) as client:
             response = await client.post(
@@ -216,7 +216,7 @@ async def test_poison_messages_go_to_the_dlq_and_the_partition_keeps_flowing(
         await poll_until(both_dead_lettered, within_s=30, every_s=0)
         assert len(letters) == 2
         by_value = {base64.b64decode(x["value_b64"]): x for x in letters}
-        assert by_value[garbage]["topic"] == settings.transactions_topic
+        assert by_value[garbage]["topic"] == settings.topics.transactions
         assert by_value[garbage]["offset"] >= 0
         assert "invalid event" in by_value[garbage]["error"]
         assert "amount" in by_value[wrong_schema]["error"]
@@ -260,8 +260,8 @@ async def test_anomalies_raise_alerts_and_take_feedback(stack: Stack, new_user: 
         for k in range(3)
     ]
     consumer = AIOKafkaConsumer(
-        settings.alerts_topic,
-        bootstrap_servers=settings.kafka_bootstrap_or_default,
+        settings.topics.alerts,
+        bootstrap_servers=settings.kafka.bootstrap_or_default,
         auto_offset_reset="earliest",
         group_id=f"alerts-test-{user}",
     )
@@ -527,8 +527,8 @@ def test_dlq_list_and_replay(stack: Stack) -> None:
 
     env = {
         **os.environ,
-        "SPENDSTREAM_KAFKA_BOOTSTRAP": stack.settings.kafka_bootstrap_or_default,
-        "SPENDSTREAM_DATABASE_URL": stack.settings.require_database_url(),
+        "SPENDSTREAM_KAFKA_BOOTSTRAP": stack.settings.kafka.bootstrap_or_default,
+        "SPENDSTREAM_DATABASE_URL": stack.settings.database.require_url(),
     }
     listed = subprocess.run(
         [sys.executable, "-m", "services.cli.main", "dlq", "list"],
@@ -552,7 +552,7 @@ def test_dlq_list_and_replay(stack: Stack) -> None:
 def test_the_stack_hands_every_service_one_model_signing_key(stack: Stack) -> None:
     from pydantic import SecretStr
 
-    key = stack.settings.model_signing_key
+    key = stack.settings.security.model_signing_key
     assert isinstance(key, SecretStr) and len(key.get_secret_value()) >= 32
     assert stack.env()["SPENDSTREAM_MODEL_SIGNING_KEY"] == key.get_secret_value()
     assert (stack.settings.data_dir / "model-signing.key").stat().st_mode & 0o777 == 0o600

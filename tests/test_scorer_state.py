@@ -111,9 +111,7 @@ async def test_one_scorer_trains_and_every_scorer_hot_swaps(fresh_dsn: str) -> N
         assert set(scored[0].detector_scores) == {"lof", "ocsvm", "autoencoder", "profile", "hst"}
 
         stranger = AnomalyScorer(threshold=0.995)
-        other_key = settings.model_copy(
-            update={"model_signing_key": SecretStr("another installation")}
-        )
+        other_key = settings.replace(model_signing_key=SecretStr("another installation"))
         assert not await ModelKeeper(pools[1], stranger, other_key).refresh(), (
             "a model signed with another key is never loaded"
         )

@@ -183,7 +183,7 @@ async def test_imports_are_idempotent(stack: Stack, new_user: NewUser, tmp_path:
         "savings",
         "--api-key",
         key,
-        env={**os.environ, "SPENDSTREAM_INGEST_PORT": str(stack.settings.ingest_port)},
+        env={**os.environ, "SPENDSTREAM_INGEST_PORT": str(stack.settings.http.ingest_port)},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -214,14 +214,14 @@ async def test_bad_input_gets_a_clear_4xx(stack: Stack, new_user: NewUser) -> No
         many = orjson.dumps({"transactions": [tx(f"m{i}") for i in range(10_001)]})
         r = await client.post(f"{ingest}/v1/transactions", content=many, headers=headers)
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == "transactions"
-        huge = b'{"transactions": [' + b" " * (stack.settings.max_body_bytes + 10) + b"]}"
+        huge = b'{"transactions": [' + b" " * (stack.settings.ingest.max_body_bytes + 10) + b"]}"
         r = await client.post(f"{ingest}/v1/transactions", content=huge, headers=headers)
         assert r.status_code == 413
         assert "Traceback" not in r.text
         # Before authentication and before any parsing or spooling: no key at all here.
         r = await client.post(
             f"{ingest}/v1/imports",
-            files={"file": ("big.csv", b"0" * (stack.settings.max_body_bytes + 10))},
+            files={"file": ("big.csv", b"0" * (stack.settings.ingest.max_body_bytes + 10))},
         )
         assert r.status_code == 413
         api = service_url(stack.settings, "api")

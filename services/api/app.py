@@ -52,10 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
+        pool = await create_pool(settings.database.require_url(), size=settings.database.pool_size)
         app.state.pool = pool
-        app.state.key_verifier = KeyVerifier(pool, ttl_seconds=settings.api_key_cache_seconds)
-        app.state.rate_limiter = RateLimiter(settings.api_rate_limit)
+        app.state.key_verifier = KeyVerifier(
+            pool, ttl_seconds=settings.security.api_key_cache_seconds
+        )
+        app.state.rate_limiter = RateLimiter(settings.api.rate_limit)
         # Edits and deletions are events: they go through the broker like transactions. Started
         # lazily, so the API serves reads (and answers 503 to changes) without a broker.
         app.state.publisher = TransactionPublisher(settings)
@@ -77,10 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **docs_urls(settings),
     )
     app.state.settings = settings
-    app.state.rendering = asyncio.Semaphore(settings.chart_render_concurrency)
+    app.state.rendering = asyncio.Semaphore(settings.api.chart_render_concurrency)
     install_error_handlers(app)
-    install_metrics(app, "api", expose=settings.expose_metrics)
-    install_body_limit(app, settings.api_max_body_bytes)
+    install_metrics(app, "api", expose=settings.http.expose_metrics)
+    install_body_limit(app, settings.api.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router)

@@ -38,9 +38,9 @@ async def _tail(
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        settings.alerts_topic,
-        settings.budget_alerts_topic,
-        bootstrap_servers=settings.kafka_bootstrap_or_default,
+        settings.topics.alerts,
+        settings.topics.budget_alerts,
+        bootstrap_servers=settings.kafka.bootstrap_or_default,
         enable_auto_commit=False,  # a reader, not a member of any service's group
         auto_offset_reset="earliest" if from_beginning else "latest",
     )

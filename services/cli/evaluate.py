@@ -393,7 +393,7 @@ def eval_clusters(
         embeddings = asyncio.run(Embedder(None).embed(texts))
     with status.status("clustering..."):
         result = _cluster_report(
-            texts, labels, embeddings, threshold, Settings().categorize_min_confidence
+            texts, labels, embeddings, threshold, Settings().categories.min_confidence
         )
     if as_json:
         print(orjson.dumps(result).decode())

@@ -43,7 +43,7 @@ def import_rates(
     """Load dated rates (units per euro) from a CSV: the ECB's reference-rate file works as-is.
     Re-importing a day replaces its rates."""
     settings = load_runtime(get_settings())
-    if not settings.database_url:
+    if not settings.database.url:
         console.print("[bold red]error:[/] no database: start `spendstream up` or set "
                       "SPENDSTREAM_DATABASE_URL")  # fmt: skip
         raise typer.Exit(1)
@@ -55,7 +55,7 @@ def import_rates(
     if not rates:
         console.print(f"[bold red]error:[/] {file} holds no rates")
         raise typer.Exit(1)
-    asyncio.run(_store(settings.database_url, rates))
+    asyncio.run(_store(settings.database.url, rates))
     currencies = sorted({r.currency for r in rates})
     first, last = min(r.day for r in rates), max(r.day for r in rates)
     console.print(

@@ -55,9 +55,9 @@ def settings_with_runtime() -> Settings:
 
 
 def database_url(settings: Settings) -> str:
-    if not settings.database_url:
+    if not settings.database.url:
         fail("no database: start the stack with `spendstream up`, or set SPENDSTREAM_DATABASE_URL")
-    return settings.database_url
+    return settings.database.url
 
 
 async def _create_keys(
@@ -235,7 +235,7 @@ def up(
     """Run the whole pipeline locally; Ctrl-C stops everything it started."""
     end_date = demo_end(end)
     settings = get_settings()
-    configure_logging(settings.log_level, service="up", tracebacks=settings.log_tracebacks)
+    configure_logging(settings.logs.level, service="up", tracebacks=settings.logs.tracebacks)
     stack = Stack(settings)
 
     def terminate(signum: int, _frame: object) -> NoReturn:
@@ -247,9 +247,9 @@ def up(
             stack.start()
         s = stack.settings
         console.print(
-            f"broker      {s.kafka_bootstrap}{'  (embedded tansu)' if stack.kafka else ''}"
+            f"broker      {s.kafka.bootstrap}{'  (embedded tansu)' if stack.kafka else ''}"
         )
-        console.print(f"database    {s.database_url}{'  (embedded)' if stack.postgres else ''}")
+        console.print(f"database    {s.database.url}{'  (embedded)' if stack.postgres else ''}")
         for name in ("ingest", "scorer", "forecaster", "api"):
             console.print(f"{name:<12}{service_url(s, name)}")
         if demo:
@@ -299,11 +299,11 @@ def serve(
     if service not in SERVICE_APPS:
         fail(f"unknown service {service!r}; one of {', '.join(SERVICE_APPS)}")
     settings = get_settings()
-    configure_logging(settings.log_level, service=service, tracebacks=settings.log_tracebacks)
+    configure_logging(settings.logs.level, service=service, tracebacks=settings.logs.tracebacks)
     uvicorn.run(
         SERVICE_APPS[service],
         log_config=None,  # uvicorn's own lines go through the service's formatter too
-        host=settings.host,
+        host=settings.http.host,
         port=service_port(settings, service),
         access_log=False,
         loop="uvloop",

@@ -104,7 +104,9 @@ def import_file(
         _print_dry_run(file, read)
         return
     settings = load_runtime(get_settings())
-    api_key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    api_key = api_key or (
+        settings.security.api_key.get_secret_value() if settings.security.api_key else None
+    )
     if not api_key:
         _fail("pass --api-key or set SPENDSTREAM_API_KEY (make one: `spendstream keys create`)")
     accepted = _post_transactions(settings, api_key, file.name, read.transactions)
@@ -213,11 +215,11 @@ def webhook_secret(user: Annotated[str, typer.Option(help="The user the bank pos
     from services.ingest.store import rotate_webhook_secret
 
     settings = load_runtime(get_settings())
-    if not settings.database_url:
+    if not settings.database.url:
         _fail("no database: start the stack with `spendstream up`, or set SPENDSTREAM_DATABASE_URL")
 
     async def run() -> str:
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await asyncpg.connect(settings.database.url)
         try:
             return await rotate_webhook_secret(conn, user)
         finally:
@@ -230,15 +232,15 @@ async def _read_dlq(settings: Settings, limit: int) -> list[tuple[int, DeadLette
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_or_default,
+        bootstrap_servers=settings.kafka.bootstrap_or_default,
         enable_auto_commit=False,
         group_id=None,
     )
     await consumer.start()
     try:
         partitions = [
-            TopicPartition(settings.dlq_topic, p)
-            for p in sorted(consumer.partitions_for_topic(settings.dlq_topic) or {0})
+            TopicPartition(settings.topics.dlq, p)
+            for p in sorted(consumer.partitions_for_topic(settings.topics.dlq) or {0})
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -288,7 +290,7 @@ def dlq_replay(
         letters = await _read_dlq(settings, 1_000_000)
         chosen = [letter for offset, letter in letters if not offsets or offset in offsets]
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_or_default, acks="all"
+            bootstrap_servers=settings.kafka.bootstrap_or_default, acks="all"
         )
         await producer.start()
         try:

@@ -53,16 +53,16 @@ async def _kafka(settings: Settings, status: StackStatus) -> None:
 
     from services.core.lag import measure_lag, topic_partitions
 
-    bootstrap = settings.kafka_bootstrap_or_default
+    bootstrap = settings.kafka.bootstrap_or_default
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         await asyncio.wait_for(asyncio.gather(admin.start(), consumer.start()), PROBE_TIMEOUT_S)
         await consumer.topics()
-        for group in (settings.scorer_group_id, settings.forecaster_group_id):
-            lag = await measure_lag(admin, consumer, group, settings.transactions_topic)
+        for group in (settings.scorer.group_id, settings.forecast.group_id):
+            lag = await measure_lag(admin, consumer, group, settings.topics.transactions)
             status.lag[group] = sum(lag.values())
-        dlq = topic_partitions(consumer, settings.dlq_topic)
+        dlq = topic_partitions(consumer, settings.topics.dlq)
         if dlq:
             ends = await consumer.end_offsets(dlq)
             starts = await consumer.beginning_offsets(dlq)
@@ -81,11 +81,11 @@ async def _kafka(settings: Settings, status: StackStatus) -> None:
 async def _database(settings: Settings, status: StackStatus) -> None:
     import asyncpg
 
-    if not settings.database_url:
+    if not settings.database.url:
         status.problems.append("no database: is `spendstream up` running?")
         return
     try:
-        conn = await asyncio.wait_for(asyncpg.connect(settings.database_url), PROBE_TIMEOUT_S)
+        conn = await asyncio.wait_for(asyncpg.connect(settings.database.url), PROBE_TIMEOUT_S)
     except Exception as exc:
         status.problems.append(f"database: {type(exc).__name__}")
         return

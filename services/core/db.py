@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import IntEnum
 from importlib import resources
 from typing import Any
 
@@ -15,8 +16,19 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 MIGRATIONS_PACKAGE = "services.core.migrations"
-# Any constant works; it only has to be the same for every process that migrates.
-MIGRATION_LOCK_ID = 0x5E7D_0001
+
+
+class Lock(IntEnum):
+    """Every PostgreSQL advisory lock of Spendstream, in one place so that no two jobs share an
+    id: each names a job only one process of a deployment does at a time."""
+
+    MIGRATION = 0x5E7D_0001
+    TRAINING = 0x5E7D_0002
+    DRIFT = 0x5E7D_0003
+    FORECAST_REFRESH = 0x5E7D_0004
+    CLUSTERING = 0x5E7D_0005
+    RESCORING = 0x5E7D_0006
+    BUDGET_ALERTS = 0x5E7D_0007
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -53,18 +65,18 @@ def load_migrations() -> list[Migration]:
 
 @asynccontextmanager
 async def advisory_lock(
-    pool: asyncpg.Pool, lock_id: int
+    pool: asyncpg.Pool, lock_id: Lock
 ) -> AsyncIterator[asyncpg.Connection | None]:
     """Hold a PostgreSQL advisory lock for the block, yielding its connection; yields None at
     once when another process holds it, so only one instance does the work."""
     async with pool.acquire() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", int(lock_id)):
             yield None
             return
         try:
             yield conn
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+            await conn.execute("SELECT pg_advisory_unlock($1)", int(lock_id))
 
 
 async def migrate(dsn: str) -> list[Migration]:
@@ -72,7 +84,7 @@ async def migrate(dsn: str) -> list[Migration]:
     conn = await asyncpg.connect(dsn)
     try:
         # Several processes may start at once; the lock makes them take turns.
-        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+        await conn.execute("SELECT pg_advisory_lock($1)", int(Lock.MIGRATION))
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version    integer PRIMARY KEY,

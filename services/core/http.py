@@ -80,7 +80,7 @@ class DocsUrls(TypedDict):
 
 def docs_urls(settings: Settings) -> DocsUrls:
     """FastAPI's documentation routes, or none of them when the settings hide the docs."""
-    if settings.expose_docs:
+    if settings.http.expose_docs:
         return {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
     return {"docs_url": None, "redoc_url": None, "openapi_url": None}
 

@@ -23,20 +23,20 @@ class TopicSpec:
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     return [
-        TopicSpec(settings.transactions_topic, settings.transactions_partitions),
-        TopicSpec(settings.alerts_topic, 3),
-        TopicSpec(settings.drift_topic, 1),
-        TopicSpec(settings.forecasts_topic, 1),
-        TopicSpec(settings.dlq_topic, 1),
-        TopicSpec(settings.budget_alerts_topic, 1),
+        TopicSpec(settings.topics.transactions, settings.topics.partitions),
+        TopicSpec(settings.topics.alerts, 3),
+        TopicSpec(settings.topics.drift, 1),
+        TopicSpec(settings.topics.forecasts, 1),
+        TopicSpec(settings.topics.dlq, 1),
+        TopicSpec(settings.topics.budget_alerts, 1),
     ]
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create missing topics; return the names created."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_or_default,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
+        bootstrap_servers=settings.kafka.bootstrap_or_default,
+        request_timeout_ms=settings.kafka.request_timeout_ms,
     )
     await admin.start()
     try:
@@ -57,22 +57,22 @@ async def ensure_topics(settings: Settings) -> list[str]:
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     """A producer that reports success only once every in-sync replica has the message."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_or_default,
+        bootstrap_servers=settings.kafka.bootstrap_or_default,
         acks="all",
-        enable_idempotence=settings.kafka_idempotent_producer,
+        enable_idempotence=settings.kafka.idempotent_producer,
         linger_ms=2,
         max_batch_size=1024 * 1024,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
+        request_timeout_ms=settings.kafka.request_timeout_ms,
         retry_backoff_ms=200,
     )
 
 
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_or_default,
+        settings.kafka.bootstrap_or_default,
         client_id=client_id,
         acks="all",
-        enable_idempotence=settings.kafka_idempotent_producer,
+        enable_idempotence=settings.kafka.idempotent_producer,
         # Joining a consumer group waits out the broker's rebalance delay, so consumers keep
         # aiokafka's generous default request timeout; only ingest's producer fails fast.
         log_level=logging.DEBUG,

@@ -44,7 +44,7 @@ async def measure_lag(
 
 async def watch_lag(settings: Settings, group: str, interval_s: float = 15.0) -> None:
     """Publish the group's lag on ``transactions.v1`` until cancelled."""
-    bootstrap = settings.kafka_bootstrap_or_default
+    bootstrap = settings.kafka.bootstrap_or_default
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
@@ -54,7 +54,7 @@ async def watch_lag(settings: Settings, group: str, interval_s: float = 15.0) ->
             try:
                 await consumer.topics()  # refresh metadata
                 for partition, lag in (
-                    await measure_lag(admin, consumer, group, settings.transactions_topic)
+                    await measure_lag(admin, consumer, group, settings.topics.transactions)
                 ).items():
                     CONSUMER_LAG.labels(group, str(partition)).set(lag)
             except Exception as exc:  # lag is best effort; never take the consumer down for it

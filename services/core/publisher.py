@@ -58,7 +58,7 @@ class TransactionPublisher:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
-        self._timeout_s = settings.kafka_request_timeout_ms / 1000 * 2
+        self._timeout_s = settings.kafka.request_timeout_ms / 1000 * 2
 
     @property
     def connected(self) -> bool:
@@ -87,7 +87,7 @@ class TransactionPublisher:
 
     async def publish(self, messages: Sequence[Message]) -> None:
         producer = await self._started()
-        topic = self._settings.transactions_topic
+        topic = self._settings.topics.transactions
         started = time.perf_counter()
         futures: list[asyncio.Future[object]] = []
         try:

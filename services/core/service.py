@@ -57,8 +57,8 @@ def consumer_app(
 
     @asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-        configure_logging(settings.log_level, service=service, tracebacks=settings.log_tracebacks)
-        pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
+        configure_logging(settings.logs.level, service=service, tracebacks=settings.logs.tracebacks)
+        pool = await create_pool(settings.database.require_url(), size=settings.database.pool_size)
         context.set_global("pool", pool)
         try:
             started = await start(pool)
@@ -87,9 +87,9 @@ def consumer_app(
         broker,
         asgi_routes=[
             ("/healthz", healthz),
-            *([("/metrics", metrics_app)] if settings.expose_metrics else []),
+            *([("/metrics", metrics_app)] if settings.http.expose_metrics else []),
         ],
-        asyncapi_path="/docs/asyncapi" if settings.expose_docs else None,
+        asyncapi_path="/docs/asyncapi" if settings.http.expose_docs else None,
         lifespan=lifespan,
     )
     return app

@@ -121,12 +121,12 @@ def evaluate_through_pipeline(
             for name in ("ingest", "scorer"):
                 stack.start_service(name)
             stack.wait_healthy()
-            dsn = stack.settings.require_database_url()
+            dsn = stack.settings.database.require_url()
             keys = asyncio.run(eval_keys(dsn, sorted({r.user_id for r in records})))
             asyncio.run(_post(stack, first, keys))
             asyncio.run(_wait_scored(dsn, len(first)))
             version = asyncio.run(_wait_model(dsn))
-            time.sleep(3 * settings.model_check_interval_s)  # every scorer swaps within this
+            time.sleep(3 * settings.scorer.model_check_interval_s)  # every scorer swaps within this
             asyncio.run(_post(stack, rest, keys))
             asyncio.run(_wait_scored(dsn, len(records)))
             scores, flagged, versions = asyncio.run(_scores(dsn, rest))
@@ -142,7 +142,7 @@ def evaluate_through_pipeline(
         metrics=detection_metrics(labels, scores),
         precision_at_threshold=precision,
         recall_at_threshold=recall,
-        threshold=settings.anomaly_threshold,
+        threshold=settings.scorer.anomaly_threshold,
         precision_recall_at={
             f"{t:g}": precision_recall(labels, scores >= t) for t in CANDIDATE_THRESHOLDS
         },

@@ -42,26 +42,24 @@ RUNTIME_FILE = "runtime.json"
 
 
 def service_port(settings: Settings, name: str) -> int:
-    return int(getattr(settings, f"{name}_port"))
+    return settings.http.port_of(name)
 
 
 def service_url(settings: Settings, name: str) -> str:
-    return f"http://{settings.host}:{service_port(settings, name)}"
+    return f"http://{settings.http.host}:{service_port(settings, name)}"
 
 
 def load_runtime(settings: Settings) -> Settings:
     """Settings completed with the broker and database a running ``spendstream up`` started."""
-    if settings.database_url and settings.kafka_bootstrap:
+    if settings.database.url and settings.kafka.bootstrap:
         return settings
     path = settings.data_dir / RUNTIME_FILE
     if not path.exists():
         return settings
     runtime = orjson.loads(path.read_bytes())
-    return settings.model_copy(
-        update={
-            "database_url": settings.database_url or runtime.get("database_url"),
-            "kafka_bootstrap": settings.kafka_bootstrap or runtime.get("kafka_bootstrap"),
-        }
+    return settings.replace(
+        database_url=settings.database.url or runtime.get("database_url"),
+        kafka_bootstrap=settings.kafka.bootstrap or runtime.get("kafka_bootstrap"),
     )
 
 
@@ -87,27 +85,26 @@ class Stack:
         return self.settings.data_dir / "logs"
 
     def env(self) -> dict[str, str]:
-        self.settings.require_database_url()
+        self.settings.database.require_url()
         return {**os.environ, **settings_env(self.settings)}
 
     def start_infrastructure(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         updates: dict[str, object] = {}
-        if not s.kafka_bootstrap:
-            self.kafka = EmbeddedKafka(s.embedded_kafka_port, self.log_dir / "kafka.log")
+        if not s.kafka.bootstrap:
+            self.kafka = EmbeddedKafka(s.kafka.embedded_port, self.log_dir / "kafka.log")
             updates["kafka_bootstrap"] = self.kafka.start()
             # tansu has no idempotent producer; asking for one would fail every send.
             updates["kafka_idempotent_producer"] = False
-        if not s.model_signing_key:
-            # model_copy does not validate: the secret type has to be given as it is
+        if not s.security.model_signing_key:
             updates["model_signing_key"] = SecretStr(local_secret(s.data_dir / "model-signing.key"))
-        if not s.database_url:
+        if not s.database.url:
             self.postgres = EmbeddedPostgres(
-                s.data_dir / "pg", s.embedded_postgres_port, durable=self.durable
+                s.data_dir / "pg", s.database.embedded_port, durable=self.durable
             )
             updates["database_url"] = self.postgres.start()
-        self.settings = s.model_copy(update=updates)
+        self.settings = s.replace(**updates)
         asyncio.run(self._prepare())
         runtime = s.data_dir / RUNTIME_FILE
         runtime.touch(mode=0o600)  # it holds the database's password
@@ -115,14 +112,14 @@ class Stack:
             orjson.dumps(
                 {
                     "pid": os.getpid(),
-                    "kafka_bootstrap": self.settings.kafka_bootstrap,
-                    "database_url": self.settings.database_url,
+                    "kafka_bootstrap": self.settings.kafka.bootstrap,
+                    "database_url": self.settings.database.url,
                 }
             )
         )
 
     async def _prepare(self) -> None:
-        await migrate(self.settings.require_database_url())
+        await migrate(self.settings.database.require_url())
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -158,7 +155,7 @@ class Stack:
 
     def url(self, label: str) -> str:
         if label in self.replica_ports:
-            return f"http://{self.settings.host}:{self.replica_ports[label]}"
+            return f"http://{self.settings.http.host}:{self.replica_ports[label]}"
         return service_url(self.settings, label)
 
     def stop_service(self, name: str, sig: int = signal.SIGTERM) -> None:

@@ -231,7 +231,7 @@ async def _run(
     on_progress: Callable[[int], None],
 ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Posts day by day; returns live scores, live flags, models seen, and the stored scores."""
-    dsn = stack.settings.require_database_url()
+    dsn = stack.settings.database.require_url()
     keys = await eval_keys(dsn, sorted({r.user_id for r in stream.records}))
     ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
     feedback = _Feedback(api, keys, stream, delay) if delay is not None else None
@@ -281,7 +281,7 @@ def evaluate_stream(
     return StreamQuality(
         rows=len(stream.records),
         frauds=int(stream.labels.sum()),
-        threshold=settings.anomaly_threshold,
+        threshold=settings.scorer.anomaly_threshold,
         feedback_delay_days=feedback_delay_days,
         overall=overall,
         last_days=recent,

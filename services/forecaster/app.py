@@ -43,24 +43,24 @@ AGGREGATED = Counter(
 
 def create_app(settings: Settings | None = None) -> AsgiFastStream:
     settings = settings or get_settings()
-    group_id = settings.forecaster_group_id
-    retry = Retrying(settings.consumer_retry_max_seconds, settings.consumer_retry_give_up_seconds)
+    group_id = settings.forecast.group_id
+    retry = Retrying(settings.consumers.retry_max_seconds, settings.consumers.retry_give_up_seconds)
     broker = make_broker(settings, client_id="spendstream-forecaster")
     forecasts_publisher = broker.publisher(
-        settings.forecasts_topic,
+        settings.topics.forecasts,
         title="forecasts-updated",
         description="A forecast refresh finished; fetch GET /v1/forecasts.",
         schema=ForecastsUpdated,
     )
     budget_alerts_publisher = broker.publisher(
-        settings.budget_alerts_topic,
+        settings.topics.budget_alerts,
         title="budget-alerts",
         description="A category reached 80% or 100% of its monthly budget, or is projected to "
         "end the month over it: once per user, category, month and kind.",
         schema=BudgetAlert,
     )
     dlq_publisher = broker.publisher(
-        settings.dlq_topic,
+        settings.topics.dlq,
         title="transactions-dlq",
         description="Transactions the forecaster could not process, with the reason.",
         schema=DeadLetter,
@@ -79,10 +79,10 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         return Started(background=(refresher.run(), clusters.run(), budgets.run()))
 
     @broker.subscriber(
-        settings.transactions_topic,
+        settings.topics.transactions,
         group_id=group_id,
         batch=True,
-        max_records=settings.forecaster_batch_size,
+        max_records=settings.forecast.batch_size,
         batch_timeout_ms=250,
         auto_offset_reset="earliest",
         # Offsets move only through the offsets port: exact positions after the database

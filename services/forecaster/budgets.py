@@ -25,7 +25,7 @@ from services.analytics.budgets import (
     lines_of,
 )
 from services.core.budgets import month_inputs
-from services.core.db import advisory_lock
+from services.core.db import Lock, advisory_lock
 from services.core.logging import ctx
 from services.core.settings import Settings
 from services.core.tasks import repeat
@@ -33,7 +33,6 @@ from services.forecaster import store
 
 log = logging.getLogger(__name__)
 
-BUDGET_LOCK_ID = 0x5E7D_0007
 BUDGET_ALERTS = Counter(
     "spendstream_budget_alerts_total",
     "Budget alerts published on budgets.alerts.v1 (each once per category, month and kind).",
@@ -81,13 +80,13 @@ class BudgetWatcher:
         publish: Callable[[BudgetAlert], Awaitable[None]],
     ):
         self.pool = pool
-        self.live_within = timedelta(hours=settings.live_alert_within_hours)
-        self.every_s = settings.budget_check_interval_s
+        self.live_within = timedelta(hours=settings.scorer.live_alert_within_hours)
+        self.every_s = settings.forecast.budget_check_interval_s
         self.publish = publish
 
     async def check(self) -> int:
         """Raise what is due and publish what is unpublished; returns how many were published."""
-        async with advisory_lock(self.pool, BUDGET_LOCK_ID) as conn:
+        async with advisory_lock(self.pool, Lock.BUDGET_ALERTS) as conn:
             if conn is None:
                 return 0
             await self.raise_due(datetime.now(UTC))

@@ -9,14 +9,13 @@ import asyncpg
 
 from services.analytics.embeddings import Embedder
 from services.analytics.semantic import TextSpace, cluster
-from services.core.db import advisory_lock
+from services.core.db import Lock, advisory_lock
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.forecaster import store
 
 log = logging.getLogger(__name__)
 
-CLUSTER_LOCK_ID = 0x5E7D_0005
 MIN_TEXTS = 3
 
 
@@ -29,7 +28,7 @@ class ClusterRefresher:
     async def refresh(self) -> int:
         """Re-cluster users with transactions stored since the last round (of any forecaster,
         before any restart); return how many were clustered."""
-        async with advisory_lock(self.pool, CLUSTER_LOCK_ID) as conn:
+        async with advisory_lock(self.pool, Lock.CLUSTERING) as conn:
             if conn is None:
                 return 0
             after = await store.cluster_progress(self.pool)
@@ -47,7 +46,7 @@ class ClusterRefresher:
         embeddings = await self.embedder.embed(texts)
         space = TextSpace(texts, embeddings)
         clusters, _, threshold = await asyncio.to_thread(
-            cluster, space, self.settings.cluster_distance_threshold
+            cluster, space, self.settings.categories.cluster_distance_threshold
         )
         await store.replace_clusters(
             self.pool,
@@ -62,5 +61,7 @@ class ClusterRefresher:
 
     async def run(self) -> None:
         await repeat(
-            self.refresh, every_s=lambda: self.settings.cluster_interval_s, what="clustering"
+            self.refresh,
+            every_s=lambda: self.settings.categories.cluster_interval_s,
+            what="clustering",
         )

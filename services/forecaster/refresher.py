@@ -17,7 +17,7 @@ import pandas as pd
 from prometheus_client import Counter, Gauge, Histogram
 
 from schemas import ForecastsUpdated
-from services.core.db import advisory_lock
+from services.core.db import Lock, advisory_lock
 from services.core.logging import ctx
 from services.core.metrics import JOB_SKIPS
 from services.core.settings import Settings
@@ -36,7 +36,6 @@ from services.forecaster.forecasting import ForecastConfig, Panel
 
 log = logging.getLogger(__name__)
 
-REFRESH_LOCK_ID = 0x5E7D_0004
 BILL_HISTORY_DAYS = 400  # a year of bills, and the month before it
 REFRESHES = Counter("spendstream_forecaster_refresh_runs_total", "Forecast refreshes.", ["outcome"])
 REFRESH_DURATION = Histogram(
@@ -120,19 +119,19 @@ class ForecastRefresher:
 
     async def due(self) -> bool:
         s = self.settings
-        if await store.history_days(self.pool) < s.forecast_min_days:
+        if await store.history_days(self.pool) < s.forecast.min_days:
             return False
         latest = await store.latest_run(self.pool)
         if latest is None:
             return True
         new = await store.counted_since(self.pool, latest["created_at"])
         age = (datetime.now(UTC) - latest["created_at"]).total_seconds()
-        return new >= s.forecast_refresh_after_transactions or (
-            new > 0 and (age >= s.forecast_refresh_interval_s or self.model is None)
+        return new >= s.forecast.refresh_after_transactions or (
+            new > 0 and (age >= s.forecast.refresh_interval_s or self.model is None)
         )
 
     async def refresh_if_due(self) -> str | None:
-        async with advisory_lock(self.pool, REFRESH_LOCK_ID) as conn:
+        async with advisory_lock(self.pool, Lock.FORECAST_REFRESH) as conn:
             if conn is None:
                 return None
             if await self.due():
@@ -154,15 +153,15 @@ class ForecastRefresher:
         started = time.perf_counter()
         checked = await self.pool.fetchval("SELECT now()")
         frame, charges = await self._history(None)
-        config = ForecastConfig(horizon=s.forecast_horizon_days)
+        config = ForecastConfig(horizon=s.forecast.horizon_days)
         try:
             run = await asyncio.to_thread(
                 train_and_forecast,
                 frame,
                 charges,
                 config,
-                n_folds=s.forecast_backtest_folds,
-                max_rows=s.forecast_max_training_rows,
+                n_folds=s.forecast.backtest_folds,
+                max_rows=s.forecast.max_training_rows,
             )
         except ValueError:
             REFRESHES.labels("skipped").inc()
@@ -185,7 +184,7 @@ class ForecastRefresher:
         checked = await self.pool.fetchval("SELECT now()")
         changed = await store.users_counted_since(self.pool, self.checked_until)
         days = await store.history_days_of(self.pool, changed) if changed else {}
-        users = [u for u in changed if days.get(u, 0) >= self.settings.forecast_min_days]
+        users = [u for u in changed if days.get(u, 0) >= self.settings.forecast.min_days]
         self.checked_until = checked
         if not users:
             return None
@@ -244,6 +243,6 @@ class ForecastRefresher:
     async def run(self) -> None:
         await repeat(
             self.refresh_if_due,
-            every_s=lambda: self.settings.forecast_check_interval_s,
+            every_s=lambda: self.settings.forecast.check_interval_s,
             what="forecast refresh",
         )

@@ -29,13 +29,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.require_database_url(), size=settings.database_pool_size)
+        pool = await create_pool(settings.database.require_url(), size=settings.database.pool_size)
         publisher = TransactionPublisher(settings)
         await publisher.try_connect()
         app.state.pool = pool
         app.state.publisher = publisher
-        app.state.key_verifier = KeyVerifier(pool, ttl_seconds=settings.api_key_cache_seconds)
-        app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit)
+        app.state.key_verifier = KeyVerifier(
+            pool, ttl_seconds=settings.security.api_key_cache_seconds
+        )
+        app.state.rate_limiter = RateLimiter(settings.ingest.rate_limit)
         settle_startup_heap()
         try:
             yield
@@ -53,8 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    install_metrics(app, "ingest", expose=settings.expose_metrics)
-    install_body_limit(app, settings.max_body_bytes)
+    install_metrics(app, "ingest", expose=settings.http.expose_metrics)
+    install_body_limit(app, settings.ingest.max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
     _document_raw_bodies(app)

@@ -49,13 +49,13 @@ class BrokerOutbox:
 
     def __init__(self, broker: KafkaBroker, settings: Settings):
         self._alerts = broker.publisher(
-            settings.alerts_topic,
+            settings.topics.alerts,
             title="anomaly-alerts",
             description="One event per anomalous transaction, at least once, keyed by account.",
             schema=AnomalyAlert,
         )
         self._dead = broker.publisher(
-            settings.dlq_topic,
+            settings.topics.dlq,
             title="transactions-dlq",
             description="Poison messages with the reason.",
             schema=DeadLetter,
@@ -74,15 +74,6 @@ class BrokerOutbox:
         await self.send(alerts, [])
 
 
-def drift_span(settings: Settings) -> timedelta:
-    """How long after a transaction's time drift windows (current, reference and the step
-    between comparisons) still hold it: a change to it makes those windows stale."""
-    return timedelta(
-        days=settings.drift_current_days + settings.drift_reference_days,
-        hours=settings.drift_interval_hours,
-    )
-
-
 async def start_scoring(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -93,11 +84,11 @@ async def start_scoring(
     """The scorer's parts over the database pool: models, categorizer, drift watcher, and the
     pipeline the handler hands batches to."""
     scorer = AnomalyScorer(
-        settings.anomaly_threshold,
-        seed=settings.scorer_seed,
-        max_accounts=settings.max_accounts_in_memory,
-        window=settings.history_per_account,
-        live_within=timedelta(hours=settings.live_alert_within_hours),
+        settings.scorer.anomaly_threshold,
+        seed=settings.scorer.seed,
+        max_accounts=settings.scorer.max_accounts_in_memory,
+        window=settings.scorer.history_per_account,
+        live_within=timedelta(hours=settings.scorer.live_alert_within_hours),
     )
     # Loaded now, not by the first uncategorized transaction: that batch would wait seconds.
     embedder = Embedder(pool, model=await asyncio.to_thread(load_model))
@@ -108,13 +99,13 @@ async def start_scoring(
     worker = ScoringWorker()
     pipeline = ScoringPipeline(
         categorizer=categorizer,
-        scoring=LiveScoring(pool, scorer, worker, settings.history_per_account),
-        store=PostgresScoreStore(pool, drift_span(settings)),
+        scoring=LiveScoring(pool, scorer, worker, settings.scorer.history_per_account),
+        store=PostgresScoreStore(pool, settings.drift.span),
         outbox=outbox,
         retry=Retrying(
-            settings.consumer_retry_max_seconds, settings.consumer_retry_give_up_seconds
+            settings.consumers.retry_max_seconds, settings.consumers.retry_give_up_seconds
         ),
-        group=settings.scorer_group_id,
+        group=settings.scorer.group_id,
         inflight=inflight,
     )
 
@@ -132,11 +123,11 @@ async def start_scoring(
 
 def create_app(settings: Settings | None = None) -> AsgiFastStream:
     settings = settings or get_settings()
-    group_id = settings.scorer_group_id
+    group_id = settings.scorer.group_id
     broker = make_broker(settings, client_id="spendstream-scorer")
     outbox = BrokerOutbox(broker, settings)
     drift_publisher = broker.publisher(
-        settings.drift_topic,
+        settings.topics.drift,
         title="drift-events",
         description="A scope's spending crossed the drift threshold.",
         schema=DriftEvent,
@@ -144,10 +135,10 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
     inflight = InFlight()  # the batch being stored; shared with the rebalance listener
 
     @broker.subscriber(
-        settings.transactions_topic,
+        settings.topics.transactions,
         group_id=group_id,
         batch=True,
-        max_records=settings.scorer_batch_size,
+        max_records=settings.scorer.batch_size,
         batch_timeout_ms=100,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,  # an idle partition answers a fetch after 50 ms, not 500

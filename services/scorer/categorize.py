@@ -49,7 +49,7 @@ class Categorizer:
 
     async def refresh_index(self) -> int:
         labels = dict(CATALOGUE)
-        agreed = await store.labelled_merchants(self.pool, self.settings.categorize_index_size)
+        agreed = await store.labelled_merchants(self.pool, self.settings.categories.index_size)
         for row in agreed:
             labels.setdefault(row["merchant_key"], row["category"])
         texts = sorted(labels)
@@ -90,7 +90,7 @@ class Categorizer:
                 unresolved, knn_predict(similarities, self._labels), strict=True
             ):
                 ident = (event.user_id, event.transaction_id)
-                if prediction.confidence >= self.settings.categorize_min_confidence:
+                if prediction.confidence >= self.settings.categories.min_confidence:
                     chosen[ident] = prediction.label
                     decided[ident] = Categorization("predicted", prediction.confidence)
                 else:
@@ -120,7 +120,7 @@ class Categorizer:
 
     def _pause(self) -> float:
         # Until anyone has labelled a merchant, look again soon rather than once a minute.
-        return self.settings.categorize_refresh_s if self._space is not None else 5.0
+        return self.settings.categories.refresh_s if self._space is not None else 5.0
 
     async def run(self) -> None:
         await repeat(self.refresh_index, every_s=self._pause, what="categorization index refresh")

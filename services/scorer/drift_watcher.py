@@ -14,7 +14,7 @@ import asyncpg
 from prometheus_client import Gauge
 
 from schemas import DriftEvent
-from services.core.db import advisory_lock
+from services.core.db import Lock, advisory_lock
 from services.core.logging import ctx
 from services.core.metrics import JOB_SKIPS
 from services.core.settings import Settings
@@ -24,7 +24,6 @@ from services.scorer.drift import DriftResult, WindowData, compare_windows, time
 
 log = logging.getLogger(__name__)
 
-DRIFT_LOCK_ID = 0x5E7D_0003
 BACKFILL_WINDOWS = 35  # five weeks of daily comparisons for a history that arrives at once
 GLOBAL_DRIFT = Gauge(
     "spendstream_drift_global", "Latest drift metrics of the global scope.", ["metric"]
@@ -51,11 +50,11 @@ class DriftWatcher:
 
     @property
     def interval(self) -> timedelta:
-        return timedelta(hours=self.settings.drift_interval_hours)
+        return timedelta(hours=self.settings.drift.interval_hours)
 
     async def check(self) -> int:
         """One pass over scopes with new data; returns how many comparisons were stored."""
-        async with advisory_lock(self.pool, DRIFT_LOCK_ID) as conn:
+        async with advisory_lock(self.pool, Lock.DRIFT) as conn:
             return 0 if conn is None else await self._check()  # None: another scorer is on it
 
     async def _check(self) -> int:
@@ -108,16 +107,16 @@ class DriftWatcher:
     async def _compare(self, scope: Scope, watermark: datetime) -> int:
         s = self.settings
         windows = time_windows(
-            watermark, self.interval, s.drift_current_days, s.drift_reference_days
+            watermark, self.interval, s.drift.current_days, s.drift.reference_days
         )
         end = windows.end
         if await store.drift_computed(self.pool, scope.kind, scope.user_id, scope.account_id, end):
             return 0
         user = scope.user_id or None
         account = scope.account_id or None
-        if s.drift_window_mode == "count":
+        if s.drift.window_mode == "count":
             current_rows = await store.drift_window_rows(
-                self.pool, user, account, None, end, limit=s.drift_current_events
+                self.pool, user, account, None, end, limit=s.drift.current_events
             )
             reference_rows = await store.drift_window_rows(
                 self.pool,
@@ -125,8 +124,8 @@ class DriftWatcher:
                 account,
                 None,
                 end,
-                skip=s.drift_current_events,
-                limit=s.drift_reference_events,
+                skip=s.drift.current_events,
+                limit=s.drift.reference_events,
             )
             current_start = reference_start = reference_end = None
         else:
@@ -142,8 +141,8 @@ class DriftWatcher:
             compare_windows,
             WindowData.from_transactions(current_rows),
             WindowData.from_transactions(reference_rows),
-            threshold=s.drift_threshold,
-            min_events=s.drift_min_events,
+            threshold=s.drift.threshold,
+            min_events=s.drift.min_events,
         )
         row: dict[str, Any] = {
             "scope": scope.kind,
@@ -153,14 +152,14 @@ class DriftWatcher:
             "current_start": current_start,
             "reference_start": reference_start,
             "reference_end": reference_end,
-            "window_mode": s.drift_window_mode,
+            "window_mode": s.drift.window_mode,
             "status": result.status,
             "n_current": result.n_current,
             "n_reference": result.n_reference,
             **result.metrics,
             "top_contributors": result.top_contributors,
             "breached": result.breached,
-            "threshold": s.drift_threshold,
+            "threshold": s.drift.threshold,
         }
         if not await store.save_drift(self.pool, row):
             return 0
@@ -180,7 +179,7 @@ class DriftWatcher:
             account_id=scope.account_id or None,
             metric=metric,
             value=result.metrics[metric],
-            threshold=self.settings.drift_threshold,
+            threshold=self.settings.drift.threshold,
             metrics=result.metrics,
             current_window=(row["current_start"] or end, end),
             reference_window=(row["reference_start"] or end, row["reference_end"] or end),
@@ -190,5 +189,5 @@ class DriftWatcher:
 
     async def run(self) -> None:
         await repeat(
-            self.check, every_s=lambda: self.settings.drift_check_interval_s, what="drift check"
+            self.check, every_s=lambda: self.settings.drift.check_interval_s, what="drift check"
         )

@@ -18,7 +18,7 @@ import asyncpg
 import numpy as np
 from prometheus_client import Gauge
 
-from services.core.db import advisory_lock
+from services.core.db import Lock, advisory_lock
 from services.core.processes import set_parent_death_signal
 from services.core.settings import Settings
 from services.core.tasks import repeat
@@ -32,7 +32,6 @@ from services.scorer.supervised import train_supervised
 
 log = logging.getLogger(__name__)
 
-TRAINING_LOCK_ID = 0x5E7D_0002
 CONFIRMED_OVERLAP = timedelta(seconds=10)
 MODEL_INFO = Gauge(
     "spendstream_scorer_model_info",
@@ -100,8 +99,8 @@ class ModelKeeper:
         self._rescored_for: str | None = None
         self._confirmed_seen: datetime | None = None
         self.instance = f"{socket.gethostname()}:{id(self):x}"
-        if settings.model_signing_key is not None:
-            self.signing_key = settings.model_signing_key.get_secret_value().encode()
+        if settings.security.model_signing_key is not None:
+            self.signing_key = settings.security.model_signing_key.get_secret_value().encode()
         else:
             log.warning(
                 "SPENDSTREAM_MODEL_SIGNING_KEY is unset: this scorer signs its models with a key "
@@ -137,21 +136,25 @@ class ModelKeeper:
     async def training_due(self) -> bool:
         latest = await store.latest_model(self.pool)
         if latest is None:
-            return await store.scored_since(self.pool, None) >= self.settings.min_training_rows
+            return (
+                await store.scored_since(self.pool, None) >= self.settings.scorer.min_training_rows
+            )
         since: datetime = latest["created_at"]
         new_rows = await store.scored_since(self.pool, since)
         age = (datetime.now(UTC) - since).total_seconds()
         s = self.settings
         due_after = rows_before_retraining(
-            latest["training_rows"], s.min_training_rows, s.retrain_after_transactions
+            latest["training_rows"], s.scorer.min_training_rows, s.scorer.retrain_after_transactions
         )
-        return new_rows >= due_after or (new_rows > 0 and age >= self.settings.retrain_interval_s)
+        return new_rows >= due_after or (
+            new_rows > 0 and age >= self.settings.scorer.retrain_interval_s
+        )
 
     async def train_if_due(self) -> str | None:
         """Train and register a model if one is due and no other scorer is training right now."""
         if not await self.training_due():
             return None
-        async with advisory_lock(self.pool, TRAINING_LOCK_ID) as conn:
+        async with advisory_lock(self.pool, Lock.TRAINING) as conn:
             # Another scorer may be training, or may just have finished.
             if conn is None or not await self.training_due():
                 return None
@@ -159,13 +162,15 @@ class ModelKeeper:
 
     async def _train(self, conn: asyncpg.Connection) -> str:
         s = self.settings
-        X = await store.training_matrix(self.pool, s.training_max_rows, s.legit_feedback_weight)
-        labelled = await store.labelled_rows(self.pool, s.training_max_rows)
+        X = await store.training_matrix(
+            self.pool, s.scorer.training_max_rows, s.scorer.legit_feedback_weight
+        )
+        labelled = await store.labelled_rows(self.pool, s.scorer.training_max_rows)
         version = f"ens-{datetime.now(UTC):%Y%m%dT%H%M%S}-{len(X)}"
         # A process of its own: training is long and partly pure Python, and holding this
         # process's GIL for seconds would stall scoring.
         artifact = await asyncio.get_running_loop().run_in_executor(
-            self._trainer(), train_and_serialize, X, version, s.scorer_seed, labelled
+            self._trainer(), train_and_serialize, X, version, s.scorer.seed, labelled
         )
         # From this scorer's own training process, so trusted as it is; signed for the registry.
         signed = sign_artifact(artifact, self.signing_key)
@@ -225,5 +230,7 @@ class ModelKeeper:
 
     async def run(self) -> None:
         await repeat(
-            self.tick, every_s=lambda: self.settings.model_check_interval_s, what="model registry"
+            self.tick,
+            every_s=lambda: self.settings.scorer.model_check_interval_s,
+            what="model registry",
         )

@@ -23,7 +23,7 @@ from prometheus_client import Counter
 
 from schemas import AnomalyAlert
 from schemas.scores import Reason, Severity
-from services.core.db import advisory_lock
+from services.core.db import Lock, advisory_lock
 from services.scorer import store
 from services.scorer.ensemble import EnsembleModel
 from services.scorer.model_features import feature_matrix
@@ -31,7 +31,6 @@ from services.scorer.scoring import AnomalyScorer, severity
 
 log = logging.getLogger(__name__)
 
-RESCORE_LOCK_ID = 0x5E7D_0006
 RESCORE_DAYS = 30
 BATCH = 2_000
 RESCORED = Counter(
@@ -123,7 +122,7 @@ class Rescorer:
         if model is None:
             return 0
         done = 0
-        async with advisory_lock(self.pool, RESCORE_LOCK_ID) as conn:
+        async with advisory_lock(self.pool, Lock.RESCORING) as conn:
             if conn is None:
                 return 0  # another scorer is at it
             since = datetime.now(UTC) - timedelta(days=self.days)

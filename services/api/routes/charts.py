@@ -62,7 +62,7 @@ async def get_chart(
     if name == "budget":
         spec = await budget_chart(pool, user_id, month)
     else:
-        spec = await chart_spec(pool, name, user_id, account_id, weeks, settings.drift_threshold)
+        spec = await chart_spec(pool, name, user_id, account_id, weeks, settings.drift.threshold)
     media_type, render = RENDERERS[fmt]
     if render is None:
         body = orjson.dumps(spec)

@@ -96,7 +96,7 @@ async def publish_change(
 async def add_transaction(
     publisher: PublisherDep, settings: SettingsDep, user_id: CurrentUser, transaction: Transaction
 ) -> JSONResponse:
-    if problem := settings.timestamp_window.problem(transaction.timestamp):
+    if problem := settings.ingest.timestamp_window.problem(transaction.timestamp):
         raise body_error("timestamp", problem)
     event = TransactionEvent(
         **transaction.model_dump(),

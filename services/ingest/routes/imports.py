@@ -72,9 +72,9 @@ async def import_file(
         ),
     ] = None,
 ) -> JSONResponse:
-    data = await file.read(settings.max_body_bytes + 1)
-    if len(data) > settings.max_body_bytes:
-        raise PayloadTooLarge(settings.max_body_bytes)
+    data = await file.read(settings.ingest.max_body_bytes + 1)
+    if len(data) > settings.ingest.max_body_bytes:
+        raise PayloadTooLarge(settings.ingest.max_body_bytes)
     try:
         # Off the event loop: a large or pathological file must not stall other requests.
         transactions = await asyncio.to_thread(
@@ -84,7 +84,7 @@ async def import_file(
             mapping=mapping,
             account_id=account_id,
             currency=currency,
-            window=settings.timestamp_window,
+            window=settings.ingest.timestamp_window,
             preset=preset,
         )
     except AccountRequired:

@@ -55,10 +55,10 @@ async def post_transactions(
         Literal["api", "import"], Query(description="`import` when a tool sends an export")
     ] = "api",
 ) -> JSONResponse:
-    raw = await read_capped_body(request, settings.max_body_bytes)
+    raw = await read_capped_body(request, settings.ingest.max_body_bytes)
     try:
         transactions, removed = parse_body(
-            raw, max_items=settings.max_batch_items, window=settings.timestamp_window
+            raw, max_items=settings.ingest.max_batch_items, window=settings.ingest.timestamp_window
         )
     except InvalidBody as exc:
         TRANSACTIONS_REJECTED.labels("api", "invalid").inc()

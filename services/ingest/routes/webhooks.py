@@ -56,7 +56,7 @@ WEBHOOK_SCHEMA = WebhookPayload.model_json_schema(ref_template="#/components/sch
 async def bank_webhook(
     request: Request, pool: PoolDep, settings: SettingsDep, publisher: PublisherDep
 ) -> JSONResponse:
-    raw = await read_capped_body(request, settings.max_body_bytes)
+    raw = await read_capped_body(request, settings.ingest.max_body_bytes)
     try:
         signer, signature = await authenticate_webhook(request, pool, settings, raw)
     except InvalidSignature as exc:
@@ -80,7 +80,7 @@ async def authenticate_webhook(
     """Who signed (None: the installation, else the user named in the user header) and the
     signature, checked before the body is parsed; the database only for a user's secrets."""
     timestamp, signatures = parse_fresh_header(request.headers.get(SIGNATURE_HEADER))
-    matched = matching_signature(timestamp, signatures, raw, settings.webhook_secrets)
+    matched = matching_signature(timestamp, signatures, raw, settings.security.webhook_secrets)
     if matched is not None:
         return None, matched
     user = request.headers.get(USER_HEADER)
@@ -104,7 +104,7 @@ async def webhook_delivery(
 ) -> JSONResponse:
     try:
         payload = WebhookPayload.model_validate_json(
-            raw, context={TIMESTAMP_WINDOW: settings.timestamp_window}
+            raw, context={TIMESTAMP_WINDOW: settings.ingest.timestamp_window}
         )
     except ValidationError as exc:
         TRANSACTIONS_REJECTED.labels("webhook", "invalid").inc()
