@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from faststream import ContextRepo
+from faststream import AckPolicy, ContextRepo
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.response import JSONResponse
 from faststream.asgi.types import Scope
 from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 
+from services.core.consuming import make_batch_decoder
 from services.core.db import create_pool
 from services.core.health import database_ok, readiness
 from services.core.heap import settle_startup_heap
@@ -40,6 +42,37 @@ class Started:
 
 
 Start = Callable[[asyncpg.Pool], Awaitable[Started]]
+
+
+def transactions_subscriber(
+    broker: KafkaBroker,
+    settings: Settings,
+    *,
+    group_id: str,
+    max_records: int,
+    batch_timeout_ms: int,
+    title: str,
+    description: str,
+    **options: Any,
+) -> BatchSubscriber:
+    """The batch subscriber every consumer of ``transactions.v1`` uses. Its offsets move only
+    through an offsets port (``core/offsets.py``): FastStream's acknowledgement is off, and the
+    handler commits exact positions after the database commit. The decoder never raises, so one
+    bad message cannot stall its partition."""
+    subscriber: BatchSubscriber = broker.subscriber(
+        settings.topics.transactions,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        decoder=make_batch_decoder(group_id),
+        title=title,
+        description=description,
+        **options,
+    )
+    return subscriber
 
 
 def consumer_app(

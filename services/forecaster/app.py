@@ -6,7 +6,7 @@ from typing import Annotated, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
-from faststream import AckPolicy, Context
+from faststream import Context
 from faststream.asgi import AsgiFastStream
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
@@ -22,13 +22,12 @@ from schemas import (
 from services.analytics.embeddings import Embedder
 from services.core.consuming import (
     Retrying,
-    make_batch_decoder,
     process_isolating_poison,
     split_batch,
 )
 from services.core.kafka import make_broker
 from services.core.offsets import KafkaOffsets, store_then_commit
-from services.core.service import Started, consumer_app
+from services.core.service import Started, consumer_app, transactions_subscriber
 from services.core.settings import Settings, get_settings
 from services.forecaster.budgets import BudgetWatcher
 from services.forecaster.clustering import ClusterRefresher
@@ -78,19 +77,12 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         )
         return Started(background=(refresher.run(), clusters.run(), budgets.run()))
 
-    @broker.subscriber(
-        settings.topics.transactions,
+    @transactions_subscriber(
+        broker,
+        settings,
         group_id=group_id,
-        batch=True,
         max_records=settings.forecast.batch_size,
         batch_timeout_ms=250,
-        auto_offset_reset="earliest",
-        # Offsets move only through the offsets port: exact positions after the database
-        # commit, and on failure every partition of the batch rewinds. (NACK_ON_ERROR sought
-        # back only the first record's partition, and the next ack committed all consumed
-        # positions: an outage longer than the retry budget skipped the others.)
-        ack_policy=AckPolicy.MANUAL,
-        decoder=make_batch_decoder(group_id),
         title="aggregate-daily-spend",
         description="Folds each transaction once into daily spend per user, account and "
         "category, and its revisions, edits and removals after it.",

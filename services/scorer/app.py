@@ -12,7 +12,7 @@ from typing import Annotated, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
-from faststream import AckPolicy, Context
+from faststream import Context
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -26,10 +26,10 @@ from schemas import (
     TransactionEvent,
 )
 from services.analytics.embeddings import Embedder, load_model
-from services.core.consuming import Retrying, make_batch_decoder
+from services.core.consuming import Retrying
 from services.core.kafka import make_broker
 from services.core.offsets import KafkaOffsets
-from services.core.service import Started, consumer_app
+from services.core.service import Started, consumer_app, transactions_subscriber
 from services.core.settings import Settings, get_settings
 from services.scorer.categorize import Categorizer
 from services.scorer.drift_watcher import DriftWatcher
@@ -134,17 +134,14 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
     )
     inflight = InFlight()  # the batch being stored; shared with the rebalance listener
 
-    @broker.subscriber(
-        settings.topics.transactions,
+    @transactions_subscriber(
+        broker,
+        settings,
         group_id=group_id,
-        batch=True,
         max_records=settings.scorer.batch_size,
         batch_timeout_ms=100,
-        auto_offset_reset="earliest",
         fetch_max_wait_ms=50,  # an idle partition answers a fetch after 50 ms, not 500
-        ack_policy=AckPolicy.MANUAL,  # offsets move only through the pipeline's offsets port
         listener=SettleBeforeRevoke(lambda: inflight),
-        decoder=make_batch_decoder(group_id),
         title="score-transactions",
         description="Scores every transaction and stores it with its scores; commits after the "
         "database commit, so delivery is at-least-once and results exactly-once.",
