@@ -2,12 +2,19 @@
 features with mypyc. The extension is optional: where no C compiler builds it, the package
 installs anyway and the scorer runs the same module as plain Python (slower)."""
 
+import sys
+
 from mypyc.build import mypycify
 from setuptools import setup
 
 NATIVE = ["services/scorer/features.py"]
 
-extensions = mypycify(NATIVE, opt_level="3")
+try:
+    extensions = mypycify(NATIVE, opt_level="3")
+except (Exception, SystemExit) as exc:  # mypyc exits on a type error
+    # tests/test_native.py fails wherever a compiler exists and the module was not compiled.
+    print(f"warning: not compiling {NATIVE} ({exc!r}); it runs as plain Python", file=sys.stderr)
+    extensions = []
 for extension in extensions:
     extension.optional = True
 
