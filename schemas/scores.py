@@ -4,7 +4,7 @@ and the API."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
@@ -18,8 +18,12 @@ class Reason(TypedDict):
     one per reason on its hot path, and stores and publishes them as JSON as they are."""
 
     text: Annotated[str, Field(description="A sentence a person can read.")]
-    feature: Annotated[str | None, Field(description="The feature behind the reason.")]
-    value: Annotated[float | None, Field(description="That feature's value for this transaction.")]
+    feature: NotRequired[
+        Annotated[str | None, Field(description="The feature behind the reason, if one is.")]
+    ]
+    value: NotRequired[
+        Annotated[float | None, Field(description="That feature's value for this transaction.")]
+    ]
 
 
 class Score(BaseModel):
