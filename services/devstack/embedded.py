@@ -7,6 +7,7 @@ API only: its command functions (``initdb``, ``pg_config``) and the binaries the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pwd
@@ -35,9 +36,17 @@ def local_secret(path: Path) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free now. Each socket stays bound until all are chosen: a port
+    freed at once can be handed out again, and two services given one port collide."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -26,6 +26,7 @@ from services.devstack.embedded import (
     EmbeddedKafka,
     EmbeddedPostgres,
     free_port,
+    free_ports,
     local_secret,
     stop_process,
 )
@@ -66,7 +67,9 @@ def load_runtime(settings: Settings) -> Settings:
 def isolated_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings for a stack of its own beside any other: free ports everywhere, its own data."""
     ports = ("embedded_kafka", "embedded_postgres", *SERVICE_APPS)
-    fields: dict[str, Any] = {f"{name}_port": free_port() for name in ports}
+    fields: dict[str, Any] = {
+        f"{name}_port": port for name, port in zip(ports, free_ports(len(ports)), strict=True)
+    }
     return Settings.model_validate({"data_dir": data_dir, **fields, **overrides})
 
 
