@@ -58,8 +58,8 @@ class CsvMapping(BaseModel):
         False, description="Amounts are unsigned, and the type column gives the direction."
     )
 
-    # What a person gives; the rest is a preset's or detected.
-    OPTIONS: ClassVar[tuple[str, ...]] = (
+    # The columns a mapping names, by role.
+    ROLES: ClassVar[tuple[str, ...]] = (
         "date",
         "amount",
         "debit",
@@ -70,10 +70,9 @@ class CsvMapping(BaseModel):
         "transaction_id",
         "type",
         "currency",
-        "date_format",
-        "negative_is_debit",
     )
-    ROLES: ClassVar[tuple[str, ...]] = OPTIONS[:10]
+    # What a person gives; the rest is a preset's or detected.
+    OPTIONS: ClassVar[tuple[str, ...]] = (*ROLES, "date_format", "negative_is_debit")
 
     def columns(self) -> dict[str, str]:
         """The mapped columns by role."""

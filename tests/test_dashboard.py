@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,16 +14,14 @@ import pytest
 from services.demo.generator import DemoRecord, generate
 from services.demo.loader import post_records
 from services.devstack.stack import Stack, service_url
+from tests.browser import launch, needs_chromium, sign_in
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 async def test_dashboard_renders_charts_and_records_feedback(stack: Stack, new_user) -> None:  # type: ignore[no-untyped-def]
     from playwright.async_api import async_playwright
 
@@ -50,10 +47,7 @@ async def test_dashboard_renders_charts_and_records_feedback(stack: Stack, new_u
     OUTPUT.mkdir(exist_ok=True)
     errors: list[str] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await launch(playwright)
         page = await browser.new_page(viewport={"width": 1400, "height": 1800})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -65,9 +59,7 @@ async def test_dashboard_renders_charts_and_records_feedback(stack: Stack, new_u
         assert "script-src 'self';" in policy and "unsafe" not in policy.split("style-src")[0], (
             "no inline script and no eval: the charts render under this policy, checked below"
         )
-        await page.fill("#key", key)
-        await page.click("#key-form button[type=submit]")
-        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        await sign_in(page, key)
         for chart in ("trend", "heatmap", "anomalies", "forecast", "drift", "categories"):
             assert await page.locator(f"#chart-{chart} svg").count() >= 1, f"{chart} rendered"
         first = page.locator("#anomalies li").first
@@ -92,9 +84,7 @@ async def test_dashboard_renders_charts_and_records_feedback(stack: Stack, new_u
         assert verdicts[transaction_id] == "fraud", "the click was stored through the API"
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 @pytest.mark.parametrize("browser_timezone", ["Pacific/Auckland", "America/Los_Angeles"])
 async def test_month_picker_lists_local_months_in_any_browser_timezone(  # type: ignore[no-untyped-def]
     stack: Stack, new_user, browser_timezone: str
@@ -121,16 +111,11 @@ async def test_month_picker_lists_local_months_in_any_browser_timezone(  # type:
 
         await poll_until(all_listed, within_s=60, every_s=0.5)
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await launch(playwright)
         context = await browser.new_context(timezone_id=browser_timezone)
         page = await context.new_page()
         await page.goto(f"{api}/")
-        await page.fill("#key", key)
-        await page.click("#key-form button[type=submit]")
-        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        await sign_in(page, key)
         months = await page.locator("#month option").evaluate_all(
             "options => options.map((o) => o.value)"
         )
@@ -138,9 +123,7 @@ async def test_month_picker_lists_local_months_in_any_browser_timezone(  # type:
     assert months == ["2026-01", "2025-12", "2025-11"]
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 async def test_a_new_user_sees_what_each_section_will_show_and_when(  # type: ignore[no-untyped-def]
     stack: Stack, new_user
 ) -> None:
@@ -150,16 +133,11 @@ async def test_a_new_user_sees_what_each_section_will_show_and_when(  # type: ig
     api = service_url(stack.settings, "api")
     errors: list[str] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await launch(playwright)
         page = await browser.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
         await page.goto(f"{api}/")
-        await page.fill("#key", key)
-        await page.click("#key-form button[type=submit]")
-        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        await sign_in(page, key)
         texts = {
             section: await page.locator(f"#{section} .empty").inner_text()
             for section in (
@@ -186,9 +164,7 @@ async def test_a_new_user_sees_what_each_section_will_show_and_when(  # type: ig
     assert all(texts.values()), texts
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 async def test_budgets_are_set_edited_and_removed_and_transactions_download(  # type: ignore[no-untyped-def]
     stack: Stack, new_user
 ) -> None:
@@ -212,16 +188,11 @@ async def test_budgets_are_set_edited_and_removed_and_transactions_download(  # 
         await poll_until(all_listed, within_s=60, every_s=0.5)
     errors: list[str] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await launch(playwright)
         page = await browser.new_page(accept_downloads=True)
         page.on("pageerror", lambda e: errors.append(str(e)))
         await page.goto(f"{api}/")
-        await page.fill("#key", key)
-        await page.click("#key-form button[type=submit]")
-        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        await sign_in(page, key)
         assert await page.locator("#month").input_value() == "2026-03"
 
         await page.fill("#budget-category", "Dining")
@@ -270,18 +241,11 @@ async def add_edit_and_delete_in_the_browser(api: str, key: str) -> list[str]:
 
     errors: list[str] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"
-            ],
-        )  # fmt: skip
+        browser = await launch(playwright)
         page = await browser.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
         await page.goto(f"{api}/")
-        await page.fill("#key", key)
-        await page.click("#key-form button[type=submit]")
-        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        await sign_in(page, key)
 
         await page.fill("#add-date", "2026-03-20")
         await page.fill("#add-merchant", "FARMERS MARKET")
@@ -313,9 +277,7 @@ async def add_edit_and_delete_in_the_browser(api: str, key: str) -> list[str]:
     return errors
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 async def test_add_by_hand_change_a_category_inline_and_delete_with_undo(  # type: ignore[no-untyped-def]
     stack: Stack, new_user
 ) -> None:

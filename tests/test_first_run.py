@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -19,11 +18,11 @@ import httpx
 import pytest
 
 from services.demo.generator import generate
+from tests.browser import launch, needs_chromium, sign_in
 from tests.polling import poll_until
 from tests.test_cli import start_up
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 END = "2026-11-01"
 WITHIN_S = 60
@@ -72,9 +71,7 @@ async def answers_of(api: str, key: str) -> dict[str, Any]:
     return {name: r.json() for name, r in zip(paths, responses, strict=True)}
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 def test_make_run_shows_a_full_dashboard_within_a_minute(tmp_path: Path) -> None:
     up, ports, _ = start_up(tmp_path / "data", "--demo", "--end", END)
     api = f"http://127.0.0.1:{ports['API']}"
@@ -127,15 +124,10 @@ async def _dashboard_sections_are_full(api: str, key: str) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await launch(playwright)
         page = await browser.new_page(viewport={"width": 1400, "height": 1800})
         await page.goto(f"{api}/")
-        await page.fill("#key", key)
-        await page.click("#key-form button[type=submit]")
-        await page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+        await sign_in(page, key)
         empty = [s for s in SECTIONS if await page.locator(f"#{s} .empty").count()]
         OUTPUT.mkdir(exist_ok=True)
         await page.screenshot(path=str(OUTPUT / "first-run.png"), full_page=True)

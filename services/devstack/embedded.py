@@ -204,11 +204,13 @@ class EmbeddedPostgres:
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         return {"user": entry.pw_uid, "group": entry.pw_gid}
 
-    def _init(self) -> None:
+    def _init(self) -> dict[str, int]:
+        """The data directory, made once; returns who the server runs as."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         identity = self._run_as()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(identity)
+        return identity
 
     def _initdb(self, identity: dict[str, int]) -> None:
         """A new cluster whose superuser needs a password, even on loopback: any local user
@@ -239,7 +241,7 @@ class EmbeddedPostgres:
                 f"port {self.port} is taken; stop what uses it or set "
                 "SPENDSTREAM_EMBEDDED_POSTGRES_PORT, or point SPENDSTREAM_DATABASE_URL at a server"
             )
-        self._init()
+        identity = self._init()
         stale_pid = self.data_dir / "postmaster.pid"
         if stale_pid.exists():
             stale_pid.unlink()  # the port is free, so no server owns it
@@ -271,7 +273,6 @@ class EmbeddedPostgres:
             str(self.port),
             *settings,
         ]
-        identity = self._run_as()
         self.proc = subprocess.Popen(
             tied_to_parent(
                 command, signal.SIGINT, uid=identity.get("user"), gid=identity.get("group")
