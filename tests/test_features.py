@@ -113,3 +113,31 @@ def test_median_absolute_deviation_matches_numpy_with_ties_and_both_parities() -
         median = _median(values)
         expected = float(np.median(np.abs(np.asarray(values) - median)))
         assert _median_absolute_deviation(values, median) == pytest.approx(expected, abs=1e-12)
+
+
+def test_recent_unusual_amounts_count_the_accounts_large_debits_of_the_past_week() -> None:
+    """A compromised card is used for days: the next transactions carry the count."""
+    extractor = FeatureExtractor()
+    for i in range(30):
+        extractor.transform(event(i, amount=f"{20 + i % 5}.00"))
+    base = 30 * 600
+    features, _ = extractor.transform(event(40, minutes=base, amount="400.00"))
+    assert feature(features, "recent_unusual_amounts") == 0, "not the transaction itself"
+    extractor.transform(event(41, minutes=base + 60, amount="380.00"))
+    extractor.transform(event(42, minutes=base + 90, amount="390.00", direction="credit"))
+    features, _ = extractor.transform(event(43, minutes=base + 120, amount="21.00"))
+    assert feature(features, "recent_unusual_amounts") == 2, "two debits; a refund is no sign"
+    features, _ = extractor.transform(event(44, minutes=base + 8 * 24 * 60, amount="22.00"))
+    assert feature(features, "recent_unusual_amounts") == 0, "a week later, forgotten"
+
+
+def test_replayed_history_rebuilds_the_recent_unusual_amounts() -> None:
+    live, rebuilt = FeatureExtractor(), FeatureExtractor()
+    history = [event(i, amount=f"{20 + i % 5}.00") for i in range(30)]
+    history.append(event(40, minutes=30 * 600, amount="400.00"))
+    for past in history:
+        live.transform(past)
+        rebuilt.learn(past)
+    probe = event(50, minutes=30 * 600 + 60, amount="20.00")
+    assert feature(live.transform(probe)[0], "recent_unusual_amounts") == 1
+    assert feature(rebuilt.transform(probe)[0], "recent_unusual_amounts") == 1

@@ -38,6 +38,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_seconds_since_same_merchant",
     "amount_z_account",
     "amount_z_merchant",
+    "recent_unusual_amounts",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -50,6 +51,17 @@ MIN_CATEGORY_HISTORY = 5
 MIN_MERCHANT_HISTORY = 3
 MIN_HOME_HISTORY = 10
 NO_PREVIOUS_SECONDS = 30 * 86400.0
+# The spread of log amounts an account's habit is assumed to have before its own history says
+# otherwise, and how many transactions of its own that prior weighs: a few alike amounts are not
+# yet a habit that a slightly larger one breaks.
+PRIOR_LOG_SPREAD = 0.8
+PRIOR_WEIGHT = 10
+# A compromised card is used for days: an amount far above the account's habit makes the next
+# ones on the same account more likely fraud too. The features count the account's debits of at
+# least this robust z in the past week.
+UNUSUAL_AMOUNT_Z = 3.0
+UNUSUAL_WITHIN_SECONDS = 7 * 86400.0
+MAX_UNUSUAL = 32
 _WEEKDAY_SIN = [math.sin(2 * math.pi * day / 7) for day in range(7)]
 _WEEKDAY_COS = [math.cos(2 * math.pi * day / 7) for day in range(7)]
 UNCATEGORIZED = "Uncategorized"
@@ -68,10 +80,12 @@ class Entry:
         "category",
         "country",
         "currency",
+        "debit",
         "hour",
         "log_amount",
         "merchant",
         "time",
+        "unusual",
     )
 
     def __init__(self, event: TransactionEvent):
@@ -83,6 +97,8 @@ class Entry:
         self.hour = event.timestamp.hour
         self.country = event.country
         self.currency = event.currency
+        self.debit = event.direction is not Direction.credit
+        self.unusual = False  # a debit far above the account's habit; set once it is compared
 
 
 class _Series:
@@ -148,6 +164,7 @@ class AccountState:
         self.hours = [0] * 24
         self.countries: dict[str, int] = {}
         self.currencies: dict[str, int] = {}
+        self.unusual_times: deque[float] = deque(maxlen=MAX_UNUSUAL)
 
     @property
     def n(self) -> int:
@@ -176,6 +193,8 @@ class AccountState:
         if entry.country:
             _increment(self.countries, entry.country)
         _increment(self.currencies, entry.currency)
+        if entry.unusual:
+            self.unusual_times.append(entry.time)
         if len(self.window) > self.window_size:
             self._evict(self.window.popleft())
 
@@ -258,8 +277,12 @@ class FeatureExtractor:
         return features, context
 
     def learn(self, event: TransactionEvent) -> None:
-        """Fold ``event`` into its window without computing features (replaying history)."""
-        self.state((event.user_id, event.account_id)).add(Entry(event))
+        """Fold ``event`` into its window without computing features (replaying history); only
+        whether its amount was unusual, which later features count."""
+        state = self.state((event.user_id, event.account_id))
+        entry = Entry(event)
+        entry.unusual = _is_unusual(entry, _robust_z(entry.log_amount, state.recent_amounts)[0])
+        state.add(entry)
 
 
 def _median(values: list[float]) -> float:
@@ -304,7 +327,9 @@ def _robust_z(
         return 0.0, None
     median = _median(series.sorted)
     mad = _median_absolute_deviation(series.sorted, median) * 1.4826
-    z = (log_amount - median) / max(mad, 0.1)
+    n = len(series)
+    spread = math.sqrt((n * mad * mad + PRIOR_WEIGHT * PRIOR_LOG_SPREAD**2) / (n + PRIOR_WEIGHT))
+    z = (log_amount - median) / max(spread, 0.1)
     return min(max(z, -20.0), 20.0), math.expm1(median)
 
 
@@ -321,6 +346,20 @@ def _amount_scores(
     if merchant_usual is not None:  # the merchant's own habit says more than the category's
         return robust_z, merchant_z, account_z, merchant_usual, True
     return robust_z, merchant_z, account_z, usual, False
+
+
+def _is_unusual(entry: Entry, account_z: float) -> bool:
+    return entry.debit and account_z >= UNUSUAL_AMOUNT_Z
+
+
+def _recent_unusual(state: AccountState, now: float) -> int:
+    """The account's unusual debits in the week before ``now``."""
+    count = 0
+    for when in reversed(state.unusual_times):
+        if now - when > UNUSUAL_WITHIN_SECONDS:
+            break
+        count += when <= now
+    return count
 
 
 def _recent_activity(
@@ -370,6 +409,7 @@ def compute_features(
     window = state.window
 
     robust_z, merchant_z, account_z, usual, by_merchant = _amount_scores(state, entry)
+    entry.unusual = _is_unusual(entry, account_z)
     ratio = amount / max(usual, 0.01) if usual is not None else None
 
     gap = max(0.0, now - window[-1].time) if window else NO_PREVIOUS_SECONDS
@@ -408,6 +448,7 @@ def compute_features(
         math.log1p(since_here),
         account_z,
         merchant_z,
+        float(_recent_unusual(state, now)),
     ]
     context = FeatureContext(
         category=category,

@@ -21,11 +21,23 @@ def account_view(X: np.ndarray) -> np.ndarray:
     return X
 
 
+# Rows stored before ``recent_unusual_amounts`` existed: the account's features without it, then
+# the confirmed-fraud columns.
+_BEFORE_RECENT_UNUSUAL = len(FEATURE_NAMES) - 1
+_STORED_BEFORE_RECENT_UNUSUAL = _BEFORE_RECENT_UNUSUAL + len(RISK_FEATURES)
+
+
 def feature_matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
-    """Stored feature rows as one matrix of ``MODEL_FEATURES`` columns. Rows stored before the
-    confirmed-fraud columns existed had none then: zeros, which is what they were."""
+    """Stored feature rows as one matrix of ``MODEL_FEATURES`` columns. Columns a row was stored
+    without (the confirmed-fraud ones, the recent unusual amounts) read zero: what they were."""
     X = np.zeros((len(rows), len(MODEL_FEATURES)))
     for i, row in enumerate(rows):
-        width = min(len(row), len(MODEL_FEATURES))
-        X[i, :width] = row[:width]
+        if len(row) == len(MODEL_FEATURES):
+            X[i] = row
+        elif len(row) == _STORED_BEFORE_RECENT_UNUSUAL:
+            X[i, :_BEFORE_RECENT_UNUSUAL] = row[:_BEFORE_RECENT_UNUSUAL]
+            X[i, len(FEATURE_NAMES) :] = row[_BEFORE_RECENT_UNUSUAL:]
+        else:  # stored before the confirmed-fraud columns too
+            width = min(len(row), _BEFORE_RECENT_UNUSUAL)
+            X[i, :width] = row[:width]
     return X

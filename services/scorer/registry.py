@@ -28,7 +28,6 @@ from services.scorer.ensemble import EnsembleModel, rows_before_retraining, trai
 from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.rescoring import Rescorer
 from services.scorer.scoring import AnomalyScorer
-from services.scorer.supervised import train_supervised
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +74,19 @@ def train_and_serialize(
 ) -> bytes:
     model = train_ensemble(X, version=version, feature_names=MODEL_FEATURES, seed=seed)
     if labelled is not None and len(labelled.labels):
-        model.supervised = train_supervised(labelled.X, labelled.labels, labelled.users, seed=seed)
+        model.learn_from_labels(labelled.X, labelled.labels, labelled.users, seed=seed)
         if model.supervised is not None:
             model.metrics["supervised"] = {
                 "confirmed_fraud": model.supervised.confirmed,
                 "serves": "everyone" if model.supervised.users is None else "its label owners",
             }
     return serialize(model)
+
+
+def _stale(latest: asyncpg.Record) -> bool:
+    """A model trained on another layout of the features (an older release's) cannot read this
+    scorer's rows: it is not served, and a new one is due."""
+    return bool(latest["features"] != list(MODEL_FEATURES))
 
 
 class ModelKeeper:
@@ -118,9 +123,10 @@ class ModelKeeper:
                 MODEL_INFO.labels(name, self.scorer.model.version).set(1)
 
     async def refresh(self) -> bool:
-        """Swap to the newest registered model if it is not the one being served."""
+        """Swap to the newest registered model if it is not the one being served and it reads
+        the features this scorer computes."""
         latest = await store.latest_model(self.pool)
-        if latest is None or latest["version"] == self.scorer.version:
+        if latest is None or latest["version"] == self.scorer.version or _stale(latest):
             return False
         artifact = await store.model_artifact(self.pool, latest["version"])
         try:
@@ -135,7 +141,7 @@ class ModelKeeper:
 
     async def training_due(self) -> bool:
         latest = await store.latest_model(self.pool)
-        if latest is None:
+        if latest is None or _stale(latest):
             return (
                 await store.scored_since(self.pool, None) >= self.settings.scorer.min_training_rows
             )

@@ -21,10 +21,9 @@ import numpy as np
 
 from schemas import TransactionEvent
 from services.scorer.confirmed import Confirmation, descriptor_key
-from services.scorer.ensemble import rows_before_retraining, train_ensemble
+from services.scorer.ensemble import EnsembleModel, rows_before_retraining, train_ensemble
 from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.scoring import AnomalyScorer
-from services.scorer.supervised import SupervisedModel, train_supervised
 
 BATCH = 500
 
@@ -92,7 +91,7 @@ def replay(
             model = train_ensemble(
                 X, version=f"replay-{len(rows)}", feature_names=MODEL_FEATURES, seed=seed
             )
-            model.supervised = _supervised(events, rows, confirmed, first, seed)
+            _learn_from_labels(model, events, rows, confirmed, first, seed)
             scorer.use_model(model)
             trained_at = len(rows)
     width = len(scores)
@@ -107,19 +106,20 @@ def replay(
     )
 
 
-def _supervised(
+def _learn_from_labels(
+    model: EnsembleModel,
     events: Sequence[TransactionEvent],
     rows: list[list[float]],
     confirmed: set[int],
     first: int,
     seed: int,
-) -> SupervisedModel | None:
-    """Trained as the service trains it: on rows up to the newest confirmed fraud."""
+) -> None:
+    """As the service trains it: on rows up to the newest confirmed fraud."""
     if not confirmed:
-        return None
+        return
     horizon = max(events[i].timestamp for i in confirmed)
     known = [i for i in range(first, len(rows)) if events[i].timestamp <= horizon]
-    return train_supervised(
+    model.learn_from_labels(
         np.asarray([rows[i] for i in known]),
         [int(i in confirmed) for i in known],
         [events[i].user_id for i in known],

@@ -502,9 +502,11 @@ async def scored_since(pool: asyncpg.Pool, since: datetime | None) -> int:
 
 
 async def latest_model(pool: asyncpg.Pool) -> asyncpg.Record | None:
+    """The newest registered model, with the feature columns it reads (null for models from
+    before they were recorded)."""
     return await pool.fetchrow(
-        "SELECT version, created_at, training_rows FROM anomaly_models"
-        " ORDER BY created_at DESC LIMIT 1"
+        "SELECT version, created_at, training_rows, metrics->'features' AS features"
+        " FROM anomaly_models ORDER BY created_at DESC LIMIT 1"
     )
 
 

@@ -3,8 +3,9 @@
 The unsupervised detectors say what is unusual; confirmed fraud says what unusual means here: that
 a large amount on a card with fraud last week matters more than one on a quiet card, that a
 terminal with fraud a week ago is still skimming. XGBoost learns those interactions from the
-labels people and chargeback feeds post, and its probability joins the ensemble as one more
-piece of evidence.
+labels people and chargeback feeds post. It is stacked on the ensemble's anchor: the anchor's
+evidence is one of its inputs, so it also learns how far to trust "unusual for this account" on
+this data, and its probability then leads the ensemble's verdict.
 
 Labels are known only up to a horizon: fraud is confirmed days after it happens, so the newest
 rows look innocent merely because nobody has looked yet. Rows after the newest confirmed fraud
@@ -39,14 +40,22 @@ class SupervisedModel:
     def serves(self, user_id: str) -> bool:
         return self.users is None or user_id in self.users
 
-    def p_values(self, X: np.ndarray, users: Sequence[str]) -> np.ndarray:
+    def p_values(
+        self, X: np.ndarray, users: Sequence[str], anchor_evidence: np.ndarray
+    ) -> np.ndarray:
         """``1 - P(fraud)`` per row, as the other detectors' p-values read; 1 (no evidence) for
         rows of users this model may not serve."""
         served = np.asarray([self.serves(user) for user in users], dtype=bool)
         out = np.ones(len(X))
         if served.any():
-            out[served] = 1.0 - self.classifier.predict_proba(X[served])[:, 1]
+            inputs = stacked_inputs(X[served], anchor_evidence[served])
+            out[served] = 1.0 - self.classifier.predict_proba(inputs)[:, 1]
         return np.clip(out, 1e-9, 1.0)
+
+
+def stacked_inputs(X: np.ndarray, anchor_evidence: np.ndarray) -> np.ndarray:
+    """The model features, then the anchor's evidence (``-log p``) for the same rows."""
+    return np.column_stack([X, anchor_evidence])
 
 
 def _capped_positives(labels: np.ndarray, users: np.ndarray) -> np.ndarray:
@@ -66,11 +75,12 @@ def train_supervised(
     X: np.ndarray,
     labels: Sequence[int],
     users: Sequence[str],
+    anchor_evidence: np.ndarray,
     *,
     seed: int = 0,
 ) -> SupervisedModel | None:
-    """A classifier from rows (in time order) whose labels are known: 1 confirmed fraud, 0 not.
-    None while there is too little confirmed fraud to learn from."""
+    """A classifier from rows (in time order) whose labels are known (1 confirmed fraud, 0 not)
+    and the anchor's evidence on them. None while there is too little confirmed fraud."""
     y = np.asarray(labels, dtype=int)
     owners = np.asarray(users, dtype=object)
     if y.sum() < MIN_CONFIRMED:
@@ -93,5 +103,5 @@ def train_supervised(
         random_state=seed,
         verbosity=0,
     )
-    classifier.fit(X[rows], y[rows])
+    classifier.fit(stacked_inputs(X[rows], np.asarray(anchor_evidence)[rows]), y[rows])
     return SupervisedModel(classifier, scope, int(y[rows].sum()))

@@ -12,7 +12,9 @@ from services.scorer.features import FEATURE_NAMES
 
 # Which way each feature is unusual: +1 high, -1 low, 0 not evidence on its own (the hour of the
 # day, the weekday: ordinary variety, which the other detectors already weigh in combination).
-# Half weight where one fact has several features, so it is not counted three times over.
+# Half weight where one fact has several features, so it is not counted three times over. The
+# account's recent unusual amounts say something about the account, not about this transaction:
+# the supervised model learns what they mean, and here they are not evidence.
 FEATURE_EVIDENCE: Mapping[str, float] = {
     "log_amount": 0.5,
     "amount_robust_z": 0.5,
@@ -32,6 +34,11 @@ FEATURE_EVIDENCE: Mapping[str, float] = {
 # Surprise below this (a tail probability above about 1 in 3) is ordinary variety, not
 # evidence: summed over a dozen features it would only add noise to the facts that stand out.
 NOISE_FLOOR = 1.0
+AMOUNT_FACTS = frozenset({"log_amount", "amount_robust_z", "amount_z_account", "amount_z_merchant"})
+# An unusual amount on an account that had others this week is likelier fraud: a compromised card
+# is used for days. Each earlier one adds this share to the amount's evidence, up to four.
+RECENT_UNUSUAL_BOOST = 0.25
+MAX_RECENT_UNUSUAL = 4
 
 
 # Money coming in (a refund, a card payment, a salary) is judged as what it is: its size and its
@@ -40,6 +47,8 @@ NOT_EVIDENCE_FOR_CREDITS = frozenset(
     {"log_amount", "amount_robust_z", "amount_z_account", "amount_z_merchant", "merchant_new"}
 )
 _IS_CREDIT = FEATURE_NAMES.index("is_credit")
+_RECENT_UNUSUAL = FEATURE_NAMES.index("recent_unusual_amounts")
+_AMOUNT_COLUMNS = frozenset(FEATURE_NAMES.index(name) for name in AMOUNT_FACTS)
 
 
 def column_evidence(width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +95,15 @@ PRIOR_TAILS: Mapping[str, tuple[float, float]] = {  # feature: (at, scale)
 
 def _evidence(surprise: np.ndarray, weight: float) -> np.ndarray:
     return np.asarray(float(weight) * np.maximum(surprise - NOISE_FLOOR, 0.0))
+
+
+def _amount_boost(X: np.ndarray) -> np.ndarray:
+    """Per row, what the amount's evidence is multiplied by: 1, plus the account's recent
+    unusual amounts' share."""
+    if X.shape[1] != len(FEATURE_NAMES):
+        return np.ones(len(X))  # another table's columns: no such fact
+    recent = np.minimum(X[:, _RECENT_UNUSUAL], MAX_RECENT_UNUSUAL)
+    return np.asarray(1.0 + RECENT_UNUSUAL_BOOST * recent)
 
 
 def prior_evidence(X: np.ndarray) -> np.ndarray:
@@ -138,11 +156,13 @@ class ProfileDetector:
             raise RuntimeError("fit the detector first")
         X = as_2d(X)
         oriented, counts = self._oriented(X), _counts(X)
+        boosted = _amount_boost(X)
         total = np.zeros(len(X))
         for j, tail in enumerate(self._tails):
             if tail is not None:
                 surprise = -np.log(tail.p_value(oriented[:, j]))
-                total += _evidence(surprise, self._weights[j]) * counts[:, j]
+                evidence = _evidence(surprise, self._weights[j]) * counts[:, j]
+                total += evidence * boosted if j in _AMOUNT_COLUMNS else evidence
         return total
 
     def learn_one(self, x: np.ndarray) -> None:
