@@ -207,3 +207,24 @@ def test_a_model_of_another_feature_layout_is_not_served(
     features: list[str] | None, stale: bool
 ) -> None:
     assert _stale({"features": features}) is stale
+
+
+@pytest.mark.parametrize(("credit_share", "judged_by_all"), [(0.0, False), (0.2, True)])
+def test_credits_are_judged_by_detectors_that_saw_credits(
+    credit_share: float, judged_by_all: bool
+) -> None:
+    """Density detectors that never saw money coming in find every refund novel: for credits,
+    only the profile speaks then. Trained on credits (mule transfers in, refund abuse), they
+    keep their say."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(600, len(MODEL_FEATURES)))
+    credit = MODEL_FEATURES.index("is_credit")
+    X[:, credit] = rng.random(600) < credit_share
+    model = train_ensemble(X, version="credits", feature_names=MODEL_FEATURES)
+    probe = np.full((1, len(MODEL_FEATURES)), 6.0)
+    probe[:, credit] = 1.0
+    p_values = model.p_values(probe)
+    density = [name for name in p_values if name != "profile"]
+    assert density
+    forced = [bool(p_values[name][0] == 1.0) for name in density]
+    assert not any(forced) if judged_by_all else all(forced), p_values

@@ -28,6 +28,7 @@ from services.scorer.model_features import MODEL_FEATURES, account_view
 from services.scorer.supervised import SupervisedModel, train_supervised
 
 _IS_CREDIT = MODEL_FEATURES.index("is_credit")
+MIN_CREDIT_SHARE = 0.01
 CALIBRATION_FRACTION = 0.2
 MIN_TRAINING_ROWS = 200
 WEIGHT_POWER = 2
@@ -51,20 +52,6 @@ SUPERVISED_WEIGHT = 150.0
 
 def _evidence(p_values: np.ndarray) -> np.ndarray:
     return np.asarray(-np.log(np.maximum(p_values, 1e-300)))
-
-
-def judge_credits_by_anchor(
-    p_values: dict[str, np.ndarray], X: np.ndarray, anchor: str | None
-) -> None:
-    """Money coming in is judged as what it is: the anchor knows which of its facts are evidence
-    for a credit, while the density detectors would read its size as spending. So for credits,
-    theirs is no evidence (p = 1). Only for Spendstream's own features, which have an anchor."""
-    if anchor is None or X.shape[1] != len(MODEL_FEATURES):
-        return
-    credits = X[:, _IS_CREDIT] >= 0.5
-    for name in p_values:
-        if name not in (anchor, SUPERVISED):
-            p_values[name] = np.where(credits, 1.0, p_values[name])
 
 
 def rows_before_retraining(trained_on: int, min_rows: int, every: int) -> int:
@@ -138,6 +125,7 @@ class EnsembleModel:
     # Class defaults too, so models pickled before these fields existed still load.
     anchor: str | None = None
     supervised: SupervisedModel | None = None
+    credit_share: float = 0.0  # of the training rows
 
     def p_values(self, X: np.ndarray, users: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Each detector's p-values; with the rows' owners, the supervised model's too."""
@@ -146,11 +134,26 @@ class EnsembleModel:
             name: self.calibrators[name].p_value(detector.score(own))
             for name, detector in self.detectors.items()
         }
-        judge_credits_by_anchor(p_values, X, self.anchor)
+        self.judge_credits(p_values, X)
         if self.supervised is not None and users is not None:
             evidence = _evidence(p_values.get(self.anchor or "", np.ones(len(X))))
             p_values[SUPERVISED] = self.supervised.p_values(X, users, evidence)
         return p_values
+
+    def judge_credits(self, p_values: dict[str, np.ndarray], X: np.ndarray) -> None:
+        """Money coming in is judged as what it is. Density detectors trained on rows with
+        hardly any credits (a card stream) find every refund or card payment novel; for credits,
+        only the anchor then speaks, which knows which of its facts are evidence for one.
+        Detectors that saw credits enough keep their say: mule transfers in and refund abuse are
+        credits too."""
+        if self.anchor is None or X.shape[1] != len(MODEL_FEATURES):
+            return
+        if self.credit_share >= MIN_CREDIT_SHARE:
+            return
+        credits = X[:, _IS_CREDIT] >= 0.5
+        for name in p_values:
+            if name not in (self.anchor, SUPERVISED):
+                p_values[name] = np.where(credits, 1.0, p_values[name])
 
     def learn_from_labels(
         self, X: np.ndarray, labels: Sequence[int], users: Sequence[str], seed: int = 0
@@ -219,6 +222,7 @@ def train_ensemble(
         weights=weights,
         ensemble_calibrator=Calibrator.fit(statistic),
         anchor=anchor,
+        credit_share=float((fit_rows[:, _IS_CREDIT] >= 0.5).mean()) if anchor else 0.0,
         metrics={
             "features": list(feature_names),
             "training_rows": len(fit_rows),

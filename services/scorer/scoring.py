@@ -17,13 +17,7 @@ from services.scorer.calibration import RollingCalibrator
 from services.scorer.confirmed import ConfirmedFraud, descriptor_key
 from services.scorer.detectors import HalfSpaceTreesDetector
 from services.scorer.detectors.profile import prior_evidence
-from services.scorer.ensemble import (
-    ANCHOR,
-    SECONDARY_SHARE,
-    EnsembleModel,
-    fisher_statistic,
-    judge_credits_by_anchor,
-)
+from services.scorer.ensemble import ANCHOR, SECONDARY_SHARE, EnsembleModel, fisher_statistic
 from services.scorer.explain import explain
 from services.scorer.features import FeatureExtractor
 from services.scorer.model_features import account_view
@@ -127,7 +121,7 @@ class AnomalyScorer:
         model = self.model  # one model for the whole batch, even if a swap lands meanwhile
         if model is not None:
             p_values.update(model.p_values(X, [event.user_id for event in events]))
-            judge_credits_by_anchor(p_values, X, model.anchor)
+            model.judge_credits(p_values, X)
             ensemble = model.combine(p_values)
         else:
             ensemble = self._cold_scores(X, p_values)
