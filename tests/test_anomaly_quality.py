@@ -16,7 +16,7 @@ from services.scorer.confirmed import RISK_FEATURES
 from services.scorer.ensemble import train_ensemble
 from services.scorer.evaluation import detection_metrics
 from services.scorer.features import FEATURE_NAMES
-from services.scorer.model_features import MODEL_FEATURES, detector_view, feature_matrix
+from services.scorer.model_features import MODEL_FEATURES, feature_matrix
 from services.scorer.registry import _stale
 from services.scorer.replay import account_z_baseline, amount_baseline, last_days_mask, replay
 from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer
@@ -228,14 +228,3 @@ def test_credits_are_judged_by_detectors_that_saw_credits(
     assert density
     forced = [bool(p_values[name][0] == 1.0) for name in density]
     assert not any(forced) if judged_by_all else all(forced), p_values
-
-
-def test_density_detectors_do_not_read_the_accounts_past_week() -> None:
-    """``recent_unusual_amounts`` is about the account's past week, not this transaction: the
-    profile weighs it, the density detectors never see it."""
-    X = np.zeros((3, len(MODEL_FEATURES)))
-    assert detector_view(X, anchor=True).shape[1] == len(FEATURE_NAMES)
-    density = detector_view(X, anchor=False)
-    assert density.shape[1] == len(FEATURE_NAMES) - 1
-    assert FEATURE_NAMES[len(FEATURE_NAMES) - 1] == "recent_unusual_amounts"
-    assert detector_view(np.zeros((3, 9)), anchor=False).shape[1] == 9, "other tables as they are"

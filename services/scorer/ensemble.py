@@ -24,7 +24,7 @@ from scipy.stats import spearmanr
 
 from services.scorer.calibration import Calibrator
 from services.scorer.detectors import BATCH_DETECTORS, Detector, HalfSpaceTreesDetector
-from services.scorer.model_features import MODEL_FEATURES, account_view, detector_view
+from services.scorer.model_features import MODEL_FEATURES, account_view
 from services.scorer.supervised import SupervisedModel, train_supervised
 
 _IS_CREDIT = MODEL_FEATURES.index("is_credit")
@@ -129,10 +129,9 @@ class EnsembleModel:
 
     def p_values(self, X: np.ndarray, users: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Each detector's p-values; with the rows' owners, the supervised model's too."""
+        own = account_view(X)
         p_values = {
-            name: self.calibrators[name].p_value(
-                detector.score(detector_view(X, anchor=name == self.anchor))
-            )
+            name: self.calibrators[name].p_value(detector.score(own))
             for name, detector in self.detectors.items()
         }
         self.judge_credits(p_values, X)
@@ -201,19 +200,18 @@ def train_ensemble(
     calibrators: dict[str, Calibrator] = {}
     p_values: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
-    anchor = ANCHOR if feature_names == MODEL_FEATURES else None
     for name, cls in BATCH_DETECTORS.items():
         started = time.perf_counter()
-        reads_all = name == anchor
-        detector = cls(seed=seed).fit(detector_view(fit_rows, anchor=reads_all))
-        scores = detector.score(detector_view(calibration_rows, anchor=reads_all))
+        detector = cls(seed=seed).fit(fit_rows)
+        scores = detector.score(calibration_rows)
         timings[name] = round(time.perf_counter() - started, 3)
         detectors[name] = detector
         calibrators[name] = Calibrator.fit(scores)
         p_values[name] = calibrators[name].p_value(scores)
-    online = hst or HalfSpaceTreesDetector(seed=seed).fit(detector_view(fit_rows, anchor=False))
-    online_scores = online.score(detector_view(calibration_rows, anchor=False))
+    online = hst or HalfSpaceTreesDetector(seed=seed).fit(fit_rows)
+    online_scores = online.score(calibration_rows)
     p_values["hst"] = Calibrator.fit(online_scores).p_value(online_scores)
+    anchor = ANCHOR if feature_names == MODEL_FEATURES else None
     weights = agreement_weights(p_values, anchor)
     statistic = fisher_statistic(p_values, weights, anchor)
     return EnsembleModel(

@@ -20,7 +20,7 @@ from services.scorer.detectors.profile import prior_evidence
 from services.scorer.ensemble import ANCHOR, SECONDARY_SHARE, EnsembleModel, fisher_statistic
 from services.scorer.explain import explain
 from services.scorer.features import FeatureExtractor
-from services.scorer.model_features import account_view, detector_view
+from services.scorer.model_features import account_view
 
 COLD_START_VERSION = "hst-online"
 LIVE_WITHIN = timedelta(days=3)
@@ -115,7 +115,7 @@ class AnomalyScorer:
             )
             rows.append((features + signals.features(), context, signals))
         X = np.array([features for features, _, _ in rows], dtype=np.float64)
-        hst_raw = self.hst.score_then_learn(detector_view(X, anchor=False))
+        hst_raw = self.hst.score_then_learn(account_view(X))
         p_values = {"hst": self.hst_calibrator.p_value(hst_raw)}
         self.hst_calibrator.observe(hst_raw)
         model = self.model  # one model for the whole batch, even if a swap lands meanwhile
