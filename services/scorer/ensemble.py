@@ -68,23 +68,20 @@ def fisher_statistic(
     an ``anchor`` present: its evidence, plus the others' evidence past ``SECONDARY_FLOOR``."""
     if anchor is not None and anchor in p_values:
         return np.asarray(
-            -np.log(np.maximum(p_values[anchor], 1e-300))
+            _evidence(p_values[anchor])
             + sum(
-                weights.get(name, 0.0)
-                * np.maximum(-np.log(np.maximum(p, 1e-300)) - SECONDARY_FLOOR, 0.0)
+                weights.get(name, 0.0) * np.maximum(_evidence(p) - SECONDARY_FLOOR, 0.0)
                 for name, p in p_values.items()
                 if name not in (anchor, SUPERVISED)
             )
-            - SUPERVISED_WEIGHT * np.log(np.maximum(p_values.get(SUPERVISED, 1.0), 1e-300))
+            + SUPERVISED_WEIGHT * _evidence(np.asarray(p_values.get(SUPERVISED, 1.0)))
         )
     present = [name for name in p_values if weights.get(name, 0.0) > 0]
     if not present:
         present = list(p_values)
         weights = dict.fromkeys(present, 1.0)
     total = sum(weights[name] for name in present)
-    return np.asarray(
-        sum(weights[name] / total * -np.log(np.maximum(p_values[name], 1e-300)) for name in present)
-    )
+    return np.asarray(sum(weights[name] / total * _evidence(p_values[name]) for name in present))
 
 
 def agreement_weights(
@@ -127,20 +124,27 @@ class EnsembleModel:
     supervised: SupervisedModel | None = None
     credit_share: float = 0.0  # of the training rows
 
-    def p_values(self, X: np.ndarray, users: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Each detector's p-values; with the rows' owners, the supervised model's too."""
+    def p_values(
+        self,
+        X: np.ndarray,
+        users: Sequence[str] | None = None,
+        online: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Each detector's p-values, with the ``online`` detectors' given; with the rows'
+        owners, the supervised model's too."""
         own = account_view(X)
-        p_values = {
-            name: self.calibrators[name].p_value(detector.score(own))
+        p_values = dict(online or {})
+        p_values.update(
+            (name, self.calibrators[name].p_value(detector.score(own)))
             for name, detector in self.detectors.items()
-        }
-        self.judge_credits(p_values, X)
+        )
+        self._judge_credits(p_values, X)
         if self.supervised is not None and users is not None:
             evidence = _evidence(p_values.get(self.anchor or "", np.ones(len(X))))
             p_values[SUPERVISED] = self.supervised.p_values(X, users, evidence)
         return p_values
 
-    def judge_credits(self, p_values: dict[str, np.ndarray], X: np.ndarray) -> None:
+    def _judge_credits(self, p_values: dict[str, np.ndarray], X: np.ndarray) -> None:
         """Money coming in is judged as what it is. Density detectors trained on rows with
         hardly any credits (a card stream) find every refund or card payment novel; for credits,
         only the anchor then speaks, which knows which of its facts are evidence for one.

@@ -80,7 +80,6 @@ class Entry:
         "category",
         "country",
         "currency",
-        "debit",
         "hour",
         "log_amount",
         "merchant",
@@ -97,7 +96,6 @@ class Entry:
         self.hour = event.timestamp.hour
         self.country = event.country
         self.currency = event.currency
-        self.debit = event.direction is not Direction.credit
         self.unusual = False  # a debit far above the account's habit; set once it is compared
 
 
@@ -281,7 +279,7 @@ class FeatureExtractor:
         whether its amount was unusual, which later features count."""
         state = self.state((event.user_id, event.account_id))
         entry = Entry(event)
-        entry.unusual = _is_unusual(entry, _robust_z(entry.log_amount, state.recent_amounts)[0])
+        entry.unusual = _is_unusual(event, _account_z(state, entry))
         state.add(entry)
 
 
@@ -333,6 +331,11 @@ def _robust_z(
     return min(max(z, -20.0), 20.0), math.expm1(median)
 
 
+def _account_z(state: AccountState, entry: Entry) -> float:
+    """Robust z of the amount against all the account's recent amounts."""
+    return _robust_z(entry.log_amount, state.recent_amounts)[0]
+
+
 def _amount_scores(
     state: AccountState, entry: Entry
 ) -> tuple[float, float, float, float | None, bool]:
@@ -342,14 +345,14 @@ def _amount_scores(
     merchant_z, merchant_usual = _robust_z(
         entry.log_amount, state.by_merchant.get(entry.merchant), MIN_MERCHANT_HISTORY
     )
-    account_z, _ = _robust_z(entry.log_amount, state.recent_amounts)
+    account_z = _account_z(state, entry)
     if merchant_usual is not None:  # the merchant's own habit says more than the category's
         return robust_z, merchant_z, account_z, merchant_usual, True
     return robust_z, merchant_z, account_z, usual, False
 
 
-def _is_unusual(entry: Entry, account_z: float) -> bool:
-    return entry.debit and account_z >= UNUSUAL_AMOUNT_Z
+def _is_unusual(event: TransactionEvent, account_z: float) -> bool:
+    return event.direction is not Direction.credit and account_z >= UNUSUAL_AMOUNT_Z
 
 
 def _recent_unusual(state: AccountState, now: float) -> int:
@@ -409,7 +412,7 @@ def compute_features(
     window = state.window
 
     robust_z, merchant_z, account_z, usual, by_merchant = _amount_scores(state, entry)
-    entry.unusual = _is_unusual(entry, account_z)
+    entry.unusual = _is_unusual(event, account_z)
     ratio = amount / max(usual, 0.01) if usual is not None else None
 
     gap = max(0.0, now - window[-1].time) if window else NO_PREVIOUS_SECONDS

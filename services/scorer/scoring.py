@@ -120,8 +120,7 @@ class AnomalyScorer:
         self.hst_calibrator.observe(hst_raw)
         model = self.model  # one model for the whole batch, even if a swap lands meanwhile
         if model is not None:
-            p_values.update(model.p_values(X, [event.user_id for event in events]))
-            model.judge_credits(p_values, X)
+            p_values = model.p_values(X, [event.user_id for event in events], online=p_values)
             ensemble = model.combine(p_values)
         else:
             ensemble = self._cold_scores(X, p_values)

@@ -14,7 +14,7 @@ from services.scorer.features import FEATURE_NAMES
 # day, the weekday: ordinary variety, which the other detectors already weigh in combination).
 # Half weight where one fact has several features, so it is not counted three times over. The
 # account's recent unusual amounts say something about the account, not about this transaction:
-# the supervised model learns what they mean, and here they are not evidence.
+# not evidence on their own, they weigh the amount's evidence (``RECENT_UNUSUAL_BOOST``).
 FEATURE_EVIDENCE: Mapping[str, float] = {
     "log_amount": 0.5,
     "amount_robust_z": 0.5,
@@ -34,7 +34,6 @@ FEATURE_EVIDENCE: Mapping[str, float] = {
 # Surprise below this (a tail probability above about 1 in 3) is ordinary variety, not
 # evidence: summed over a dozen features it would only add noise to the facts that stand out.
 NOISE_FLOOR = 1.0
-AMOUNT_FACTS = frozenset({"log_amount", "amount_robust_z", "amount_z_account", "amount_z_merchant"})
 # An unusual amount on an account that had others this week is likelier fraud: a compromised card
 # is used for days. Each earlier one adds this share to the amount's evidence, up to four.
 RECENT_UNUSUAL_BOOST = 0.25
@@ -43,9 +42,8 @@ MAX_RECENT_UNUSUAL = 4
 
 # Money coming in (a refund, a card payment, a salary) is judged as what it is: its size and its
 # sender are no evidence of fraud against the account's spending habits.
-NOT_EVIDENCE_FOR_CREDITS = frozenset(
-    {"log_amount", "amount_robust_z", "amount_z_account", "amount_z_merchant", "merchant_new"}
-)
+AMOUNT_FACTS = frozenset({"log_amount", "amount_robust_z", "amount_z_account", "amount_z_merchant"})
+NOT_EVIDENCE_FOR_CREDITS = AMOUNT_FACTS | {"merchant_new"}
 _IS_CREDIT = FEATURE_NAMES.index("is_credit")
 _RECENT_UNUSUAL = FEATURE_NAMES.index("recent_unusual_amounts")
 _AMOUNT_COLUMNS = frozenset(FEATURE_NAMES.index(name) for name in AMOUNT_FACTS)
