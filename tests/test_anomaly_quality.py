@@ -13,10 +13,10 @@ import pytest
 from bench.cardsim import simulate
 from schemas import TransactionEvent
 from services.scorer.confirmed import RISK_FEATURES
-from services.scorer.ensemble import train_ensemble
+from services.scorer.ensemble import YOUNG_ACCOUNT_HISTORY, discount_young_accounts, train_ensemble
 from services.scorer.evaluation import detection_metrics
 from services.scorer.features import FEATURE_NAMES
-from services.scorer.model_features import MODEL_FEATURES, feature_matrix
+from services.scorer.model_features import MODEL_FEATURES, detector_view, feature_matrix
 from services.scorer.registry import _stale
 from services.scorer.replay import account_z_baseline, amount_baseline, last_days_mask, replay
 from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer
@@ -228,3 +228,29 @@ def test_credits_are_judged_by_detectors_that_saw_credits(
     assert density
     forced = [bool(p_values[name][0] == 1.0) for name in density]
     assert not any(forced) if judged_by_all else all(forced), p_values
+
+
+def test_density_detectors_do_not_read_the_accounts_past_week() -> None:
+    """``recent_unusual_amounts`` is about the account's past week, not this transaction: the
+    profile weighs it, the density detectors never see it."""
+    X = np.zeros((3, len(MODEL_FEATURES)))
+    assert detector_view(X, anchor=True).shape[1] == len(FEATURE_NAMES)
+    density = detector_view(X, anchor=False)
+    assert density.shape[1] == len(FEATURE_NAMES) - 1
+    assert FEATURE_NAMES[len(FEATURE_NAMES) - 1] == "recent_unusual_amounts"
+    assert detector_view(np.zeros((3, 9)), anchor=False).shape[1] == 9, "other tables as they are"
+
+
+def test_a_young_accounts_density_evidence_counts_in_proportion_to_its_history() -> None:
+    X = np.zeros((3, len(MODEL_FEATURES)))
+    history = np.array([0, YOUNG_ACCOUNT_HISTORY / 2, YOUNG_ACCOUNT_HISTORY * 3])
+    X[:, FEATURE_NAMES.index("log_history_size")] = np.log1p(history)
+    p_values = {name: np.full(3, 1e-6) for name in ("lof", "hst", "profile", "supervised")}
+    discount_young_accounts(p_values, X, "profile")
+    np.testing.assert_allclose(p_values["lof"], [1.0, 1e-3, 1e-6])
+    np.testing.assert_allclose(p_values["hst"], [1.0, 1e-3, 1e-6])
+    assert (p_values["profile"] == 1e-6).all() and (p_values["supervised"] == 1e-6).all()
+
+    foreign = {"lof": np.full(3, 1e-6)}
+    discount_young_accounts(foreign, X, None)  # another table: no account to be young
+    assert (foreign["lof"] == 1e-6).all()

@@ -24,11 +24,17 @@ from scipy.stats import spearmanr
 
 from services.scorer.calibration import Calibrator
 from services.scorer.detectors import BATCH_DETECTORS, Detector, HalfSpaceTreesDetector
-from services.scorer.model_features import MODEL_FEATURES, account_view
+from services.scorer.model_features import MODEL_FEATURES, account_view, detector_view
 from services.scorer.supervised import SupervisedModel, train_supervised
 
 _IS_CREDIT = MODEL_FEATURES.index("is_credit")
+_LOG_HISTORY_SIZE = MODEL_FEATURES.index("log_history_size")
 MIN_CREDIT_SHARE = 0.01
+# The density detectors compare a row with everyone's rows. A young account's rows differ from
+# those for being young (long gaps, first visits, a habit not yet formed), so until it has this
+# many transactions their evidence counts in proportion; the profile, with its population
+# priors, speaks for it meanwhile.
+YOUNG_ACCOUNT_HISTORY = 50
 CALIBRATION_FRACTION = 0.2
 MIN_TRAINING_ROWS = 200
 WEIGHT_POWER = 2
@@ -84,6 +90,23 @@ def fisher_statistic(
     return np.asarray(sum(weights[name] / total * _evidence(p_values[name]) for name in present))
 
 
+def discount_young_accounts(
+    p_values: dict[str, np.ndarray], X: np.ndarray, anchor: str | None
+) -> None:
+    """Raise the density detectors' p-values to the power of the account's maturity (its
+    history over ``YOUNG_ACCOUNT_HISTORY``, at most 1): their evidence, ``-log p``, counts in
+    proportion. Only on Spendstream's own features, and never the anchor's or what confirmed
+    fraud taught."""
+    if anchor is None or X.ndim != 2:
+        return
+    maturity = np.clip(np.expm1(X[:, _LOG_HISTORY_SIZE]) / YOUNG_ACCOUNT_HISTORY, 0.0, 1.0)
+    if (maturity >= 1.0).all():
+        return
+    for name in p_values:
+        if name not in (anchor, SUPERVISED):
+            p_values[name] = np.power(p_values[name], maturity)
+
+
 def agreement_weights(
     p_values: dict[str, np.ndarray], anchor: str | None = None
 ) -> dict[str, float]:
@@ -132,13 +155,18 @@ class EnsembleModel:
     ) -> dict[str, np.ndarray]:
         """Each detector's p-values, with the ``online`` detectors' given; with the rows'
         owners, the supervised model's too."""
-        own = account_view(X)
         p_values = dict(online or {})
         p_values.update(
-            (name, self.calibrators[name].p_value(detector.score(own)))
+            (
+                name,
+                self.calibrators[name].p_value(
+                    detector.score(detector_view(X, anchor=name == self.anchor))
+                ),
+            )
             for name, detector in self.detectors.items()
         )
         self._judge_credits(p_values, X)
+        discount_young_accounts(p_values, X, self.anchor)
         if self.supervised is not None and users is not None:
             evidence = _evidence(p_values.get(self.anchor or "", np.ones(len(X))))
             p_values[SUPERVISED] = self.supervised.p_values(X, users, evidence)
@@ -204,18 +232,20 @@ def train_ensemble(
     calibrators: dict[str, Calibrator] = {}
     p_values: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
+    anchor = ANCHOR if feature_names == MODEL_FEATURES else None
     for name, cls in BATCH_DETECTORS.items():
         started = time.perf_counter()
-        detector = cls(seed=seed).fit(fit_rows)
-        scores = detector.score(calibration_rows)
+        reads_all = name == anchor
+        detector = cls(seed=seed).fit(detector_view(fit_rows, anchor=reads_all))
+        scores = detector.score(detector_view(calibration_rows, anchor=reads_all))
         timings[name] = round(time.perf_counter() - started, 3)
         detectors[name] = detector
         calibrators[name] = Calibrator.fit(scores)
         p_values[name] = calibrators[name].p_value(scores)
-    online = hst or HalfSpaceTreesDetector(seed=seed).fit(fit_rows)
-    online_scores = online.score(calibration_rows)
+    online = hst or HalfSpaceTreesDetector(seed=seed).fit(detector_view(fit_rows, anchor=False))
+    online_scores = online.score(detector_view(calibration_rows, anchor=False))
     p_values["hst"] = Calibrator.fit(online_scores).p_value(online_scores)
-    anchor = ANCHOR if feature_names == MODEL_FEATURES else None
+    discount_young_accounts(p_values, calibration_rows, anchor)
     weights = agreement_weights(p_values, anchor)
     statistic = fisher_statistic(p_values, weights, anchor)
     return EnsembleModel(

@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from services.scorer.calibration import Calibrator
 from services.scorer.detectors import HalfSpaceTreesDetector
 from services.scorer.ensemble import train_ensemble
-from services.scorer.model_features import account_view
+from services.scorer.model_features import account_view, detector_view
 
 
 def precision_at_k(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
@@ -64,7 +64,7 @@ def evaluate(
     """
     started = time.perf_counter()
     X_train, X_test = account_view(X_train), account_view(X_test)  # as the detectors read them
-    hst = HalfSpaceTreesDetector(seed=seed).fit(X_train)
+    hst = HalfSpaceTreesDetector(seed=seed).fit(detector_view(X_train, anchor=False))
     hst_fit = time.perf_counter() - started
     model = train_ensemble(
         X_train,
@@ -74,13 +74,13 @@ def evaluate(
         hst=hst,
     )
     split = int(len(X_train) * 0.8)
-    hst_calibrator = Calibrator.fit(hst.score(X_train[split:]))
+    hst_calibrator = Calibrator.fit(hst.score(detector_view(X_train[split:], anchor=False)))
 
     results: dict[str, dict[str, float]] = {}
     p_values: dict[str, np.ndarray] = {}
     for name, detector in model.detectors.items():
         started = time.perf_counter()
-        raw = detector.score(X_test)
+        raw = detector.score(detector_view(X_test, anchor=name == model.anchor))
         score_s = time.perf_counter() - started
         p_values[name] = model.calibrators[name].p_value(raw)
         results[name] = {
@@ -89,7 +89,7 @@ def evaluate(
             "score_s": round(score_s, 3),
         }
     started = time.perf_counter()
-    raw_hst = hst.score_then_learn(X_test)
+    raw_hst = hst.score_then_learn(detector_view(X_test, anchor=False))
     p_values["hst"] = hst_calibrator.p_value(raw_hst)
     results["hst"] = {
         **detection_metrics(y_test, raw_hst),

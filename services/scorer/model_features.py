@@ -21,6 +21,17 @@ def account_view(X: np.ndarray) -> np.ndarray:
     return X
 
 
+def detector_view(X: np.ndarray, *, anchor: bool) -> np.ndarray:
+    """The columns a detector reads. The anchor (the profile) reads the account's features; the
+    density detectors read them without ``recent_unusual_amounts``, a fact about the account's
+    past week rather than this transaction: to them, every purchase on a card with an unusual one
+    this week would be a rare point, the ordinary ones included."""
+    own = account_view(X)
+    if anchor or own.ndim != 2 or own.shape[1] != len(FEATURE_NAMES):
+        return own
+    return own[:, : len(FEATURE_NAMES) - 1]
+
+
 # Rows stored before ``recent_unusual_amounts`` existed: the account's features without it, then
 # the confirmed-fraud columns.
 _BEFORE_RECENT_UNUSUAL = len(FEATURE_NAMES) - 1

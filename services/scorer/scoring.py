@@ -17,10 +17,16 @@ from services.scorer.calibration import RollingCalibrator
 from services.scorer.confirmed import ConfirmedFraud, descriptor_key
 from services.scorer.detectors import HalfSpaceTreesDetector
 from services.scorer.detectors.profile import prior_evidence
-from services.scorer.ensemble import ANCHOR, SECONDARY_SHARE, EnsembleModel, fisher_statistic
+from services.scorer.ensemble import (
+    ANCHOR,
+    SECONDARY_SHARE,
+    EnsembleModel,
+    discount_young_accounts,
+    fisher_statistic,
+)
 from services.scorer.explain import explain
 from services.scorer.features import FeatureExtractor
-from services.scorer.model_features import account_view
+from services.scorer.model_features import account_view, detector_view
 
 COLD_START_VERSION = "hst-online"
 LIVE_WITHIN = timedelta(days=3)
@@ -97,6 +103,7 @@ class AnomalyScorer:
         """Before any model: the profile's prior evidence, with the online detector's strong
         evidence, read as a tail probability (``1 - exp(-evidence)``). Absolute, not relative
         to a reference: a fresh stack flags what is rare for any account, not a quota of rows."""
+        discount_young_accounts(p_values, X, ANCHOR)
         p_values["profile"] = np.exp(-prior_evidence(account_view(X)))
         evidence = fisher_statistic(p_values, {"hst": SECONDARY_SHARE}, anchor=ANCHOR)
         return np.asarray(1.0 - np.exp(-evidence))
@@ -115,7 +122,7 @@ class AnomalyScorer:
             )
             rows.append((features + signals.features(), context, signals))
         X = np.array([features for features, _, _ in rows], dtype=np.float64)
-        hst_raw = self.hst.score_then_learn(account_view(X))
+        hst_raw = self.hst.score_then_learn(detector_view(X, anchor=False))
         p_values = {"hst": self.hst_calibrator.p_value(hst_raw)}
         self.hst_calibrator.observe(hst_raw)
         model = self.model  # one model for the whole batch, even if a swap lands meanwhile
