@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from services.analytics.embeddings import Embedder, load_model
-from services.analytics.semantic import TextSpace, cluster, knn_predict
+from services.analytics.semantic import TextSpace, _assign, choose_threshold, cluster, knn_predict
 from services.core.text import normalize_text
 
 
@@ -143,3 +143,36 @@ def test_eval_clusters_reports_knn_as_applied_on_third_party_merchants(tmp_path:
     tuned = result["knn_threshold_for_precision"]
     assert tuned["target"] == 0.85 and tuned["precision"] >= 0.85
     assert tuned["coverage"] >= applied["coverage"], "the lowest threshold that is precise enough"
+
+
+def test_the_threshold_makes_clusters_of_a_useful_size_not_the_tightest() -> None:
+    """Four categories of six texts, each category three pairs of near-duplicates: silhouette
+    alone would keep the twelve pairs; a person wants the four categories."""
+    category = np.repeat(np.arange(4), 6)
+    pair = np.repeat(np.arange(12), 2)
+    distances = np.where(category[:, None] == category[None, :], 0.5, 0.95)
+    distances = np.where(pair[:, None] == pair[None, :], 0.1, distances)
+    np.fill_diagonal(distances, 0.0)
+    assignment = _assign(distances, choose_threshold(distances))
+    assert len(set(assignment)) == 4
+    assert all(len(set(assignment[category == c])) == 1 for c in range(4))
+
+
+@pytest.mark.slow
+def test_clusters_of_openstreetmap_brands_are_about_as_many_as_their_categories() -> None:
+    """name-suggestion-index's brands (bench/merchant_sets.py): 122 categories, 89 countries,
+    a labelled set nobody here wrote."""
+    csv_path = Path(__file__).parent.parent / "bench" / "data" / "nsi_merchants.csv"
+    command = [sys.executable, "-m", "services.cli.main", "eval", "clusters", "--json"]
+    for column in ("name", "descriptor"):
+        done = subprocess.run(
+            [*command, "--csv", str(csv_path), "--text", column, "--label", "label"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = orjson.loads(done.stdout)
+        assert result["n_labels"] == 122 and result["n_texts"] > 1200
+        assert 0.5 <= result["clusters_per_label"] <= 2.0, (column, result["n_clusters"])
+        assert result["nmi"] >= 0.6, (column, result["nmi"])
+        assert result["nmi"] > result["kmeans"]["nmi"]

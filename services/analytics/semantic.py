@@ -18,7 +18,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
 EMBEDDING_WEIGHT = 0.5
-THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.2, 0.85, 0.05))
+THRESHOLD_GRID = tuple(round(float(x), 3) for x in np.arange(0.2, 0.951, 0.025))
+# Clusters of a useful size: on average at least this many texts each. Silhouette alone prefers
+# many tight, tiny clusters; on OpenStreetMap's brands (bench/results/clusters_nsi.json) it made
+# five to six times as many clusters as there are categories...
+MIN_MEAN_CLUSTER_SIZE = 5
+# ...but no cluster may swallow more than this share of the texts (or twice the mean size, in a
+# small set): average linkage past the right threshold grows one catch-all cluster of everything
+# ordinary, which no person would call a category.
+MAX_CLUSTER_SHARE = 0.1
 
 
 class TextSpace:
@@ -141,17 +149,25 @@ def _assign(distances: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def choose_threshold(distances: np.ndarray, grid: Sequence[float] = THRESHOLD_GRID) -> float:
-    """The distance threshold whose clustering has the best silhouette (cosine distance): tight
-    clusters far from each other. No k is fixed in advance."""
-    best, best_score = grid[len(grid) // 2], -np.inf
+    """The distance threshold of the best silhouette (cosine distance: tight clusters far from
+    each other) among the clusterings of a useful size: ``MIN_MEAN_CLUSTER_SIZE`` texts a cluster
+    on average, none past ``MAX_CLUSTER_SHARE``. If none is that coarse without a catch-all
+    cluster, the coarsest that has none. No k is fixed in advance."""
+    n = len(distances)
+    largest_allowed = max(MAX_CLUSTER_SHARE * n, 2 * MIN_MEAN_CLUSTER_SIZE)
+    candidates: list[tuple[float, float, float]] = []  # (threshold, silhouette, mean size)
     for threshold in grid:
         assignment = _assign(distances, threshold)
         k = len(set(assignment))
-        if 2 <= k < len(distances):
+        if 2 <= k < n and np.bincount(assignment).max() <= largest_allowed:
             score = silhouette_score(distances, assignment, metric="precomputed")
-            if score > best_score:
-                best, best_score = threshold, score
-    return float(best)
+            candidates.append((threshold, float(score), n / k))
+    if not candidates:
+        return float(grid[len(grid) // 2])
+    useful = [c for c in candidates if c[2] >= MIN_MEAN_CLUSTER_SIZE]
+    if useful:
+        return float(max(useful, key=lambda c: c[1])[0])
+    return float(max(candidates, key=lambda c: c[0])[0])
 
 
 def cluster(
