@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 
 import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
+from services.core.settings import Settings
+from services.scorer.backlog import RECENT_S, Backlog
 from services.scorer.drift import (
     WindowData,
     compare_windows,
     jensen_shannon,
     population_stability,
 )
+from services.scorer.drift_watcher import MAX_DEFER_S, DriftWatcher
 
 CATEGORIES = ["Groceries", "Dining", "Transport", "Shopping", "Utilities"]
 NORMAL_MIX = [0.35, 0.3, 0.15, 0.15, 0.05]
@@ -122,3 +126,26 @@ def test_all_metrics_are_reported() -> None:
     }
     assert result.status == "drift" and "amount_jsd" in result.breached
     assert 0 <= result.metrics["amount_ks_pvalue"] < 0.01
+
+
+def test_drift_waits_while_the_scorer_works_off_a_backlog_but_not_for_ever() -> None:
+    now = [1000.0]
+    backlog = Backlog(batch_size=500, clock=lambda: now[0])
+    watcher = DriftWatcher(
+        None,  # type: ignore[arg-type]  # deciding needs no database
+        Settings(),
+        publish=lambda event: asyncio.sleep(0),
+        backlog=backlog,
+        clock=lambda: now[0],
+    )
+    assert not watcher.deferred(), "no batch yet: nothing waits"
+    backlog.saw_batch(500)
+    assert watcher.deferred(), "a full batch: more is waiting to be scored"
+    now[0] += RECENT_S + 1
+    assert not watcher.deferred(), "the last full batch is old news"
+    backlog.saw_batch(500)
+    now[0] += MAX_DEFER_S - RECENT_S
+    backlog.saw_batch(500)
+    assert not watcher.deferred(), "deferred long enough: drift runs even under a steady flood"
+    backlog.saw_batch(120)
+    assert not watcher.deferred(), "a batch that was not full: the backlog is gone"

@@ -31,6 +31,7 @@ from services.core.kafka import make_broker
 from services.core.offsets import KafkaOffsets
 from services.core.service import Started, consumer_app, transactions_subscriber
 from services.core.settings import Settings, get_settings
+from services.scorer.backlog import Backlog
 from services.scorer.categorize import Categorizer
 from services.scorer.drift_watcher import DriftWatcher
 from services.scorer.inflight import InFlight, SettleBeforeRevoke
@@ -95,7 +96,8 @@ async def start_scoring(
     categorizer = Categorizer(pool, embedder, settings)
     keeper = ModelKeeper(pool, scorer, settings, Rescorer(pool, scorer, outbox.send_alerts))
     await keeper.refresh()
-    watcher = DriftWatcher(pool, settings, publish_drift)
+    backlog = Backlog(settings.scorer.batch_size)
+    watcher = DriftWatcher(pool, settings, publish_drift, backlog)
     worker = ScoringWorker()
     pipeline = ScoringPipeline(
         categorizer=categorizer,
@@ -107,6 +109,7 @@ async def start_scoring(
         ),
         group=settings.scorer.group_id,
         inflight=inflight,
+        backlog=backlog,
     )
 
     async def close() -> None:

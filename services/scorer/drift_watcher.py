@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from schemas import DriftEvent
 from services.core.db import Lock, advisory_lock
@@ -20,11 +21,19 @@ from services.core.metrics import JOB_SKIPS
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.scorer import store
+from services.scorer.backlog import Backlog
 from services.scorer.drift import DriftResult, WindowData, compare_windows, time_windows
 
 log = logging.getLogger(__name__)
 
 BACKFILL_WINDOWS = 35  # five weeks of daily comparisons for a history that arrives at once
+# Drift is a slow signal: while the scorer works off a backlog, a pass waits, but never longer
+# than this (a stream that always fills its batches must not starve drift).
+MAX_DEFER_S = 60.0
+DEFERRED = Counter(
+    "spendstream_drift_passes_deferred_total",
+    "Drift passes put off while the scorer worked off a backlog.",
+)
 GLOBAL_DRIFT = Gauge(
     "spendstream_drift_global", "Latest drift metrics of the global scope.", ["metric"]
 )
@@ -43,17 +52,33 @@ class DriftWatcher:
         pool: asyncpg.Pool,
         settings: Settings,
         publish: Callable[[DriftEvent], Awaitable[None]],
+        backlog: Backlog | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.pool = pool
         self.settings = settings
         self.publish = publish
+        self.backlog = backlog
+        self.clock = clock
+        self._last_pass = clock()
 
     @property
     def interval(self) -> timedelta:
         return timedelta(hours=self.settings.drift.interval_hours)
 
+    def deferred(self) -> bool:
+        """Whether this pass waits for the backlog: the windows of a backfilled history cost
+        four queries each, on the event loop the scoring shares."""
+        if self.backlog is None or not self.backlog.busy():
+            return False
+        return self.clock() - self._last_pass < MAX_DEFER_S
+
     async def check(self) -> int:
         """One pass over scopes with new data; returns how many comparisons were stored."""
+        if self.deferred():
+            DEFERRED.inc()
+            return 0
+        self._last_pass = self.clock()
         async with advisory_lock(self.pool, Lock.DRIFT) as conn:
             return 0 if conn is None else await self._check()  # None: another scorer is on it
 

@@ -32,6 +32,7 @@ from services.core.consuming import (
     split_batch,
 )
 from services.core.offsets import OffsetControl, Offsets, first_offsets, next_offsets
+from services.scorer.backlog import Backlog
 from services.scorer.categorize_types import Categorization
 from services.scorer.inflight import InFlight, Job
 from services.scorer.scoring import ScoredTransaction
@@ -182,6 +183,7 @@ class ScoringPipeline:
         retry: Retry,
         group: str,
         inflight: InFlight | None = None,
+        backlog: Backlog | None = None,
     ):
         self.categorizer = categorizer
         self.scoring = scoring
@@ -190,6 +192,7 @@ class ScoringPipeline:
         self.retry = retry
         self.group = group
         self.inflight = inflight if inflight is not None else InFlight()
+        self.backlog = backlog
 
     async def handle(
         self, records: Sequence[Any], batch: Sequence[Item], offsets: OffsetControl
@@ -198,6 +201,8 @@ class ScoringPipeline:
         rewind so that it is read again."""
         started = time.perf_counter()
         BATCH_SIZE.observe(len(batch))
+        if self.backlog is not None:
+            self.backlog.saw_batch(len(records))
         first = first_offsets(records)
         results: dict[Key, Scored] = {}
         try:
