@@ -9,7 +9,9 @@ How the scores combine, and why:
   others on the calibration split (squared Spearman correlation, floored at zero). A detector that
   is noise on some data (LOF on Shuttle, for example) stops dragging the ensemble down;
 - the combined statistic is calibrated once more, so the ensemble score reads like the detectors':
-  0.99 means "more unusual than 99% of the calibration rows".
+  0.99 means "more unusual than 99% of the calibration rows";
+- on Spendstream's own features, the profile anchors (``ANCHOR``), the density detectors add
+  only strong evidence, and that in proportion to the account's history while it is young.
 """
 
 from __future__ import annotations
