@@ -92,21 +92,31 @@ def fisher_statistic(
     return np.asarray(sum(weights[name] / total * _evidence(p_values[name]) for name in present))
 
 
-def discount_young_accounts(
-    p_values: dict[str, np.ndarray], X: np.ndarray, anchor: str | None
+def account_maturity(X: np.ndarray) -> np.ndarray:
+    """Per row, the account's history over ``YOUNG_ACCOUNT_HISTORY``, at most 1."""
+    return np.asarray(np.clip(np.expm1(X[:, _LOG_HISTORY_SIZE]) / YOUNG_ACCOUNT_HISTORY, 0.0, 1.0))
+
+
+def weigh_density_evidence(
+    p_values: dict[str, np.ndarray], trust: np.ndarray, anchor: str | None
 ) -> None:
-    """Raise the density detectors' p-values to the power of the account's maturity (its
-    history over ``YOUNG_ACCOUNT_HISTORY``, at most 1): their evidence, ``-log p``, counts in
-    proportion. Only on Spendstream's own features, and never the anchor's or what confirmed
-    fraud taught."""
-    if anchor is None or X.ndim != 2:
-        return
-    maturity = np.clip(np.expm1(X[:, _LOG_HISTORY_SIZE]) / YOUNG_ACCOUNT_HISTORY, 0.0, 1.0)
-    if (maturity >= 1.0).all():
+    """Raise the density detectors' p-values to the power of ``trust`` (per row, 0 to 1): their
+    evidence, ``-log p``, counts in proportion, and not at all at 0. Never the anchor's or what
+    confirmed fraud taught."""
+    if (trust >= 1.0).all():
         return
     for name in p_values:
         if name not in (anchor, SUPERVISED):
-            p_values[name] = np.power(p_values[name], maturity)
+            p_values[name] = np.power(p_values[name], trust)
+
+
+def discount_young_accounts(
+    p_values: dict[str, np.ndarray], X: np.ndarray, anchor: str | None
+) -> None:
+    """The density detectors' evidence in proportion to the account's maturity. Only on
+    Spendstream's own features (where there is an ``anchor``)."""
+    if anchor is not None and X.ndim == 2:
+        weigh_density_evidence(p_values, account_maturity(X), anchor)
 
 
 def agreement_weights(
@@ -167,27 +177,24 @@ class EnsembleModel:
             )
             for name, detector in self.detectors.items()
         )
-        self._judge_credits(p_values, X)
-        discount_young_accounts(p_values, X, self.anchor)
+        if self.anchor is not None:
+            weigh_density_evidence(p_values, self._density_trust(X), self.anchor)
         if self.supervised is not None and users is not None:
             evidence = _evidence(p_values.get(self.anchor or "", np.ones(len(X))))
             p_values[SUPERVISED] = self.supervised.p_values(X, users, evidence)
         return p_values
 
-    def _judge_credits(self, p_values: dict[str, np.ndarray], X: np.ndarray) -> None:
-        """Money coming in is judged as what it is. Density detectors trained on rows with
-        hardly any credits (a card stream) find every refund or card payment novel; for credits,
-        only the anchor then speaks, which knows which of its facts are evidence for one.
-        Detectors that saw credits enough keep their say: mule transfers in and refund abuse are
-        credits too."""
-        if self.anchor is None or X.shape[1] != len(MODEL_FEATURES):
-            return
-        if self.credit_share >= MIN_CREDIT_SHARE:
-            return
-        credits = X[:, _IS_CREDIT] >= 0.5
-        for name in p_values:
-            if name not in (self.anchor, SUPERVISED):
-                p_values[name] = np.where(credits, 1.0, p_values[name])
+    def _density_trust(self, X: np.ndarray) -> np.ndarray:
+        """How far the density detectors' evidence counts, per row: in proportion to the
+        account's maturity, and not at all for money coming in where they saw hardly any in
+        training (a card stream), since they find every refund or card payment novel; only the
+        anchor then speaks, which knows which of its facts are evidence for a credit. Detectors
+        that saw credits enough keep their say: mule transfers in and refund abuse are credits
+        too."""
+        trust = account_maturity(X)
+        if self.credit_share < MIN_CREDIT_SHARE and X.shape[1] == len(MODEL_FEATURES):
+            trust = np.where(X[:, _IS_CREDIT] >= 0.5, 0.0, trust)
+        return trust
 
     def learn_from_labels(
         self, X: np.ndarray, labels: Sequence[int], users: Sequence[str], seed: int = 0
