@@ -83,13 +83,17 @@ def run(
     with tempfile.TemporaryDirectory(prefix="spendstream-bench-") as data_dir:
         # No retraining on its own: a training run takes a core for a minute or more from the
         # moment a count is reached, and would land in one benchmark and not the next (the
-        # drains alone score 280,000 transactions). scorer_throughput registers the model every
-        # scorer then serves; what training costs is `spendstream eval anomalies`' fit_s.
+        # drains alone score 280,000 transactions). Both counts are raised: a model is due once
+        # the data doubled since it was trained (rows_before_retraining) or after
+        # retrain_after_transactions, whichever is less, and never before min_training_rows.
+        # scorer_throughput registers the model every scorer then serves; what training costs
+        # is `spendstream eval anomalies`' fit_s.
         # Nor per-key rate limits: the load generators send one key's traffic as fast as the
         # services take it, which is what they measure.
         settings = isolated_settings(
             Path(data_dir),
             retrain_after_transactions=10**9,
+            min_training_rows=10**9,
             retrain_interval_s=7 * 86_400,
             ingest_rate_limit="1000000/second",
             api_rate_limit="1000000/second",
