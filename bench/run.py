@@ -19,6 +19,7 @@ from bench.export import export_memory
 from bench.forecast import forecast_refresh
 from bench.harness import RESULTS, BenchResult, load, write
 from bench.scorer import scorer_throughput, semantic_categories
+from services.core.settings import Settings
 from services.devstack.stack import Stack, isolated_settings
 
 Benchmark = Callable[..., list[BenchResult]]
@@ -74,6 +75,28 @@ def print_table(
     console.print(table)
 
 
+def bench_settings(data_dir: Path) -> Settings:
+    """The stack's settings for a benchmark run.
+
+    No retraining on its own: a training run takes a core for a minute or more from the moment a
+    count is reached, and would land in one benchmark and not the next (the drains alone score
+    280,000 transactions). Both counts are raised: a model is due once the data doubled since it
+    was trained (``rows_before_retraining``) or after ``retrain_after_transactions``, whichever is
+    less, and never before ``min_training_rows``. scorer_throughput registers the model every
+    scorer then serves; what training costs is `spendstream eval anomalies`' fit_s.
+
+    Nor per-key rate limits: the load generators send one key's traffic as fast as the services
+    take it, which is what they measure."""
+    return isolated_settings(
+        data_dir,
+        retrain_after_transactions=10**9,
+        min_training_rows=10**9,
+        retrain_interval_s=7 * 86_400,
+        ingest_rate_limit="1000000/second",
+        api_rate_limit="1000000/second",
+    )
+
+
 def run(
     *, quick: bool, only: list[str] | None, compare: Path | None, out: Path | None
 ) -> list[BenchResult]:
@@ -81,23 +104,7 @@ def run(
     selected = {k: v for k, v in BENCHMARKS.items() if not only or k in only}
     repeats = 2 if quick else 3
     with tempfile.TemporaryDirectory(prefix="spendstream-bench-") as data_dir:
-        # No retraining on its own: a training run takes a core for a minute or more from the
-        # moment a count is reached, and would land in one benchmark and not the next (the
-        # drains alone score 280,000 transactions). Both counts are raised: a model is due once
-        # the data doubled since it was trained (rows_before_retraining) or after
-        # retrain_after_transactions, whichever is less, and never before min_training_rows.
-        # scorer_throughput registers the model every scorer then serves; what training costs
-        # is `spendstream eval anomalies`' fit_s.
-        # Nor per-key rate limits: the load generators send one key's traffic as fast as the
-        # services take it, which is what they measure.
-        settings = isolated_settings(
-            Path(data_dir),
-            retrain_after_transactions=10**9,
-            min_training_rows=10**9,
-            retrain_interval_s=7 * 86_400,
-            ingest_rate_limit="1000000/second",
-            api_rate_limit="1000000/second",
-        )
+        settings = bench_settings(Path(data_dir))
         stack = Stack(settings)
         peaks = PeakMemory(stack)
         try:
