@@ -97,9 +97,7 @@ def account_maturity(X: np.ndarray) -> np.ndarray:
     return np.asarray(np.clip(np.expm1(X[:, _LOG_HISTORY_SIZE]) / YOUNG_ACCOUNT_HISTORY, 0.0, 1.0))
 
 
-def weigh_density_evidence(
-    p_values: dict[str, np.ndarray], trust: np.ndarray, anchor: str | None
-) -> None:
+def weigh_density_evidence(p_values: dict[str, np.ndarray], trust: np.ndarray, anchor: str) -> None:
     """Raise the density detectors' p-values to the power of ``trust`` (per row, 0 to 1): their
     evidence, ``-log p``, counts in proportion, and not at all at 0. Never the anchor's or what
     confirmed fraud taught."""
@@ -192,7 +190,7 @@ class EnsembleModel:
         that saw credits enough keep their say: mule transfers in and refund abuse are credits
         too."""
         trust = account_maturity(X)
-        if self.credit_share < MIN_CREDIT_SHARE and X.shape[1] == len(MODEL_FEATURES):
+        if self.credit_share < MIN_CREDIT_SHARE:
             trust = np.where(X[:, _IS_CREDIT] >= 0.5, 0.0, trust)
         return trust
 
