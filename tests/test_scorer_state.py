@@ -16,6 +16,7 @@ from services.core.settings import Settings
 from services.demo.generator import generate
 from services.scorer import store
 from services.scorer.features import compute_features
+from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.registry import ModelKeeper
 from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer
 from services.scorer.state import rebuild_missing_histories
@@ -309,5 +310,31 @@ async def test_confirmed_fraud_reaches_later_scores_and_only_their_owners(fresh_
             scorer.confirmed.signals("user-6", "card", "terminal 00042", 0.0).shared_at_merchant
             == 0
         )
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("as_data_doubles", [True, False])
+async def test_retraining_as_the_data_doubles_can_be_turned_off(
+    fresh_dsn: str, as_data_doubles: bool
+) -> None:
+    events = demo_events(users=3, months=3, seed=5)
+    pool = await create_pool(fresh_dsn, size=2)
+    try:
+        async with pool.acquire() as conn:
+            await store.save_model(
+                conn, "registered", 200, {"features": list(MODEL_FEATURES)}, b"-", "test"
+            )
+        settings = Settings(
+            database_url=fresh_dsn,
+            min_training_rows=200,
+            retrain_after_transactions=10_000,
+            retrain_as_data_doubles=as_data_doubles,
+        )
+        keeper = ModelKeeper(pool, AnomalyScorer(threshold=0.99), settings)
+        await score_and_store(pool, AnomalyScorer(threshold=0.99), events[:150])
+        assert not await keeper.training_due(), "150 new rows: the data has not doubled yet"
+        await score_and_store(pool, AnomalyScorer(threshold=0.99), events[150:250])
+        assert await keeper.training_due() is as_data_doubles, "250 new rows on a model of 200"
     finally:
         await pool.close()

@@ -252,6 +252,12 @@ class ScorerSettings(Group):
     retrain_after_transactions: int = Field(
         5_000, ge=1, alias="retrain_after_transactions", description="...or after this many new"
     )
+    retrain_as_data_doubles: bool = Field(
+        True,
+        alias="retrain_as_data_doubles",
+        description="...or as soon as the scored rows have doubled since the last model, so a "
+        "fresh installation's first models are soon replaced; off, only the two above count",
+    )
     min_training_rows: int = Field(1_000, ge=200, alias="min_training_rows")
     training_max_rows: int = Field(50_000, ge=200, alias="training_max_rows")
     legit_feedback_weight: int = Field(

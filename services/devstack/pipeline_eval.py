@@ -15,6 +15,7 @@ import asyncpg
 import numpy as np
 
 from services.core.auth import create_key
+from services.core.settings import Settings
 from services.demo.generator import DemoRecord, generate
 from services.demo.loader import post_records
 from services.devstack.stack import Stack, isolated_settings, service_url
@@ -98,6 +99,20 @@ async def eval_keys(dsn: str, users: list[str]) -> dict[str, str]:
         await conn.close()
 
 
+def eval_settings(data_dir: Path, train_rows: int) -> Settings:
+    """One model, trained once ``train_rows`` are scored, and no other: the measured rows are
+    scored by it alone. Retraining as the data doubles is off too: with it, half the rows or
+    fewer held out would make a second model due on them, which re-scores them as it starts."""
+    return isolated_settings(
+        data_dir,
+        min_training_rows=train_rows,
+        retrain_after_transactions=10**9,
+        retrain_as_data_doubles=False,
+        retrain_interval_s=10**9,
+        model_check_interval_s=1.0,
+    )
+
+
 def evaluate_through_pipeline(
     *, users: int, months: int, seed: int, train_fraction: float, end: date | None = None
 ) -> PipelineQuality:
@@ -107,13 +122,7 @@ def evaluate_through_pipeline(
     split = int(len(records) * train_fraction)
     first, rest = records[:split], records[split:]
     with tempfile.TemporaryDirectory(prefix="spendstream-eval-") as data_dir:
-        settings = isolated_settings(
-            Path(data_dir),
-            min_training_rows=split,
-            retrain_after_transactions=10**9,
-            retrain_interval_s=10**9,
-            model_check_interval_s=1.0,
-        )
+        settings = eval_settings(Path(data_dir), split)
         stack = Stack(settings, services=("ingest", "scorer"), durable=False)
         try:
             stack.start_infrastructure()

@@ -62,10 +62,14 @@ def _evidence(p_values: np.ndarray) -> np.ndarray:
     return np.asarray(-np.log(np.maximum(p_values, 1e-300)))
 
 
-def rows_before_retraining(trained_on: int, min_rows: int, every: int) -> int:
+def rows_before_retraining(
+    trained_on: int, min_rows: int, every: int, *, as_data_doubles: bool = True
+) -> int:
     """New rows that make the next training due: the data doubled since the last model, so a
     fresh installation's first models, trained on its first days, are soon replaced; then at
-    most ``every``."""
+    most ``every``. Without ``as_data_doubles``, ``every`` alone."""
+    if not as_data_doubles:
+        return every
     return min(every, max(min_rows, trained_on))
 
 

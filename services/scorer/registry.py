@@ -150,7 +150,10 @@ class ModelKeeper:
         age = (datetime.now(UTC) - since).total_seconds()
         s = self.settings
         due_after = rows_before_retraining(
-            latest["training_rows"], s.scorer.min_training_rows, s.scorer.retrain_after_transactions
+            latest["training_rows"],
+            s.scorer.min_training_rows,
+            s.scorer.retrain_after_transactions,
+            as_data_doubles=s.scorer.retrain_as_data_doubles,
         )
         return new_rows >= due_after or (
             new_rows > 0 and age >= self.settings.scorer.retrain_interval_s
