@@ -189,14 +189,33 @@ def test_the_supervised_model_learns_how_far_to_trust_the_anchor() -> None:
     assert detection_metrics(labels, 1 - fraud_p)["roc_auc"] > 0.95
 
 
-def test_rows_stored_before_recent_unusual_amounts_keep_their_columns() -> None:
-    before = [float(i + 1) for i in range(len(FEATURE_NAMES) - 1)] + [9.0] * len(RISK_FEATURES)
-    X = feature_matrix([before, [1.0] * len(MODEL_FEATURES), [2.0] * (len(FEATURE_NAMES) - 1)])
-    recent = MODEL_FEATURES.index("recent_unusual_amounts")
-    assert X[0, recent] == 0.0 and X[0, recent - 1] == len(FEATURE_NAMES) - 1
+def _stored_without(*missing: str) -> list[float]:
+    """A row as stored before ``missing`` existed: each account feature's value is its position
+    in ``FEATURE_NAMES`` plus one, then the confirmed-fraud columns at 9."""
+    own = [float(i + 1) for i, name in enumerate(FEATURE_NAMES) if name not in missing]
+    return own + [9.0] * len(RISK_FEATURES)
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        ("amount_z_account_linear",),
+        ("recent_unusual_amounts", "amount_z_account_linear"),
+    ],
+)
+def test_rows_stored_in_an_older_layout_keep_their_columns(missing: tuple[str, ...]) -> None:
+    X = feature_matrix([_stored_without(*missing), [1.0] * len(MODEL_FEATURES)])
+    for j, name in enumerate(FEATURE_NAMES):
+        assert X[0, j] == (0.0 if name in missing else j + 1), name
     assert (X[0, len(FEATURE_NAMES) :] == 9.0).all(), "confirmed-fraud columns stay in place"
     assert (X[1] == 1.0).all()
-    assert X[2, recent] == 0.0 and (X[2, len(FEATURE_NAMES) :] == 0.0).all()
+
+
+def test_rows_stored_before_the_confirmed_fraud_columns_keep_their_columns() -> None:
+    oldest = len(FEATURE_NAMES) - 2
+    X = feature_matrix([[2.0] * oldest])
+    assert (X[0, :oldest] == 2.0).all()
+    assert (X[0, oldest:] == 0.0).all()
 
 
 @pytest.mark.parametrize(
@@ -230,14 +249,15 @@ def test_credits_are_judged_by_detectors_that_saw_credits(
     assert not any(forced) if judged_by_all else all(forced), p_values
 
 
-def test_density_detectors_do_not_read_the_accounts_past_week() -> None:
-    """``recent_unusual_amounts`` is about the account's past week, not this transaction: the
-    profile weighs it, the density detectors never see it."""
-    X = np.zeros((3, len(MODEL_FEATURES)))
+def test_density_detectors_read_neither_the_accounts_past_week_nor_the_amount_twice() -> None:
+    """``recent_unusual_amounts`` is about the account's past week, not this transaction, and
+    ``amount_z_account_linear`` is ``amount_z_account`` again in dollars: the profile weighs them,
+    the density detectors never see them."""
+    X = np.tile(np.arange(len(MODEL_FEATURES), dtype=float), (3, 1))
     assert detector_view(X, anchor=True).shape[1] == len(FEATURE_NAMES)
     density = detector_view(X, anchor=False)
-    assert density.shape[1] == len(FEATURE_NAMES) - 1
-    assert FEATURE_NAMES[len(FEATURE_NAMES) - 1] == "recent_unusual_amounts"
+    read = {FEATURE_NAMES[int(j)] for j in density[0]}
+    assert read == set(FEATURE_NAMES) - {"recent_unusual_amounts", "amount_z_account_linear"}
     assert detector_view(np.zeros((3, 9)), anchor=False).shape[1] == 9, "other tables as they are"
 
 

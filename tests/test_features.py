@@ -115,6 +115,34 @@ def test_median_absolute_deviation_matches_numpy_with_ties_and_both_parities() -
         assert _median_absolute_deviation(values, median) == pytest.approx(expected, abs=1e-12)
 
 
+def test_the_amount_against_the_accounts_habit_in_dollars() -> None:
+    """Amounts spread evenly around a habit ($40 to $60) and one five times the habit: in log the
+    spread of small amounts hides part of it, in dollars it stands at its full distance."""
+    extractor = FeatureExtractor()
+    features, _ = extractor.transform(event(0, amount="50.00"))
+    assert feature(features, "amount_z_account_linear") == 0.0, "no history: neutral"
+    for i in range(1, 60):
+        extractor.transform(event(i, amount=f"{40 + (i * 7) % 21}.00"))
+    ordinary, _ = extractor.transform(event(70, minutes=70 * 600, amount="52.00"))
+    inflated, _ = extractor.transform(event(71, minutes=71 * 600, amount="250.00"))
+    assert abs(feature(ordinary, "amount_z_account_linear")) < 1
+    linear = feature(inflated, "amount_z_account_linear")
+    assert linear > 8
+    assert linear > 2 * feature(inflated, "amount_z_account"), "log scale compresses the tail"
+
+
+def test_a_young_accounts_dollar_z_leans_on_the_prior_spread() -> None:
+    """Five purchases of exactly $20 have no spread of their own: the prior's (the median
+    itself) keeps a $30 one from reading as far out."""
+    extractor = FeatureExtractor()
+    for i in range(5):
+        extractor.transform(event(i, amount="20.00"))
+    features, _ = extractor.transform(event(9, minutes=9 * 600, amount="30.00"))
+    assert feature(features, "amount_z_account_linear") == pytest.approx(
+        10 / (20 * (10 / 15) ** 0.5), rel=1e-6
+    )
+
+
 def test_recent_unusual_amounts_count_the_accounts_large_debits_of_the_past_week() -> None:
     """A compromised card is used for days: the next transactions carry the count."""
     extractor = FeatureExtractor()

@@ -39,6 +39,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "amount_z_account",
     "amount_z_merchant",
     "recent_unusual_amounts",
+    "amount_z_account_linear",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -56,6 +57,11 @@ NO_PREVIOUS_SECONDS = 30 * 86400.0
 # yet a habit that a slightly larger one breaks.
 PRIOR_LOG_SPREAD = 0.8
 PRIOR_WEIGHT = 10
+# The same amount in dollars rather than in log: a tail that log scale compresses (amounts spread
+# evenly around a habit, inflated several times by a thief) stands out in it. Its spread shrinks
+# towards the median itself while the account is young.
+PRIOR_LINEAR_SPREAD = 1.0
+MAX_LINEAR_Z = 50.0
 # A compromised card is used for days: an amount far above the account's habit makes the next
 # ones on the same account more likely fraud too. The features count the account's debits of at
 # least this robust z in the past week.
@@ -100,15 +106,20 @@ class Entry:
 
 
 class _Series:
-    """The latest ``cap`` entries of one kind, with their log amounts kept sorted, so the median
-    and MAD cost a walk over half the series instead of two sorts."""
+    """The latest ``cap`` entries of one kind, with their log amounts (or, ``linear``, their
+    amounts) kept sorted, so the median and MAD cost a walk over half the series instead of two
+    sorts."""
 
-    __slots__ = ("cap", "entries", "sorted")
+    __slots__ = ("cap", "entries", "linear", "sorted")
 
-    def __init__(self, cap: int):
+    def __init__(self, cap: int, linear: bool = False):
         self.cap = cap
+        self.linear = linear
         self.entries: deque[Entry] = deque()
         self.sorted: list[float] = []
+
+    def _value(self, entry: Entry) -> float:
+        return entry.amount if self.linear else entry.log_amount
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -117,7 +128,7 @@ class _Series:
         if len(self.entries) == self.cap:
             self._drop_oldest()
         self.entries.append(entry)
-        insort(self.sorted, entry.log_amount)
+        insort(self.sorted, self._value(entry))
 
     def drop_if_oldest(self, entry: Entry) -> None:
         if self.entries and self.entries[0] is entry:
@@ -125,7 +136,7 @@ class _Series:
 
     def _drop_oldest(self) -> None:
         oldest = self.entries.popleft()
-        del self.sorted[bisect_left(self.sorted, oldest.log_amount)]
+        del self.sorted[bisect_left(self.sorted, self._value(oldest))]
 
 
 def _increment(counts: dict[str, int], key: str) -> None:
@@ -153,6 +164,7 @@ class AccountState:
         self.window_size = window
         self.window: deque[Entry] = deque()
         self.recent_amounts = _Series(MAX_AMOUNTS_PER_ACCOUNT)
+        self.recent_linear = _Series(MAX_AMOUNTS_PER_ACCOUNT, linear=True)
         self.by_category: dict[str, _Series] = {}
         self.by_merchant: dict[str, _Series] = {}
         # Plain dicts, not Counters: compiled, their lookups are native calls.
@@ -176,6 +188,7 @@ class AccountState:
     def add(self, entry: Entry) -> None:
         self.window.append(entry)
         self.recent_amounts.append(entry)
+        self.recent_linear.append(entry)
         for index, key, cap in (
             (self.by_category, entry.category, MAX_AMOUNTS_PER_CATEGORY),
             (self.by_merchant, entry.merchant, MAX_AMOUNTS_PER_MERCHANT),
@@ -198,6 +211,7 @@ class AccountState:
 
     def _evict(self, old: Entry) -> None:
         self.recent_amounts.drop_if_oldest(old)
+        self.recent_linear.drop_if_oldest(old)
         for index, key in ((self.by_category, old.category), (self.by_merchant, old.merchant)):
             series = index.get(key)
             if series is not None:
@@ -336,6 +350,21 @@ def _account_z(state: AccountState, entry: Entry) -> float:
     return _robust_z(entry.log_amount, state.recent_amounts)[0]
 
 
+def _linear_account_z(state: AccountState, entry: Entry) -> float:
+    """Robust z of the amount itself against the account's recent amounts, its spread shrunk
+    towards ``PRIOR_LINEAR_SPREAD`` times the median over the first ``PRIOR_WEIGHT`` rows."""
+    series = state.recent_linear
+    n = len(series)
+    if n < MIN_CATEGORY_HISTORY:
+        return 0.0
+    median = _median(series.sorted)
+    mad = _median_absolute_deviation(series.sorted, median) * 1.4826
+    prior = PRIOR_LINEAR_SPREAD * median
+    spread = math.sqrt((n * mad * mad + PRIOR_WEIGHT * prior * prior) / (n + PRIOR_WEIGHT))
+    z = (entry.amount - median) / max(spread, 0.01 * max(median, 1.0))
+    return min(max(z, -MAX_LINEAR_Z), MAX_LINEAR_Z)
+
+
 def _amount_scores(
     state: AccountState, entry: Entry
 ) -> tuple[float, float, float, float | None, bool]:
@@ -452,6 +481,7 @@ def compute_features(
         account_z,
         merchant_z,
         float(_recent_unusual(state, now)),
+        _linear_account_z(state, entry),
     ]
     context = FeatureContext(
         category=category,

@@ -11,6 +11,18 @@ from services.scorer.features import FEATURE_NAMES
 
 MODEL_FEATURES: tuple[str, ...] = FEATURE_NAMES + RISK_FEATURES
 
+# Facts the profile weighs and the density detectors never see:
+# - ``recent_unusual_amounts`` is about the account's past week rather than this transaction: to
+#   them, every purchase on a card with an unusual one this week would be a rare point, the
+#   ordinary ones included;
+# - ``amount_z_account_linear`` says again what ``amount_z_account`` says, in dollars: read by
+#   distance, one fact would count twice, and its long tail would stretch their scale
+#   (bench/results/anomaly_quality.json).
+PROFILE_ONLY = frozenset({"recent_unusual_amounts", "amount_z_account_linear"})
+DENSITY_COLUMNS = np.asarray(
+    [i for i, name in enumerate(FEATURE_NAMES) if name not in PROFILE_ONLY]
+)
+
 
 def account_view(X: np.ndarray) -> np.ndarray:
     """The columns the unsupervised detectors read: the account's own features. Confirmed fraud
@@ -23,32 +35,39 @@ def account_view(X: np.ndarray) -> np.ndarray:
 
 def detector_view(X: np.ndarray, *, anchor: bool) -> np.ndarray:
     """The columns a detector reads. The anchor (the profile) reads the account's features; the
-    density detectors read them without ``recent_unusual_amounts``, a fact about the account's
-    past week rather than this transaction: to them, every purchase on a card with an unusual one
-    this week would be a rare point, the ordinary ones included."""
+    density detectors read them without ``PROFILE_ONLY``."""
     own = account_view(X)
     if anchor or own.ndim != 2 or own.shape[1] != len(FEATURE_NAMES):
         return own
-    return own[:, : len(FEATURE_NAMES) - 1]
+    return own[:, DENSITY_COLUMNS]
 
 
-# Rows stored before ``recent_unusual_amounts`` existed: the account's features without it, then
-# the confirmed-fraud columns.
-_BEFORE_RECENT_UNUSUAL = len(FEATURE_NAMES) - 1
-_STORED_BEFORE_RECENT_UNUSUAL = _BEFORE_RECENT_UNUSUAL + len(RISK_FEATURES)
+# The account's features as rows were stored before each was added, oldest first. The first was
+# stored before the confirmed-fraud columns too, with as many columns as it had then; the others
+# with the confirmed-fraud columns after them.
+_STORED_LAYOUTS: tuple[tuple[str, ...], ...] = (
+    tuple(n for n in FEATURE_NAMES if n not in PROFILE_ONLY),
+    tuple(n for n in FEATURE_NAMES if n != "amount_z_account_linear"),
+)
+_COLUMNS = {name: i for i, name in enumerate(MODEL_FEATURES)}
+_POSITIONS = {
+    len(layout) + len(RISK_FEATURES): [_COLUMNS[name] for name in layout + RISK_FEATURES]
+    for layout in _STORED_LAYOUTS
+}
 
 
 def feature_matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
     """Stored feature rows as one matrix of ``MODEL_FEATURES`` columns. Columns a row was stored
-    without (the confirmed-fraud ones, the recent unusual amounts) read zero: what they were."""
+    without (the confirmed-fraud ones, the recent unusual amounts, the amount's z in dollars)
+    read zero: the value of an ordinary transaction."""
     X = np.zeros((len(rows), len(MODEL_FEATURES)))
+    oldest = len(_STORED_LAYOUTS[0])
     for i, row in enumerate(rows):
         if len(row) == len(MODEL_FEATURES):
             X[i] = row
-        elif len(row) == _STORED_BEFORE_RECENT_UNUSUAL:
-            X[i, :_BEFORE_RECENT_UNUSUAL] = row[:_BEFORE_RECENT_UNUSUAL]
-            X[i, len(FEATURE_NAMES) :] = row[_BEFORE_RECENT_UNUSUAL:]
+        elif len(row) in _POSITIONS:
+            X[i, _POSITIONS[len(row)]] = row
         else:  # stored before the confirmed-fraud columns too
-            width = min(len(row), _BEFORE_RECENT_UNUSUAL)
+            width = min(len(row), oldest)
             X[i, :width] = row[:width]
     return X

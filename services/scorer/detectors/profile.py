@@ -14,11 +14,14 @@ from services.scorer.features import FEATURE_NAMES
 # day, the weekday: ordinary variety, which the other detectors already weigh in combination).
 # Half weight where one fact has several features, so it is not counted three times over. The
 # account's recent unusual amounts say something about the account, not about this transaction:
-# not evidence on their own, they weigh the amount's evidence (``RECENT_UNUSUAL_BOOST``).
+# not evidence on their own, they weigh the amount's evidence (``RECENT_UNUSUAL_BOOST``). The
+# amount against the account's habit is read in dollars, not in log: better on personal-finance
+# histories, level on card streams (bench/results/anomaly_quality.json). The log z stays a
+# feature: the density detectors read it, and before any model it speaks for the amount.
 FEATURE_EVIDENCE: Mapping[str, float] = {
     "log_amount": 0.5,
     "amount_robust_z": 0.5,
-    "amount_z_account": 1.0,
+    "amount_z_account_linear": 1.0,
     "amount_z_merchant": 0.5,
     "velocity_1h": 0.5,
     "velocity_24h": 0.5,
@@ -42,7 +45,15 @@ MAX_RECENT_UNUSUAL = 4
 
 # Money coming in (a refund, a card payment, a salary) is judged as what it is: its size and its
 # sender are no evidence of fraud against the account's spending habits.
-AMOUNT_FACTS = frozenset({"log_amount", "amount_robust_z", "amount_z_account", "amount_z_merchant"})
+AMOUNT_FACTS = frozenset(
+    {
+        "log_amount",
+        "amount_robust_z",
+        "amount_z_account",
+        "amount_z_account_linear",
+        "amount_z_merchant",
+    }
+)
 NOT_EVIDENCE_FOR_CREDITS = AMOUNT_FACTS | {"merchant_new"}
 _IS_CREDIT = FEATURE_NAMES.index("is_credit")
 _RECENT_UNUSUAL = FEATURE_NAMES.index("recent_unusual_amounts")
@@ -74,7 +85,8 @@ def _counts(X: np.ndarray) -> np.ndarray:
 # ``at`` in the feature's unusual direction, so the very first transaction of a fresh stack gets
 # a score that means something. Each says how rare a value is for a typical card account:
 # amounts 3 robust z above the account's habit about 1 in 20, three more purchases within the
-# hour 1 in 30, a duplicate 1 in 100, a foreign country 1 in 50, a first visit 1 in 3.
+# hour 1 in 30, a duplicate 1 in 100, a foreign country 1 in 50, a first visit 1 in 3. The
+# amount's z in dollars has none: at a young account its spread is mostly the prior's own guess.
 PRIOR_TAILS: Mapping[str, tuple[float, float]] = {  # feature: (at, scale)
     "log_amount": (math.log1p(150) - 2.3 * 0.8, 0.8),  # 1 in 10 above $150
     "amount_robust_z": (0.0, 1.0),
@@ -104,10 +116,19 @@ def _amount_boost(X: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 + RECENT_UNUSUAL_BOOST * recent)
 
 
+# Before any model, the log z speaks for the amount against the account's habit, at the weight
+# the dollar reading has once a model is fit.
+_PRIOR_WEIGHTS = {
+    **FEATURE_EVIDENCE,
+    "amount_z_account": FEATURE_EVIDENCE["amount_z_account_linear"],
+}
+
+
 def prior_evidence(X: np.ndarray) -> np.ndarray:
     """The profile's evidence for Spendstream feature rows from ``PRIOR_TAILS`` alone."""
     X = as_2d(X)
-    signs, weights = column_evidence(X.shape[1])
+    signs, _ = column_evidence(X.shape[1])
+    weights = [abs(_PRIOR_WEIGHTS.get(name, 0.0)) for name in FEATURE_NAMES]
     counts = _counts(X)
     total = np.zeros(len(X))
     for j, name in enumerate(FEATURE_NAMES):
