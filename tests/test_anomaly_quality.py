@@ -13,6 +13,7 @@ import pytest
 from bench.cardsim import simulate
 from schemas import TransactionEvent
 from services.scorer.confirmed import RISK_FEATURES
+from services.scorer.detectors.profile import PRIOR_TAILS, prior_evidence
 from services.scorer.ensemble import YOUNG_ACCOUNT_HISTORY, discount_young_accounts, train_ensemble
 from services.scorer.evaluation import detection_metrics
 from services.scorer.features import FEATURE_NAMES
@@ -187,6 +188,27 @@ def test_the_supervised_model_learns_how_far_to_trust_the_anchor() -> None:
     users = ["user-0"] * 800
     fraud_p = model.p_values(X, users, evidence)
     assert detection_metrics(labels, 1 - fraud_p)["roc_auc"] > 0.95
+
+
+def _ordinary_row() -> np.ndarray:
+    row = np.zeros(len(FEATURE_NAMES))
+    row[FEATURE_NAMES.index("log_amount")] = np.log1p(20.0)
+    row[FEATURE_NAMES.index("hour_share")] = 1.0
+    row[FEATURE_NAMES.index("log_seconds_since_previous")] = np.log1p(86400.0)
+    return row
+
+
+@pytest.mark.parametrize("fact", sorted(PRIOR_TAILS))
+def test_before_any_model_every_prior_fact_is_evidence(fact: str) -> None:
+    """Each fact with a prior tail, far out in its unusual direction, raises the cold score of an
+    otherwise ordinary purchase (which has none)."""
+    ordinary = _ordinary_row()
+    assert prior_evidence(ordinary[None])[0] == 0.0
+    unusual = ordinary.copy()
+    at, scale = PRIOR_TAILS[fact]
+    lower_is_unusual = fact in ("hour_share", "log_seconds_since_previous")
+    unusual[FEATURE_NAMES.index(fact)] = -(at + 10 * scale) if lower_is_unusual else at + 10 * scale
+    assert prior_evidence(unusual[None])[0] > 3.0, fact
 
 
 def _stored_without(*missing: str) -> list[float]:

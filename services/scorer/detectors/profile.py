@@ -127,15 +127,16 @@ _PRIOR_WEIGHTS = {
 def prior_evidence(X: np.ndarray) -> np.ndarray:
     """The profile's evidence for Spendstream feature rows from ``PRIOR_TAILS`` alone."""
     X = as_2d(X)
-    signs, _ = column_evidence(X.shape[1])
-    weights = [abs(_PRIOR_WEIGHTS.get(name, 0.0)) for name in FEATURE_NAMES]
-    counts = _counts(X)
     total = np.zeros(len(X))
+    if X.shape[1] != len(FEATURE_NAMES):
+        return total
+    counts = _counts(X)
     for j, name in enumerate(FEATURE_NAMES):
-        if name in PRIOR_TAILS and weights[j] > 0:
+        signed = _PRIOR_WEIGHTS.get(name, 0.0)
+        if name in PRIOR_TAILS and signed != 0:
             at, scale = PRIOR_TAILS[name]
-            surprise = np.maximum(X[:, j] * signs[j] - at, 0.0) / scale
-            total += _evidence(surprise, weights[j]) * counts[:, j]
+            surprise = np.maximum(X[:, j] * np.sign(signed) - at, 0.0) / scale
+            total += _evidence(surprise, abs(signed)) * counts[:, j]
     return total
 
 
