@@ -15,13 +15,14 @@ from services.scorer.features import FEATURE_NAMES
 # Half weight where one fact has several features, so it is not counted three times over. The
 # account's recent unusual amounts say something about the account, not about this transaction:
 # not evidence on their own, they weigh the amount's evidence (``RECENT_UNUSUAL_BOOST``). The
-# amount against the account's habit is read in dollars, at the weight its log readings against
-# the account and the category shared: better on personal-finance histories, level on card
-# streams (bench/results/anomaly_quality.json). The log readings stay features: the density
-# detectors read them, and before any model they speak for the amount.
+# amount against the account's habit is read in dollars, not in log: better on personal-finance
+# histories and on the demo through the pipeline, level on card streams
+# (bench/results/anomaly_quality.json). The log z stays a feature: the density detectors read
+# it, and before any model it speaks for the amount.
 FEATURE_EVIDENCE: Mapping[str, float] = {
     "log_amount": 0.5,
-    "amount_z_account_linear": 1.5,
+    "amount_robust_z": 0.5,
+    "amount_z_account_linear": 1.0,
     "amount_z_merchant": 0.5,
     "velocity_1h": 0.5,
     "velocity_24h": 0.5,
@@ -116,9 +117,12 @@ def _amount_boost(X: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 + RECENT_UNUSUAL_BOOST * recent)
 
 
-# Before any model, the log readings speak for the amount, against the account's habit and the
-# category's, with the dollar reading's weight between them.
-_PRIOR_WEIGHTS = {**FEATURE_EVIDENCE, "amount_z_account": 1.0, "amount_robust_z": 0.5}
+# Before any model, the log z speaks for the amount against the account's habit, at the weight
+# the dollar reading has once a model is fit.
+_PRIOR_WEIGHTS = {
+    **FEATURE_EVIDENCE,
+    "amount_z_account": FEATURE_EVIDENCE["amount_z_account_linear"],
+}
 
 
 def prior_evidence(X: np.ndarray) -> np.ndarray:
