@@ -338,11 +338,26 @@ def _robust_z(
     if series is None or len(series) < min_history:
         return 0.0, None
     median = _median(series.sorted)
-    mad = _median_absolute_deviation(series.sorted, median) * 1.4826
-    n = len(series)
-    spread = math.sqrt((n * mad * mad + PRIOR_WEIGHT * PRIOR_LOG_SPREAD**2) / (n + PRIOR_WEIGHT))
-    z = (log_amount - median) / max(spread, 0.1)
-    return min(max(z, -20.0), 20.0), math.expm1(median)
+    z = _shrunk_z(log_amount, series.sorted, median, PRIOR_WEIGHT * PRIOR_LOG_SPREAD**2, 0.1, 20.0)
+    return z, math.expm1(median)
+
+
+def _shrunk_z(
+    value: float,
+    values: list[float],
+    median: float,
+    prior_squares: float,
+    floor: float,
+    limit: float,
+) -> float:
+    """Robust z of ``value`` against sorted ``values`` (their median given), the MAD shrunk
+    towards a prior spread over the first ``PRIOR_WEIGHT`` rows (``prior_squares``: that weight
+    times the prior spread squared), at least ``floor``, and clipped to plus or minus ``limit``."""
+    n = len(values)
+    mad = _median_absolute_deviation(values, median) * 1.4826
+    spread = math.sqrt((n * mad * mad + prior_squares) / (n + PRIOR_WEIGHT))
+    z = (value - median) / max(spread, floor)
+    return min(max(z, -limit), limit)
 
 
 def _account_z(state: AccountState, entry: Entry) -> float:
@@ -354,15 +369,14 @@ def _linear_account_z(state: AccountState, entry: Entry) -> float:
     """Robust z of the amount itself against the account's recent amounts, its spread shrunk
     towards ``PRIOR_LINEAR_SPREAD`` times the median over the first ``PRIOR_WEIGHT`` rows."""
     series = state.recent_linear
-    n = len(series)
-    if n < MIN_CATEGORY_HISTORY:
+    if len(series) < MIN_CATEGORY_HISTORY:
         return 0.0
     median = _median(series.sorted)
-    mad = _median_absolute_deviation(series.sorted, median) * 1.4826
     prior = PRIOR_LINEAR_SPREAD * median
-    spread = math.sqrt((n * mad * mad + PRIOR_WEIGHT * prior * prior) / (n + PRIOR_WEIGHT))
-    z = (entry.amount - median) / max(spread, 0.01 * max(median, 1.0))
-    return min(max(z, -MAX_LINEAR_Z), MAX_LINEAR_Z)
+    floor = 0.01 * max(median, 1.0)
+    return _shrunk_z(
+        entry.amount, series.sorted, median, PRIOR_WEIGHT * prior * prior, floor, MAX_LINEAR_Z
+    )
 
 
 def _amount_scores(
