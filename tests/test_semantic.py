@@ -12,7 +12,16 @@ import orjson
 import pytest
 
 from services.analytics.embeddings import Embedder, load_model
-from services.analytics.semantic import TextSpace, _assign, choose_threshold, cluster, knn_predict
+from services.analytics.semantic import (
+    LabelNames,
+    TextSpace,
+    _assign,
+    choose_name_weight,
+    choose_threshold,
+    cluster,
+    knn_predict,
+    label_text,
+)
 from services.core.text import normalize_text
 
 
@@ -90,6 +99,46 @@ def test_knn_prefers_the_nearest_and_reports_confidence() -> None:
     assert predictions[1].confidence < predictions[0].confidence
 
 
+def test_the_labels_names_settle_what_the_neighbours_leave_level() -> None:
+    similarities = np.array([[0.6, 0.6]])
+    names = LabelNames(("Dining", "Groceries"), np.array([[1.0, 0.0], [0.0, 1.0]]), weight=0.5)
+    near_groceries = np.array([[0.2, 0.98]])
+    (alone,) = knn_predict(similarities, ["Dining", "Groceries"])
+    (named,) = knn_predict(
+        similarities, ["Dining", "Groceries"], names=names, embeddings=near_groceries
+    )
+    assert alone.label == "Dining" and alone.confidence == pytest.approx(0.3, abs=1e-3)
+    assert named.label == "Groceries"
+    # Half the neighbours' vote plus nearly all of the names' vote, out of 1.5, times 0.6.
+    assert named.confidence == pytest.approx((0.5 + 0.5) / 1.5 * 0.6, abs=1e-3)
+
+
+def test_names_that_say_nothing_get_no_weight() -> None:
+    """Names equally near every text ("c1", "c2" say nothing of a merchant) change no vote, so
+    the smallest weight is kept; the neighbours alone decide, at their own confidence."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2, 8))
+    embeddings = np.vstack([centres[i % 2] + 0.3 * rng.normal(size=8) for i in range(20)])
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    texts = [f"shop {'ab'[i % 2] * 3} {i}" for i in range(20)]
+    labels = ["c1" if i % 2 == 0 else "c2" for i in range(20)]
+    space = TextSpace(texts, embeddings)
+    silent = LabelNames(("c1", "c2"), np.zeros((2, 8)))
+    assert choose_name_weight(space, labels, silent).weight == 0.0
+
+
+@pytest.mark.parametrize(
+    ("label", "text"),
+    [
+        ("amenity/fast_food", "fast food"),
+        ("Car rental", "car rental"),
+        ("shop/e-cigarette", "e cigarette"),
+    ],
+)
+def test_a_labels_name_as_words(label: str, text: str) -> None:
+    assert label_text(label) == text
+
+
 @pytest.mark.slow
 def test_eval_clusters_on_the_demo_merchants() -> None:
     done = subprocess.run(
@@ -143,6 +192,8 @@ def test_eval_clusters_reports_knn_as_applied_on_third_party_merchants(tmp_path:
     tuned = result["knn_threshold_for_precision"]
     assert tuned["target"] == 0.85 and tuned["precision"] >= 0.85
     assert tuned["coverage"] >= applied["coverage"], "the lowest threshold that is precise enough"
+    assert result["knn_label_name_weight"] > 0, "'Airlines', 'Car rental', 'Lodging' say a lot"
+    assert result["knn_accuracy"] > result["knn_accuracy_neighbours_only"]
 
 
 def test_the_threshold_makes_clusters_of_a_useful_size_not_the_tightest() -> None:
@@ -176,3 +227,8 @@ def test_clusters_of_openstreetmap_brands_are_about_as_many_as_their_categories(
         assert 0.5 <= result["clusters_per_label"] <= 2.0, (column, result["n_clusters"])
         assert result["nmi"] >= 0.6, (column, result["nmi"])
         assert result["nmi"] > result["kmeans"]["nmi"]
+        # OpenStreetMap's tags ("amenity/pharmacy") name what a brand sells: beside the
+        # neighbours they raise top-1, and make what is applied precise enough to trust.
+        assert result["knn_accuracy"] >= result["knn_accuracy_neighbours_only"] + 0.01, column
+        assert result["knn_applied"]["precision"] >= 0.75, (column, result["knn_applied"])
+        assert result["knn_threshold_for_precision"]["threshold"] is not None, column

@@ -8,9 +8,10 @@ sees (see the note in `spendstream eval clusters`).
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering, KMeans
@@ -18,6 +19,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
 EMBEDDING_WEIGHT = 0.5
+# The labels' own names are a second opinion beside the neighbours: "pharmacy" is near "boots
+# chemist" in the embedding even when no labelled neighbour is. Each text's similarity to each
+# name, as a softmax at this temperature, votes beside the neighbours' vote (which sums to 1) at
+# one of these weights, chosen on the labelled texts themselves: names that say nothing ("c12",
+# "5812") get none. Past 0.5 a name that misses a plainly recognized merchant ("mountain goat
+# gear", "Outdoor") would halve the confidence of its own neighbours' unanimous vote.
+NAME_TEMPERATURE = 0.02
+NAME_WEIGHTS = (0.0, 0.25, 0.5)
+NAME_WEIGHT_SAMPLE = 1_000
 THRESHOLD_GRID = tuple(round(float(x), 3) for x in np.arange(0.2, 0.951, 0.025))
 # Clusters of a useful size: on average at least this many texts each. Silhouette alone prefers
 # many tight, tiny clusters; on OpenStreetMap's brands (bench/results/clusters_nsi.json) it made
@@ -65,37 +75,109 @@ class Prediction:
     neighbour: str  # the most similar labelled text
 
 
+def label_text(label: str) -> str:
+    """A label's name as words to embed: "amenity/fast_food" -> "fast food"."""
+    return re.sub(r"[_\-\s]+", " ", label.rsplit("/", 1)[-1]).strip().lower()
+
+
+@dataclass(frozen=True)
+class LabelNames:
+    """The labels' names (``label_text``) embedded, and how much their vote counts."""
+
+    labels: tuple[str, ...]
+    embeddings: np.ndarray
+    weight: float = 0.0
+
+    def vote(self, embeddings: np.ndarray) -> np.ndarray:
+        """(len(embeddings), len(labels)): each text's softmax similarity to each name."""
+        logits = np.asarray(embeddings, dtype=np.float64) @ self.embeddings.T / NAME_TEMPERATURE
+        logits -= logits.max(axis=1, keepdims=True)
+        shares = np.exp(logits)
+        return np.asarray(shares / shares.sum(axis=1, keepdims=True))
+
+    def weighted(self, weight: float) -> LabelNames:
+        return replace(self, weight=weight)
+
+
 def knn_predict(
-    similarities: np.ndarray, labels: Sequence[str], *, k: int = 3, temperature: float = 0.05
+    similarities: np.ndarray,
+    labels: Sequence[str],
+    *,
+    k: int = 3,
+    temperature: float = 0.05,
+    names: LabelNames | None = None,
+    embeddings: np.ndarray | None = None,
 ) -> list[Prediction]:
     """Similarity-weighted vote of the ``k`` nearest labelled texts (softmax over similarity, so
-    the nearest dominates unless others are nearly as close). Confidence is the winning share of
-    the vote times the nearest similarity."""
+    the nearest dominates unless others are nearly as close), with the ``names``' vote on the
+    texts' ``embeddings`` beside it at its weight. Confidence is the winning share of the votes
+    times the nearest similarity: a label both the neighbours and its name point to reads
+    higher than one the neighbours alone do."""
+    rows = np.atleast_2d(similarities)
+    by_name = (
+        names.vote(embeddings)
+        if names is not None and names.weight > 0 and embeddings is not None
+        else None
+    )
     predictions = []
-    for row in np.atleast_2d(similarities):
+    for i, row in enumerate(rows):
         nearest = np.argsort(-row)[:k]
         weights = np.exp((row[nearest] - row[nearest[0]]) / temperature)
+        weights /= weights.sum()
         votes: defaultdict[str, float] = defaultdict(float)
         for j, weight in zip(nearest, weights, strict=True):
             votes[labels[j]] += float(weight)
+        total = 1.0
+        if by_name is not None and names is not None:
+            for label, share in zip(names.labels, by_name[i], strict=True):
+                votes[label] += names.weight * float(share)
+            total += names.weight
         label, score = max(votes.items(), key=lambda item: item[1])
-        share = score / float(weights.sum())
-        predictions.append(
-            Prediction(label, round(share * float(max(row[nearest[0]], 0.0)), 4), str(nearest[0]))
-        )
+        confidence = score / total * float(max(row[nearest[0]], 0.0))
+        predictions.append(Prediction(label, round(confidence, 4), str(nearest[0])))
     return predictions
 
 
-def leave_one_out(space: TextSpace, labels: Sequence[str], **knn: float) -> list[Prediction]:
+def leave_one_out(
+    space: TextSpace, labels: Sequence[str], names: LabelNames | None = None
+) -> list[Prediction]:
     """Each text's prediction from all the others."""
     similarities = space.pairwise()
     np.fill_diagonal(similarities, -np.inf)
-    return knn_predict(similarities, labels, **knn)  # type: ignore[arg-type]
+    return knn_predict(similarities, labels, names=names, embeddings=space.embeddings)
 
 
-def leave_one_out_accuracy(space: TextSpace, labels: Sequence[str], **knn: float) -> float:
-    predicted = leave_one_out(space, labels, **knn)
+def leave_one_out_accuracy(
+    space: TextSpace, labels: Sequence[str], names: LabelNames | None = None
+) -> float:
+    predicted = leave_one_out(space, labels, names)
     return float(np.mean([p.label == label for p, label in zip(predicted, labels, strict=True)]))
+
+
+def choose_name_weight(
+    space: TextSpace, labels: Sequence[str], names: LabelNames, seed: int = 0
+) -> LabelNames:
+    """``names`` at the weight of ``NAME_WEIGHTS`` that predicts the labelled texts best, each
+    from all the others (on at most ``NAME_WEIGHT_SAMPLE`` of them); the smallest on a tie."""
+    n = len(space.texts)
+    if n < 2:
+        return names.weighted(0.0)
+    rows = np.arange(n)
+    if n > NAME_WEIGHT_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(n, NAME_WEIGHT_SAMPLE, replace=False))
+    sample = [space.texts[int(r)] for r in rows]
+    similarities = space.similarity_to(sample, space.embeddings[rows])
+    similarities[np.arange(len(rows)), rows] = -np.inf
+    truth = [labels[int(r)] for r in rows]
+    best, best_right = 0.0, -1
+    for weight in NAME_WEIGHTS:
+        predicted = knn_predict(
+            similarities, labels, names=names.weighted(weight), embeddings=space.embeddings[rows]
+        )
+        right = sum(p.label == y for p, y in zip(predicted, truth, strict=True))
+        if right > best_right:
+            best, best_right = weight, right
+    return names.weighted(best)
 
 
 @dataclass(frozen=True)

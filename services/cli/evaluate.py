@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import orjson
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from services.analytics.semantic import LabelNames
 
 eval_app = typer.Typer(help="Evaluate the analytics on labelled data.", no_args_is_help=True)
 console = Console()
@@ -386,14 +389,18 @@ def eval_clusters(
     import asyncio
 
     from services.analytics.embeddings import Embedder
+    from services.analytics.semantic import LabelNames, label_text
     from services.core.settings import Settings
 
     texts, labels = _labelled_texts(csv, text, label)
     with status.status(f"embedding {len(texts)} distinct texts..."):
-        embeddings = asyncio.run(Embedder(None).embed(texts))
+        embedder = Embedder(None)
+        embeddings = asyncio.run(embedder.embed(texts))
+        known = tuple(sorted(set(labels)))
+        names = LabelNames(known, asyncio.run(embedder.embed([label_text(k) for k in known])))
     with status.status("clustering..."):
         result = _cluster_report(
-            texts, labels, embeddings, threshold, Settings().categories.min_confidence
+            texts, labels, embeddings, names, threshold, Settings().categories.min_confidence
         )
     if as_json:
         print(orjson.dumps(result).decode())
@@ -434,6 +441,7 @@ def _cluster_report(
     texts: list[str],
     labels: list[str],
     embeddings: Any,
+    names: LabelNames,
     threshold: float | None,
     min_confidence: float,
 ) -> dict[str, Any]:
@@ -442,6 +450,7 @@ def _cluster_report(
     from services.analytics.semantic import (
         TextSpace,
         applied_accuracy,
+        choose_name_weight,
         cluster,
         cluster_scores,
         kmeans_by_silhouette,
@@ -453,7 +462,8 @@ def _cluster_report(
     space = TextSpace(texts, embeddings)
     clusters, assignment, chosen = cluster(space, threshold)
     baseline = kmeans_by_silhouette(embeddings)
-    predictions = leave_one_out(space, labels)
+    names = choose_name_weight(space, labels, names)
+    predictions = leave_one_out(space, labels, names)
     n_labels = len(set(labels))
     tuned = threshold_for_precision(predictions, labels, PRECISION_TARGET)
     return {
@@ -473,6 +483,8 @@ def _cluster_report(
         },
         "threshold": chosen,
         "kmeans": {"n_clusters": len(set(baseline)), **cluster_scores(labels, baseline)},
+        "knn_label_name_weight": names.weight,
+        "knn_accuracy_neighbours_only": leave_one_out_accuracy(space, labels),
         "knn_accuracy_embedding_only": leave_one_out_accuracy(
             TextSpace(texts, embeddings).embedding_only(), labels
         ),
@@ -504,8 +516,10 @@ def _print_cluster_report(result: dict[str, Any]) -> None:
     console.print(grid)
     applied, tuned = result["knn_applied"], result["knn_threshold_for_precision"]
     console.print(
-        f"kNN categorization, leave-one-out: top-1 {result['knn_accuracy']:.3f} "
-        f"(embeddings alone: {result['knn_accuracy_embedding_only']:.3f}); as applied, at "
+        f"kNN categorization, leave-one-out: top-1 {result['knn_accuracy']:.3f} with the "
+        f"labels' names at weight {result['knn_label_name_weight']:.2f} (neighbours alone: "
+        f"{result['knn_accuracy_neighbours_only']:.3f}; embeddings alone: "
+        f"{result['knn_accuracy_embedding_only']:.3f}); as applied, at "
         f"confidence >= {applied['threshold']:.2f}: precision {_fmt(applied['precision'])}, "
         f"coverage {applied['coverage']:.3f}, right overall {applied['top1']:.3f}"
     )

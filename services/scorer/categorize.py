@@ -19,7 +19,13 @@ import asyncpg
 
 from schemas import TransactionEvent
 from services.analytics.embeddings import Embedder
-from services.analytics.semantic import TextSpace, knn_predict
+from services.analytics.semantic import (
+    LabelNames,
+    TextSpace,
+    choose_name_weight,
+    knn_predict,
+    label_text,
+)
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.core.text import normalize_text
@@ -46,6 +52,8 @@ class Categorizer:
         self.settings = settings
         self._space: TextSpace | None = None
         self._labels: list[str] = []
+        self._names: LabelNames | None = None
+        self._indexed: tuple[tuple[str, str], ...] = ()
 
     async def refresh_index(self) -> int:
         labels = dict(CATALOGUE)
@@ -53,9 +61,20 @@ class Categorizer:
         for row in agreed:
             labels.setdefault(row["merchant_key"], row["category"])
         texts = sorted(labels)
+        if tuple((t, labels[t]) for t in texts) == self._indexed:
+            return len(texts)  # nothing new: the weight of the names stands
         embeddings = await self.embedder.embed(texts)
-        self._space = await asyncio.to_thread(TextSpace, texts, embeddings)
-        self._labels = [labels[t] for t in texts]
+        space = await asyncio.to_thread(TextSpace, texts, embeddings)
+        known = tuple(sorted(set(labels.values())))
+        names = LabelNames(known, await self.embedder.embed([label_text(k) for k in known]))
+        self._names = await asyncio.to_thread(
+            choose_name_weight, space, [labels[t] for t in texts], names
+        )
+        self._space, self._labels = space, [labels[t] for t in texts]
+        self._indexed = tuple((t, labels[t]) for t in texts)
+        log.info(
+            "categorization index: %d texts, names at weight %s", len(texts), self._names.weight
+        )
         return len(texts)
 
     async def apply(
@@ -86,9 +105,10 @@ class Categorizer:
             texts = [key for _, key in unresolved]
             embeddings = await self.embedder.embed(texts)
             similarities = await asyncio.to_thread(self._space.similarity_to, texts, embeddings)
-            for (event, _), prediction in zip(
-                unresolved, knn_predict(similarities, self._labels), strict=True
-            ):
+            predictions = knn_predict(
+                similarities, self._labels, names=self._names, embeddings=embeddings
+            )
+            for (event, _), prediction in zip(unresolved, predictions, strict=True):
                 ident = (event.user_id, event.transaction_id)
                 if prediction.confidence >= self.settings.categories.min_confidence:
                     chosen[ident] = prediction.label
