@@ -61,17 +61,15 @@ class Categorizer:
         for row in agreed:
             labels.setdefault(row["merchant_key"], row["category"])
         texts = sorted(labels)
-        if tuple((t, labels[t]) for t in texts) == self._indexed:
+        indexed = tuple((t, labels[t]) for t in texts)
+        if indexed == self._indexed:
             return len(texts)  # nothing new: the weight of the names stands
-        embeddings = await self.embedder.embed(texts)
-        space = await asyncio.to_thread(TextSpace, texts, embeddings)
-        known = tuple(sorted(set(labels.values())))
+        ordered = [labels[t] for t in texts]
+        space = await asyncio.to_thread(TextSpace, texts, await self.embedder.embed(texts))
+        known = tuple(sorted(set(ordered)))
         names = LabelNames(known, await self.embedder.embed([label_text(k) for k in known]))
-        self._names = await asyncio.to_thread(
-            choose_name_weight, space, [labels[t] for t in texts], names
-        )
-        self._space, self._labels = space, [labels[t] for t in texts]
-        self._indexed = tuple((t, labels[t]) for t in texts)
+        self._names = await asyncio.to_thread(choose_name_weight, space, ordered, names)
+        self._space, self._labels, self._indexed = space, ordered, indexed
         log.info(
             "categorization index: %d texts, names at weight %s", len(texts), self._names.weight
         )
