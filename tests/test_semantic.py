@@ -232,3 +232,33 @@ def test_clusters_of_openstreetmap_brands_are_about_as_many_as_their_categories(
         assert result["knn_accuracy"] >= result["knn_accuracy_neighbours_only"] + 0.01, column
         assert result["knn_applied"]["precision"] >= 0.75, (column, result["knn_applied"])
         assert result["knn_threshold_for_precision"]["threshold"] is not None, column
+
+
+@pytest.mark.slow
+def test_label_names_that_say_nothing_leave_the_neighbours_alone(tmp_path: Path) -> None:
+    """The same brands labelled by codes ("c017"): by name alone the codes find no more than
+    guessing would, so they get no weight, and what is applied is the neighbours' alone. A
+    lucky leave-one-out text or two must not buy them a weight that dilutes every confidence."""
+    import csv
+
+    source = Path(__file__).parent.parent / "bench" / "data" / "nsi_merchants.csv"
+    with source.open() as f:
+        rows = list(csv.DictReader(f))
+    code = {label: f"c{i:03d}" for i, label in enumerate(sorted({r["label"] for r in rows}))}
+    coded = tmp_path / "coded.csv"
+    with coded.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "label"])
+        writer.writerows([r["name"], code[r["label"]]] for r in rows)
+    command = [sys.executable, "-m", "services.cli.main", "eval", "clusters", "--json"]
+    done = subprocess.run(
+        [*command, "--csv", str(coded), "--text", "name", "--label", "label"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = orjson.loads(done.stdout)
+    assert result["n_labels"] == 122
+    assert result["knn_label_name_weight"] == 0.0
+    assert result["knn_accuracy"] == result["knn_accuracy_neighbours_only"]
+    assert result["knn_applied"]["coverage"] >= 0.2, "confidences as the neighbours give them"

@@ -22,12 +22,15 @@ EMBEDDING_WEIGHT = 0.5
 # The labels' own names are a second opinion beside the neighbours: "pharmacy" is near "boots
 # chemist" in the embedding even when no labelled neighbour is. Each text's similarity to each
 # name, as a softmax at this temperature, votes beside the neighbours' vote (which sums to 1) at
-# one of these weights, chosen on the labelled texts themselves: names that say nothing ("c12",
-# "5812") get none. Past 0.5 a name that misses a plainly recognized merchant ("mountain goat
-# gear", "Outdoor") would halve the confidence of its own neighbours' unanimous vote.
+# one of these weights, chosen on the labelled texts themselves. Names that say nothing ("c12",
+# "5812") get none: by themselves they must find the labelled texts' labels clearly more often
+# than always guessing the commonest label would, or a lucky text or two could buy them a
+# weight that dilutes every confidence. Past 0.5 a name that misses a plainly recognized
+# merchant ("mountain goat gear", "Outdoor") would halve its neighbours' unanimous confidence.
 NAME_TEMPERATURE = 0.02
 NAME_WEIGHTS = (0.0, 0.25, 0.5)
 NAME_WEIGHT_SAMPLE = 1_000
+NAME_MIN_LIFT = 0.1
 THRESHOLD_GRID = tuple(round(float(x), 3) for x in np.arange(0.2, 0.951, 0.025))
 # Clusters of a useful size: on average at least this many texts each. Silhouette alone prefers
 # many tight, tiny clusters; on OpenStreetMap's brands (bench/results/clusters_nsi.json) it made
@@ -158,7 +161,8 @@ def choose_name_weight(
     space: TextSpace, labels: Sequence[str], names: LabelNames, seed: int = 0
 ) -> LabelNames:
     """``names`` at the weight of ``NAME_WEIGHTS`` that predicts the labelled texts best, each
-    from all the others (on at most ``NAME_WEIGHT_SAMPLE`` of them); the smallest on a tie."""
+    from all the others (on at most ``NAME_WEIGHT_SAMPLE`` of them); the smallest on a tie. No
+    weight for names that alone beat the commonest label by less than ``NAME_MIN_LIFT``."""
     n = len(space.texts)
     if n < 2:
         return names.weighted(0.0)
@@ -169,6 +173,11 @@ def choose_name_weight(
     similarities = space.similarity_to(sample, space.embeddings[rows])
     similarities[np.arange(len(rows)), rows] = -np.inf
     truth = [labels[int(r)] for r in rows]
+    by_name = names.vote(space.embeddings[rows]).argmax(axis=1)
+    named_right = np.mean([names.labels[j] == y for j, y in zip(by_name, truth, strict=True)])
+    commonest = Counter(truth).most_common(1)[0][1] / len(truth)
+    if named_right < commonest + NAME_MIN_LIFT:
+        return names.weighted(0.0)
     best, best_right = 0.0, -1
     for weight in NAME_WEIGHTS:
         predicted = knn_predict(
