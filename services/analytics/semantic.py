@@ -117,11 +117,12 @@ def knn_predict(
     times the nearest similarity: a label both the neighbours and its name point to reads
     higher than one the neighbours alone do."""
     rows = np.atleast_2d(similarities)
-    by_name = (
-        names.vote(embeddings)
-        if names is not None and names.weight > 0 and embeddings is not None
-        else None
-    )
+    # The names' labels, their weighted votes per row, and what all the votes add up to.
+    named: tuple[str, ...] = ()
+    by_name, total = np.zeros((len(rows), 0)), 1.0
+    if names is not None and names.weight > 0 and embeddings is not None:
+        named, by_name = names.labels, names.weight * names.vote(embeddings)
+        total += names.weight
     predictions = []
     for i, row in enumerate(rows):
         nearest = np.argsort(-row)[:k]
@@ -130,11 +131,8 @@ def knn_predict(
         votes: defaultdict[str, float] = defaultdict(float)
         for j, weight in zip(nearest, weights, strict=True):
             votes[labels[j]] += float(weight)
-        total = 1.0
-        if by_name is not None and names is not None:
-            for label, share in zip(names.labels, by_name[i], strict=True):
-                votes[label] += names.weight * float(share)
-            total += names.weight
+        for label, share in zip(named, by_name[i], strict=True):
+            votes[label] += float(share)
         label, score = max(votes.items(), key=lambda item: item[1])
         confidence = score / total * float(max(row[nearest[0]], 0.0))
         predictions.append(Prediction(label, round(confidence, 4), str(nearest[0])))
@@ -169,11 +167,11 @@ def choose_name_weight(
     rows = np.arange(n)
     if n > NAME_WEIGHT_SAMPLE:
         rows = np.sort(np.random.default_rng(seed).choice(n, NAME_WEIGHT_SAMPLE, replace=False))
-    sample = [space.texts[int(r)] for r in rows]
-    similarities = space.similarity_to(sample, space.embeddings[rows])
+    sample, sample_embeddings = [space.texts[int(r)] for r in rows], space.embeddings[rows]
+    similarities = space.similarity_to(sample, sample_embeddings)
     similarities[np.arange(len(rows)), rows] = -np.inf
     truth = [labels[int(r)] for r in rows]
-    by_name = names.vote(space.embeddings[rows]).argmax(axis=1)
+    by_name = names.vote(sample_embeddings).argmax(axis=1)
     named_right = np.mean([names.labels[j] == y for j, y in zip(by_name, truth, strict=True)])
     commonest = Counter(truth).most_common(1)[0][1] / len(truth)
     if named_right < commonest + NAME_MIN_LIFT:
@@ -181,7 +179,7 @@ def choose_name_weight(
     best, best_right = 0.0, -1
     for weight in NAME_WEIGHTS:
         predicted = knn_predict(
-            similarities, labels, names=names.weighted(weight), embeddings=space.embeddings[rows]
+            similarities, labels, names=names.weighted(weight), embeddings=sample_embeddings
         )
         right = sum(p.label == y for p, y in zip(predicted, truth, strict=True))
         if right > best_right:
