@@ -11,6 +11,7 @@ import contextlib
 import functools
 import os
 import pwd
+import random
 import secrets
 import shutil
 import signal
@@ -39,14 +40,41 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTENING_SPAN = 12_000  # ports to choose from, just below the range for outgoing connections
+
+
+def listening_ports() -> range:
+    """Where to choose ports to listen on: below the kernel's range for the local ends of
+    outgoing connections. A port found by binding port 0 lies inside that range, so a service
+    started a moment later could find it taken by any connection opened meanwhile (a client
+    reaching the broker or the database)."""
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return range(max(1024, low - LISTENING_SPAN), low)
+
+
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free now. Each socket stays bound until all are chosen: a port
-    freed at once can be handed out again, and two services given one port collide."""
+    """``count`` distinct ports free now, outside the range for outgoing connections where it
+    leaves room. Each socket stays bound until all are chosen: a port freed at once can be
+    handed out again, and two services given one port collide."""
+    candidates = listening_ports()
+    pick = random.Random()
     with contextlib.ExitStack() as held:
-        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
+        ports: list[int] = []
+        for attempt in range(count + 200):
+            s = held.enter_context(socket.socket())
+            wanted = pick.choice(candidates) if len(candidates) >= 1000 and attempt < 200 else 0
+            try:
+                s.bind(("127.0.0.1", wanted))
+            except OSError:
+                continue  # in use, or lingering from a closed connection: try another
+            ports.append(int(s.getsockname()[1]))
+            if len(ports) == count:
+                return ports
+        raise OSError(f"found only {len(ports)} of {count} free ports")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
