@@ -9,7 +9,7 @@ sees (see the note in `spendstream eval clusters`).
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -29,8 +29,15 @@ EMBEDDING_WEIGHT = 0.5
 # merchant ("mountain goat gear", "Outdoor") would halve its neighbours' unanimous confidence.
 NAME_TEMPERATURE = 0.02
 NAME_WEIGHTS = (0.0, 0.25, 0.5)
-NAME_WEIGHT_SAMPLE = 1_000
 NAME_MIN_LIFT = 0.1
+# The neighbours' vote: how many, and how sharply the nearest dominates. Three at 0.05 serve a
+# pool of a few examples per label, as the shipped catalogue is; a pool of many near-synonymous
+# labels with ten examples each (OpenStreetMap's brands) is read better by more neighbours
+# weighed more evenly. Chosen on the labelled texts themselves, the first being the default.
+KNN_GRID = tuple((k, temperature) for k in (3, 5, 10) for temperature in (0.05, 0.1, 0.2))
+VOTE_SAMPLE = 1_000
+VOTE_MARGIN = 0.01  # of the sampled texts...
+VOTE_MARGIN_TEXTS = 3  # ...and at least this many
 THRESHOLD_GRID = tuple(round(float(x), 3) for x in np.arange(0.2, 0.951, 0.025))
 # Clusters of a useful size: on average at least this many texts each. Silhouette alone prefers
 # many tight, tiny clusters; on OpenStreetMap's brands (bench/results/clusters_nsi.json) it made
@@ -115,58 +122,100 @@ def knn_predict(
     the nearest dominates unless others are nearly as close), with the ``names``' vote on the
     texts' ``embeddings`` beside it at its weight. Confidence is the winning share of the votes
     times the nearest similarity: a label both the neighbours and its name point to reads
-    higher than one the neighbours alone do."""
-    rows = np.atleast_2d(similarities)
-    # The names' labels, their weighted votes per row, and what all the votes add up to.
-    named: tuple[str, ...] = ()
-    by_name, total = np.zeros((len(rows), 0)), 1.0
-    if names is not None and names.weight > 0 and embeddings is not None:
-        named, by_name = names.labels, names.weight * names.vote(embeddings)
+    higher than one the neighbours alone do. A tie goes to the nearer neighbour's label."""
+    rows = np.atleast_2d(np.asarray(similarities, dtype=np.float64))
+    n, k = len(rows), min(k, rows.shape[1])
+    if n == 0 or k == 0:
+        return []
+    nearest = _nearest(rows, k)
+    named = names is not None and names.weight > 0 and embeddings is not None
+    vocabulary = sorted(set(labels) | (set(names.labels) if names is not None and named else set()))
+    code = {label: i for i, label in enumerate(vocabulary)}
+    neighbour_codes = np.array([code[label] for label in labels])[nearest]
+    top = np.take_along_axis(rows, nearest, axis=1)
+    weights = np.exp((top - top[:, :1]) / temperature)
+    weights /= weights.sum(axis=1, keepdims=True)
+    votes = np.zeros((n, len(vocabulary)))
+    np.add.at(votes, (np.arange(n)[:, None], neighbour_codes), weights)
+    total = 1.0
+    if named and names is not None and embeddings is not None:
+        votes[:, [code[label] for label in names.labels]] += names.weight * names.vote(embeddings)
         total += names.weight
-    predictions = []
-    for i, row in enumerate(rows):
-        nearest = np.argsort(-row)[:k]
-        weights = np.exp((row[nearest] - row[nearest[0]]) / temperature)
-        weights /= weights.sum()
-        votes: defaultdict[str, float] = defaultdict(float)
-        for j, weight in zip(nearest, weights, strict=True):
-            votes[labels[j]] += float(weight)
-        for label, share in zip(named, by_name[i], strict=True):
-            votes[label] += float(share)
-        label, score = max(votes.items(), key=lambda item: item[1])
-        confidence = score / total * float(max(row[nearest[0]], 0.0))
-        predictions.append(Prediction(label, round(confidence, 4), str(nearest[0])))
-    return predictions
+    best = votes.max(axis=1)
+    winner = votes.argmax(axis=1)
+    for j in reversed(range(k)):  # the nearest last, so it wins a tie
+        candidate = neighbour_codes[:, j]
+        winner = np.where(votes[np.arange(n), candidate] == best, candidate, winner)
+    confidence = best / total * np.maximum(top[:, 0], 0.0)
+    return [
+        Prediction(vocabulary[w], round(float(c), 4), str(j))
+        for w, c, j in zip(winner, confidence, nearest[:, 0], strict=True)
+    ]
 
 
-def leave_one_out(
-    space: TextSpace, labels: Sequence[str], names: LabelNames | None = None
-) -> list[Prediction]:
+def _nearest(rows: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` most similar columns, most similar first."""
+    if k < rows.shape[1]:
+        # In column order, so that equally similar texts keep it: the first listed is nearer.
+        candidates = np.sort(np.argpartition(-rows, k - 1, axis=1)[:, :k], axis=1)
+    else:
+        candidates = np.tile(np.arange(rows.shape[1]), (len(rows), 1))
+    order = np.argsort(-np.take_along_axis(rows, candidates, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, axis=1)
+
+
+@dataclass(frozen=True)
+class Vote:
+    """How the kNN vote is taken: the ``k`` nearest at a softmax ``temperature``, and the labels'
+    ``names`` beside them at their weight."""
+
+    k: int = 3
+    temperature: float = 0.05
+    names: LabelNames | None = None
+
+    @property
+    def name_weight(self) -> float:
+        return self.names.weight if self.names is not None else 0.0
+
+    def predict(
+        self, similarities: np.ndarray, labels: Sequence[str], embeddings: np.ndarray | None
+    ) -> list[Prediction]:
+        return knn_predict(
+            similarities,
+            labels,
+            k=self.k,
+            temperature=self.temperature,
+            names=self.names,
+            embeddings=embeddings,
+        )
+
+
+def leave_one_out(space: TextSpace, labels: Sequence[str], vote: Vote = Vote()) -> list[Prediction]:
     """Each text's prediction from all the others."""
     similarities = space.pairwise()
     np.fill_diagonal(similarities, -np.inf)
-    return knn_predict(similarities, labels, names=names, embeddings=space.embeddings)
+    return vote.predict(similarities, labels, space.embeddings)
 
 
-def leave_one_out_accuracy(
-    space: TextSpace, labels: Sequence[str], names: LabelNames | None = None
-) -> float:
-    predicted = leave_one_out(space, labels, names)
+def leave_one_out_accuracy(space: TextSpace, labels: Sequence[str], vote: Vote = Vote()) -> float:
+    predicted = leave_one_out(space, labels, vote)
     return float(np.mean([p.label == label for p, label in zip(predicted, labels, strict=True)]))
 
 
-def choose_name_weight(
-    space: TextSpace, labels: Sequence[str], names: LabelNames, seed: int = 0
-) -> LabelNames:
-    """``names`` at the weight of ``NAME_WEIGHTS`` that predicts the labelled texts best, each
-    from all the others (on at most ``NAME_WEIGHT_SAMPLE`` of them); the smallest on a tie. No
-    weight for names that alone beat the commonest label by less than ``NAME_MIN_LIFT``."""
+def choose_vote(space: TextSpace, labels: Sequence[str], names: LabelNames, seed: int = 0) -> Vote:
+    """The vote that predicts the labelled texts best, each from all the others (on at most
+    ``VOTE_SAMPLE`` of them). First the names' weight of ``NAME_WEIGHTS`` at the default ``k``
+    and temperature, the smallest on a tie; none for names that alone beat the commonest label
+    by less than ``NAME_MIN_LIFT``. Then another ``k`` and temperature of ``KNN_GRID`` only if
+    it is right on clearly more texts (``VOTE_MARGIN``): on a small pool a few lucky texts
+    would otherwise choose it."""
     n = len(space.texts)
+    default = Vote(names=names.weighted(0.0))
     if n < 2:
-        return names.weighted(0.0)
+        return default
     rows = np.arange(n)
-    if n > NAME_WEIGHT_SAMPLE:
-        rows = np.sort(np.random.default_rng(seed).choice(n, NAME_WEIGHT_SAMPLE, replace=False))
+    if n > VOTE_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(n, VOTE_SAMPLE, replace=False))
     sample, sample_embeddings = [space.texts[int(r)] for r in rows], space.embeddings[rows]
     similarities = space.similarity_to(sample, sample_embeddings)
     similarities[np.arange(len(rows)), rows] = -np.inf
@@ -174,17 +223,24 @@ def choose_name_weight(
     by_name = names.vote(sample_embeddings).argmax(axis=1)
     named_right = np.mean([names.labels[j] == y for j, y in zip(by_name, truth, strict=True)])
     commonest = Counter(truth).most_common(1)[0][1] / len(truth)
-    if named_right < commonest + NAME_MIN_LIFT:
-        return names.weighted(0.0)
-    best, best_right = 0.0, -1
-    for weight in NAME_WEIGHTS:
-        predicted = knn_predict(
-            similarities, labels, names=names.weighted(weight), embeddings=sample_embeddings
-        )
-        right = sum(p.label == y for p, y in zip(predicted, truth, strict=True))
-        if right > best_right:
-            best, best_right = weight, right
-    return names.weighted(best)
+    weights = NAME_WEIGHTS if named_right >= commonest + NAME_MIN_LIFT else (0.0,)
+
+    def right(vote: Vote) -> int:
+        predicted = vote.predict(similarities, labels, sample_embeddings)
+        return sum(p.label == y for p, y in zip(predicted, truth, strict=True))
+
+    scored = {
+        (k, temperature, weight): right(Vote(k, temperature, names.weighted(weight)))
+        for k, temperature in KNN_GRID
+        for weight in weights
+    }
+    k, temperature = KNN_GRID[0]
+    chosen = max(weights, key=lambda w: (scored[(k, temperature, w)], -w))
+    best = max(scored, key=lambda key: scored[key])  # the first of the grid on a tie
+    margin = max(VOTE_MARGIN_TEXTS, VOTE_MARGIN * len(rows))
+    if scored[best] - scored[(k, temperature, chosen)] >= margin:
+        k, temperature, chosen = best
+    return Vote(k, temperature, names.weighted(chosen))
 
 
 @dataclass(frozen=True)

@@ -449,8 +449,9 @@ def _cluster_report(
 
     from services.analytics.semantic import (
         TextSpace,
+        Vote,
         applied_accuracy,
-        choose_name_weight,
+        choose_vote,
         cluster,
         cluster_scores,
         kmeans_by_silhouette,
@@ -462,8 +463,9 @@ def _cluster_report(
     space = TextSpace(texts, embeddings)
     clusters, assignment, chosen = cluster(space, threshold)
     baseline = kmeans_by_silhouette(embeddings)
-    names = choose_name_weight(space, labels, names)
-    predictions = leave_one_out(space, labels, names)
+    vote = choose_vote(space, labels, names)
+    predictions = leave_one_out(space, labels, vote)
+    neighbours_only = Vote(vote.k, vote.temperature)
     n_labels = len(set(labels))
     tuned = threshold_for_precision(predictions, labels, PRECISION_TARGET)
     return {
@@ -483,10 +485,12 @@ def _cluster_report(
         },
         "threshold": chosen,
         "kmeans": {"n_clusters": len(set(baseline)), **cluster_scores(labels, baseline)},
-        "knn_label_name_weight": names.weight,
-        "knn_accuracy_neighbours_only": leave_one_out_accuracy(space, labels),
+        "knn_neighbours": vote.k,
+        "knn_temperature": vote.temperature,
+        "knn_label_name_weight": vote.name_weight,
+        "knn_accuracy_neighbours_only": leave_one_out_accuracy(space, labels, neighbours_only),
         "knn_accuracy_embedding_only": leave_one_out_accuracy(
-            TextSpace(texts, embeddings).embedding_only(), labels
+            TextSpace(texts, embeddings).embedding_only(), labels, neighbours_only
         ),
     }
 
@@ -516,8 +520,9 @@ def _print_cluster_report(result: dict[str, Any]) -> None:
     console.print(grid)
     applied, tuned = result["knn_applied"], result["knn_threshold_for_precision"]
     console.print(
-        f"kNN categorization, leave-one-out: top-1 {result['knn_accuracy']:.3f} with the "
-        f"labels' names at weight {result['knn_label_name_weight']:.2f} (neighbours alone: "
+        f"kNN categorization, leave-one-out: top-1 {result['knn_accuracy']:.3f} by the "
+        f"{result['knn_neighbours']} nearest at temperature {result['knn_temperature']:g}, with "
+        f"the labels' names at weight {result['knn_label_name_weight']:.2f} (neighbours alone: "
         f"{result['knn_accuracy_neighbours_only']:.3f}; embeddings alone: "
         f"{result['knn_accuracy_embedding_only']:.3f}); as applied, at "
         f"confidence >= {applied['threshold']:.2f}: precision {_fmt(applied['precision'])}, "

@@ -22,8 +22,8 @@ from services.analytics.embeddings import Embedder
 from services.analytics.semantic import (
     LabelNames,
     TextSpace,
-    choose_name_weight,
-    knn_predict,
+    Vote,
+    choose_vote,
     label_text,
 )
 from services.core.settings import Settings
@@ -52,7 +52,7 @@ class Categorizer:
         self.settings = settings
         self._space: TextSpace | None = None
         self._labels: list[str] = []
-        self._names: LabelNames | None = None
+        self._vote: Vote | None = None
         self._indexed: tuple[tuple[str, str], ...] = ()
 
     async def refresh_index(self) -> int:
@@ -63,15 +63,20 @@ class Categorizer:
         texts = sorted(labels)
         indexed = tuple((t, labels[t]) for t in texts)
         if indexed == self._indexed:
-            return len(texts)  # nothing new: the weight of the names stands
+            return len(texts)  # nothing new: the vote chosen for it stands
         ordered = [labels[t] for t in texts]
         space = await asyncio.to_thread(TextSpace, texts, await self.embedder.embed(texts))
         known = tuple(sorted(set(ordered)))
         names = LabelNames(known, await self.embedder.embed([label_text(k) for k in known]))
-        self._names = await asyncio.to_thread(choose_name_weight, space, ordered, names)
-        self._space, self._labels, self._indexed = space, ordered, indexed
+        vote = await asyncio.to_thread(choose_vote, space, ordered, names)
+        self._space, self._labels, self._vote, self._indexed = space, ordered, vote, indexed
         log.info(
-            "categorization index: %d texts, names at weight %s", len(texts), self._names.weight
+            "categorization index: %d texts, vote of the %d nearest at temperature %s, "
+            "names at weight %s",
+            len(texts),
+            vote.k,
+            vote.temperature,
+            vote.name_weight,
         )
         return len(texts)
 
@@ -99,13 +104,11 @@ class Categorizer:
                 chosen[ident], decided[ident] = category, Categorization("predicted", 1.0)
             else:
                 unresolved.append((event, key))
-        if unresolved and self._space is not None:
+        if unresolved and self._space is not None and self._vote is not None:
             texts = [key for _, key in unresolved]
             embeddings = await self.embedder.embed(texts)
             similarities = await asyncio.to_thread(self._space.similarity_to, texts, embeddings)
-            predictions = knn_predict(
-                similarities, self._labels, names=self._names, embeddings=embeddings
-            )
+            predictions = self._vote.predict(similarities, self._labels, embeddings)
             for (event, _), prediction in zip(unresolved, predictions, strict=True):
                 ident = (event.user_id, event.transaction_id)
                 if prediction.confidence >= self.settings.categories.min_confidence:
