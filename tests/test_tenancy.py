@@ -17,6 +17,7 @@ from services.core.settings import Settings
 from services.core.text import normalize_text
 from services.scorer import store
 from services.scorer.categorize import Categorizer
+from services.scorer.categorize_types import Categorization
 
 pytestmark = pytest.mark.integration
 AT = datetime(2026, 11, 3, 12, tzinfo=UTC)
@@ -83,6 +84,10 @@ async def test_categories_are_shared_only_when_five_users_agree_or_vetted(fresh_
         )
         assert await predicted(categorizer, "newcomer", "STARBUCKS STORE 09871") == "Dining", (
             "well-known merchants come from the vetted catalogue, from the first transaction"
+        )
+        _, decided = await categorizer.apply([uncategorized("newcomer", "n-2", "Starbucks")])
+        assert decided[("newcomer", "n-2")] == Categorization("predicted", 1.0), (
+            "a merchant of the catalogue itself is looked up, not outvoted by its neighbours"
         )
     finally:
         await pool.close()

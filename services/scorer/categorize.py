@@ -54,6 +54,7 @@ class Categorizer:
         self._labels: list[str] = []
         self._vote: Vote | None = None
         self._indexed: tuple[tuple[str, str], ...] = ()
+        self._shared: dict[str, str] = {}  # the labelled pool by merchant key
 
     async def refresh_index(self) -> int:
         labels = dict(CATALOGUE)
@@ -70,6 +71,7 @@ class Categorizer:
         names = LabelNames(known, await self.embedder.embed([label_text(k) for k in known]))
         vote = await asyncio.to_thread(choose_vote, space, ordered, names)
         self._space, self._labels, self._vote, self._indexed = space, ordered, vote, indexed
+        self._shared = dict(indexed)
         log.info(
             "categorization index: %d texts, vote of the %d nearest at temperature %s, "
             "names at weight %s",
@@ -101,6 +103,10 @@ class Categorizer:
             if (rule := rules.get((event.user_id, key))) is not None:
                 chosen[ident], decided[ident] = rule, Categorization("rule", 1.0)
             elif (category := explicit.get((event.user_id, key))) is not None:
+                chosen[ident], decided[ident] = category, Categorization("predicted", 1.0)
+            elif (category := self._shared.get(key)) is not None:
+                # A merchant of the vetted pool itself: its label, not a vote of its neighbours
+                # (which, weighed evenly, could outvote it).
                 chosen[ident], decided[ident] = category, Categorization("predicted", 1.0)
             else:
                 unresolved.append((event, key))
