@@ -128,8 +128,8 @@ def knn_predict(
     if n == 0 or k == 0:
         return []
     nearest = _nearest(rows, k)
-    named = names is not None and names.weight > 0 and embeddings is not None
-    vocabulary = sorted(set(labels) | (set(names.labels) if names is not None and named else set()))
+    named = names if names is not None and names.weight > 0 and embeddings is not None else None
+    vocabulary = sorted(set(labels) | set(named.labels if named is not None else ()))
     code = {label: i for i, label in enumerate(vocabulary)}
     neighbour_codes = np.array([code[label] for label in labels])[nearest]
     top = np.take_along_axis(rows, nearest, axis=1)
@@ -138,9 +138,9 @@ def knn_predict(
     votes = np.zeros((n, len(vocabulary)))
     np.add.at(votes, (np.arange(n)[:, None], neighbour_codes), weights)
     total = 1.0
-    if named and names is not None and embeddings is not None:
-        votes[:, [code[label] for label in names.labels]] += names.weight * names.vote(embeddings)
-        total += names.weight
+    if named is not None and embeddings is not None:
+        votes[:, [code[label] for label in named.labels]] += named.weight * named.vote(embeddings)
+        total += named.weight
     best = votes.max(axis=1)
     winner = votes.argmax(axis=1)
     for j in reversed(range(k)):  # the nearest last, so it wins a tie
