@@ -53,7 +53,6 @@ class Categorizer:
         self._space: TextSpace | None = None
         self._labels: list[str] = []
         self._vote: Vote | None = None
-        self._indexed: tuple[tuple[str, str], ...] = ()
         self._shared: dict[str, str] = {}  # the labelled pool by merchant key
 
     async def refresh_index(self) -> int:
@@ -62,16 +61,14 @@ class Categorizer:
         for row in agreed:
             labels.setdefault(row["merchant_key"], row["category"])
         texts = sorted(labels)
-        indexed = tuple((t, labels[t]) for t in texts)
-        if indexed == self._indexed:
+        if labels == self._shared:
             return len(texts)  # nothing new: the vote chosen for it stands
         ordered = [labels[t] for t in texts]
         space = await asyncio.to_thread(TextSpace, texts, await self.embedder.embed(texts))
         known = tuple(sorted(set(ordered)))
         names = LabelNames(known, await self.embedder.embed([label_text(k) for k in known]))
         vote = await asyncio.to_thread(choose_vote, space, ordered, names)
-        self._space, self._labels, self._vote, self._indexed = space, ordered, vote, indexed
-        self._shared = dict(indexed)
+        self._space, self._labels, self._vote, self._shared = space, ordered, vote, labels
         log.info(
             "categorization index: %d texts, vote of the %d nearest at temperature %s, "
             "names at weight %s",
