@@ -93,19 +93,24 @@ async def test_categories_are_shared_only_when_five_users_agree_or_vetted(fresh_
         await pool.close()
 
 
+async def scored(pool: asyncpg.Pool, users: dict[str, int], marked: str) -> None:
+    """``users``' transactions, scored; the feature rows of ``marked`` read 1, the others 0."""
+    for user, n in users.items():
+        for i in range(n):
+            await labelled(pool, user, f"{user}-{i}", "CORNER SHOP", "Groceries")
+        await pool.executemany(
+            """INSERT INTO scores (user_id, transaction_id, score, is_anomaly, model_version,
+                   features)
+               VALUES ($1, $2, 0.1, false, 'cold', $3)""",
+            [(user, f"{user}-{i}", [float(user == marked)] * 3) for i in range(n)],
+        )
+
+
 async def test_no_user_holds_more_than_a_fifth_of_the_training_data(fresh_dsn: str) -> None:
     pool = await create_pool(fresh_dsn, size=2)
     users = {"heavy": 600, **{f"light-{i}": 40 for i in range(9)}}
     try:
-        for user, n in users.items():
-            for i in range(n):
-                await labelled(pool, user, f"{user}-{i}", "CORNER SHOP", "Groceries")
-            await pool.executemany(
-                """INSERT INTO scores (user_id, transaction_id, score, is_anomaly, model_version,
-                       features)
-                   VALUES ($1, $2, 0.1, false, 'cold', $3)""",
-                [(user, f"{user}-{i}", [float(user == "heavy")] * 3) for i in range(n)],
-            )
+        await scored(pool, users, marked="heavy")
         # The heavy user also marks many of their own transactions legit, each counting ten
         # times: weighted rows count against the cap too.
         await pool.executemany(
@@ -117,5 +122,21 @@ async def test_no_user_holds_more_than_a_fifth_of_the_training_data(fresh_dsn: s
         assert rows["heavy"] == 200, "a fifth of the 1,000-row limit, weights included"
         assert rows["light"] == 9 * 40, "everyone else is kept whole"
         assert np.isfinite(matrix).all()
+    finally:
+        await pool.close()
+
+
+async def test_fewer_users_than_the_share_allows_split_the_training_data(fresh_dsn: str) -> None:
+    """One user (a bank posting every card under one key) trains on all its rows up to the
+    limit, two on half each: a fifth of the limit would only leave the model less data, since
+    their share of it cannot be smaller."""
+    pool = await create_pool(fresh_dsn, size=2)
+    try:
+        await scored(pool, {"bank": 1_200}, marked="bank")
+        assert len(await store.training_matrix(pool, limit=1_000, legit_weight=10)) == 1_000
+        await scored(pool, {"other": 300}, marked="bank")
+        matrix = await store.training_matrix(pool, limit=1_000, legit_weight=10)
+        rows = Counter("bank" if row[0] == 1.0 else "other" for row in matrix)
+        assert rows == {"bank": 500, "other": 300}, rows
     finally:
         await pool.close()

@@ -376,7 +376,10 @@ async def training_matrix(
     """Feature rows of the latest ``limit`` scored transactions, oldest first. Transactions
     labelled fraud are left out; those labelled legit count ``legit_weight`` times. No user
     contributes more than ``max_user_share`` of ``limit`` rows (weights included), newest kept:
-    the model is shared, and no one user may decide what is normal for everyone."""
+    the model is shared, and no one user may decide what is normal for everyone. Among fewer
+    users than that share allows (one user: all of it), each may fill an equal part of
+    ``limit``: their share cannot be smaller, and a smaller cap would only train the model on
+    less data (a bank posting every card as one user)."""
     rows = await pool.fetch(
         """SELECT s.user_id, s.features, f.label FROM (
                SELECT user_id, transaction_id, features, scored_at FROM scores
@@ -386,7 +389,8 @@ async def training_matrix(
            ORDER BY s.scored_at DESC""",
         limit,
     )
-    cap = max(1, math.ceil(limit * max_user_share))
+    users = len({row["user_id"] for row in rows})
+    cap = max(1, math.ceil(limit * max(max_user_share, 1 / max(users, 1))))
     taken: Counter[str] = Counter()
     vectors = []
     for row in rows:  # newest first
