@@ -17,6 +17,7 @@ itself, and a per-account robust z of the amount against the account's earlier a
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import time
 from collections import defaultdict, deque
@@ -32,17 +33,25 @@ import numpy as np
 import pandas as pd
 
 from schemas import TransactionEvent
+from services.core.db import create_pool
+from services.core.settings import Settings
 from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
 from services.devstack.pipeline_eval import eval_keys
 from services.devstack.stack import Stack, isolated_settings, service_url
+from services.scorer import store
 from services.scorer.evaluation import detection_metrics
+from services.scorer.registry import training_due
 from services.scorer.replay import account_z_baseline, amount_baseline
 from services.scorer.tabular import labels_of
+
+log = logging.getLogger(__name__)
 
 EVAL_USER = "eval"
 CHANNELS = {"card", "online", "transfer", "atm", "other"}
 LAST_DAYS = 30
+FEEDBACK_ATTEMPTS = 30
+TRAINING_WAIT_S = 600
 
 
 @dataclass(frozen=True)
@@ -179,14 +188,14 @@ def quality(
 
 
 async def _read_scores(
-    conn: asyncpg.Connection, records: list[DemoRecord], within_s: float = 600
+    pool: asyncpg.Pool, records: list[DemoRecord], within_s: float = 600
 ) -> list[asyncpg.Record]:
     """The stored scores of ``records``, once every one of them is scored."""
     users = [r.user_id for r in records]
     ids = [r.transaction["transaction_id"] for r in records]
     deadline = time.monotonic() + within_s
     while True:
-        rows = await conn.fetch(
+        rows = await pool.fetch(
             """SELECT k.i, s.score, s.is_anomaly, s.model_version
                FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(user_id, transaction_id, i)
                JOIN scores s USING (user_id, transaction_id) ORDER BY k.i""",
@@ -202,6 +211,32 @@ async def _read_scores(
         await asyncio.sleep(0.2)
 
 
+async def _training_caught_up(
+    pool: asyncpg.Pool, settings: Settings, within_s: float = TRAINING_WAIT_S
+) -> None:
+    """Waits while the scorer has a model to train, then until it serves the newest. Live, a day
+    of transactions takes a day, and the scorer retrains as its settings say many times over;
+    posted at full speed, the whole stream would be scored by the first model or two. So each
+    training the scored rows call for (``training_due``) is done before the next day arrives."""
+    deadline = time.monotonic() + within_s
+    while await training_due(pool, settings):
+        if time.monotonic() > deadline:
+            log.warning("no model trained within %.0f s of one falling due; going on", within_s)
+            return
+        await asyncio.sleep(0.5)
+    latest = await store.latest_model(pool)
+    if latest is None:
+        return
+    # Served once a score carries it: the scorer re-scores recent rows as soon as it swaps.
+    while not await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM scores WHERE model_version = $1)", latest["version"]
+    ):
+        if time.monotonic() > deadline:
+            log.warning("the scorer is not serving model %s; going on", latest["version"])
+            return
+        await asyncio.sleep(0.2)
+
+
 class _Feedback:
     """Confirms each fraud ``delay`` of event time after it happened, through the API."""
 
@@ -214,14 +249,21 @@ class _Feedback:
         sent = 0
         while self.pending and self.stream.times[self.pending[0]] + self.delay <= now:
             record = self.stream.records[self.pending.popleft()]
-            response = await client.post(
-                f"{self.api}/v1/anomalies/{record.transaction['transaction_id']}/feedback",
-                json={"label": "fraud"},
-                headers={"Authorization": f"Bearer {self.keys[record.user_id]}"},
-            )
-            response.raise_for_status()
+            await self._confirm(client, record)
             sent += 1
         return sent
+
+    async def _confirm(self, client: httpx.AsyncClient, record: DemoRecord) -> None:
+        """One confirmation, waiting as told while the API is busy (429, 503): a chargeback feed
+        that gives up on a rate limit would silently confirm less fraud than happened."""
+        url = f"{self.api}/v1/anomalies/{record.transaction['transaction_id']}/feedback"
+        headers = {"Authorization": f"Bearer {self.keys[record.user_id]}"}
+        for _ in range(FEEDBACK_ATTEMPTS):
+            response = await client.post(url, json={"label": "fraud"}, headers=headers)
+            if response.status_code not in (429, 503):
+                break
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+        response.raise_for_status()
 
 
 async def _run(
@@ -241,7 +283,7 @@ async def _run(
     live = np.zeros(len(stream.records))
     flagged = np.zeros(len(stream.records), dtype=bool)
     models: set[str] = set()
-    conn = await asyncpg.connect(dsn)
+    pool = await create_pool(dsn, size=2)
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             for rows in days.values():
@@ -249,13 +291,14 @@ async def _run(
                     await feedback.due(client, stream.times[rows[0]])
                 batch = [stream.records[i] for i in rows]
                 await post_records(batch, ingest, keys)
-                for i, row in zip(rows, await _read_scores(conn, batch), strict=True):
+                for i, row in zip(rows, await _read_scores(pool, batch), strict=True):
                     live[i], flagged[i] = row["score"], row["is_anomaly"]
                     models.add(row["model_version"])
                 on_progress(len(rows))
-        stored = await _read_scores(conn, stream.records)
+                await _training_caught_up(pool, stack.settings)
+        stored = await _read_scores(pool, stream.records)
     finally:
-        await conn.close()
+        await pool.close()
     return live, flagged, sorted(models), np.array([row["score"] for row in stored])
 
 

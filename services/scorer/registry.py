@@ -89,6 +89,25 @@ def _stale(latest: asyncpg.Record) -> bool:
     return bool(latest["features"] != list(MODEL_FEATURES))
 
 
+async def training_due(pool: asyncpg.Pool, settings: Settings) -> bool:
+    """Whether the scored rows call for a new model: enough of them and none yet, or enough new
+    ones since the latest (``rows_before_retraining``), or any after ``retrain_interval_s``."""
+    s = settings.scorer
+    latest = await store.latest_model(pool)
+    if latest is None or _stale(latest):
+        return await store.scored_since(pool, None) >= s.min_training_rows
+    since: datetime = latest["created_at"]
+    new_rows = await store.scored_since(pool, since)
+    age = (datetime.now(UTC) - since).total_seconds()
+    due_after = rows_before_retraining(
+        latest["training_rows"],
+        s.min_training_rows,
+        s.retrain_after_transactions,
+        as_data_doubles=s.retrain_as_data_doubles,
+    )
+    return new_rows >= due_after or (new_rows > 0 and age >= s.retrain_interval_s)
+
+
 class ModelKeeper:
     def __init__(
         self,
@@ -140,24 +159,7 @@ class ModelKeeper:
         return True
 
     async def training_due(self) -> bool:
-        latest = await store.latest_model(self.pool)
-        if latest is None or _stale(latest):
-            return (
-                await store.scored_since(self.pool, None) >= self.settings.scorer.min_training_rows
-            )
-        since: datetime = latest["created_at"]
-        new_rows = await store.scored_since(self.pool, since)
-        age = (datetime.now(UTC) - since).total_seconds()
-        s = self.settings
-        due_after = rows_before_retraining(
-            latest["training_rows"],
-            s.scorer.min_training_rows,
-            s.scorer.retrain_after_transactions,
-            as_data_doubles=s.scorer.retrain_as_data_doubles,
-        )
-        return new_rows >= due_after or (
-            new_rows > 0 and age >= self.settings.scorer.retrain_interval_s
-        )
+        return await training_due(self.pool, self.settings)
 
     async def train_if_due(self) -> str | None:
         """Train and register a model if one is due and no other scorer is training right now."""
