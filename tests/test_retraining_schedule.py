@@ -1,11 +1,19 @@
 """When the next anomaly model falls due, and the evaluation's stack, where none may."""
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from services.devstack.pipeline_eval import eval_settings
-from services.scorer.ensemble import rows_before_retraining
+from services.scorer.ensemble import (
+    FIRST_MODEL_HISTORY,
+    first_model_due,
+    is_mature,
+    rows_before_retraining,
+)
+from services.scorer.features import FEATURE_NAMES
 
 
 def test_a_young_installation_retrains_as_its_data_doubles() -> None:
@@ -40,3 +48,14 @@ def test_the_pipeline_evaluation_scores_its_held_out_rows_with_one_model(
     )
     assert due_after > rows - train_rows
     assert scorer.retrain_interval_s >= 24 * 3600
+
+
+def test_the_first_model_waits_for_half_its_rows_from_accounts_with_a_history() -> None:
+    assert not first_model_due(999, 999, 1_000), "never before min_training_rows"
+    assert not first_model_due(3_000, 499, 1_000), "a fresh card stream's first days"
+    assert first_model_due(3_000, 500, 1_000)
+    young, mature = ([0.0] * len(FEATURE_NAMES) for _ in range(2))
+    history = FEATURE_NAMES.index("log_history_size")
+    young[history] = float(np.float32(math.log1p(FIRST_MODEL_HISTORY - 1)))
+    mature[history] = float(np.float32(math.log1p(FIRST_MODEL_HISTORY)))  # as stored: float4
+    assert not is_mature(young) and is_mature(mature)

@@ -338,3 +338,23 @@ async def test_retraining_as_the_data_doubles_can_be_turned_off(
         assert await keeper.training_due() is as_data_doubles, "250 new rows on a model of 200"
     finally:
         await pool.close()
+
+
+async def test_the_first_model_waits_for_accounts_with_a_history(fresh_dsn: str) -> None:
+    """A fresh card stream's first rows are cards on their first purchases: a model fitted on
+    them would call the same cards' ordinary purchases a week later rare."""
+    events = demo_events(users=3, months=3, seed=5)
+    first_purchases = [
+        event.model_copy(update={"account_id": f"card-{i}", "transaction_id": f"first-{i}"})
+        for i, event in enumerate(events)
+    ]
+    settings = Settings(database_url=fresh_dsn, min_training_rows=300)
+    pool = await create_pool(fresh_dsn, size=2)
+    try:
+        keeper = ModelKeeper(pool, AnomalyScorer(threshold=0.99), settings)
+        await score_and_store(pool, AnomalyScorer(threshold=0.99), first_purchases[:400])
+        assert not await keeper.training_due(), "400 rows, every one a card's first"
+        await score_and_store(pool, AnomalyScorer(threshold=0.99), events[:400])
+        assert await keeper.training_due(), "and now rows of accounts with a history"
+    finally:
+        await pool.close()

@@ -16,6 +16,7 @@ How the scores combine, and why:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from scipy.stats import spearmanr
 
 from services.scorer.calibration import Calibrator
 from services.scorer.detectors import BATCH_DETECTORS, Detector, HalfSpaceTreesDetector
+from services.scorer.features import FEATURE_NAMES, MIN_HOME_HISTORY
 from services.scorer.model_features import MODEL_FEATURES, account_view, detector_view
 from services.scorer.supervised import SupervisedModel, train_supervised
 
@@ -60,6 +62,30 @@ SUPERVISED_WEIGHT = 150.0
 
 def _evidence(p_values: np.ndarray) -> np.ndarray:
     return np.asarray(-np.log(np.maximum(p_values, 1e-300)))
+
+
+# The first model waits for accounts with a history. A young account's features sit at neutral
+# values, or are cut short by the windows they count over (its purchases of the past day, on its
+# first day); tails fitted on a fresh installation's first rows then call the same accounts'
+# ordinary purchases a week later rare. Until half the rows come from accounts with this many
+# earlier transactions, the cold-start prior serves (bench/results/anomaly_quality.json,
+# "first_model_2026_12_03").
+FIRST_MODEL_HISTORY = MIN_HOME_HISTORY
+FIRST_MODEL_MATURE_SHARE = 0.5
+HISTORY_COLUMN = FEATURE_NAMES.index("log_history_size")
+# Stored as float4: half a transaction below, so an account of exactly this many is counted.
+MATURE_LOG_HISTORY = math.log1p(FIRST_MODEL_HISTORY - 0.5)
+
+
+def first_model_due(rows: int, mature_rows: int, min_rows: int) -> bool:
+    """Whether a fresh installation has the data for its first model: ``min_rows`` scored rows,
+    and half as many from accounts with a history (``is_mature``)."""
+    return rows >= min_rows and mature_rows >= min_rows * FIRST_MODEL_MATURE_SHARE
+
+
+def is_mature(features: Sequence[float]) -> bool:
+    """Whether a feature row's account had ``FIRST_MODEL_HISTORY`` earlier transactions."""
+    return features[HISTORY_COLUMN] >= MATURE_LOG_HISTORY
 
 
 def rows_before_retraining(

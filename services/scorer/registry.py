@@ -24,7 +24,14 @@ from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.scorer import store
 from services.scorer.confirmed import Confirmation, descriptor_key
-from services.scorer.ensemble import EnsembleModel, rows_before_retraining, train_ensemble
+from services.scorer.ensemble import (
+    HISTORY_COLUMN,
+    MATURE_LOG_HISTORY,
+    EnsembleModel,
+    first_model_due,
+    rows_before_retraining,
+    train_ensemble,
+)
 from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.rescoring import Rescorer
 from services.scorer.scoring import AnomalyScorer
@@ -95,7 +102,9 @@ async def training_due(pool: asyncpg.Pool, settings: Settings) -> bool:
     s = settings.scorer
     latest = await store.latest_model(pool)
     if latest is None or _stale(latest):
-        return await store.scored_since(pool, None) >= s.min_training_rows
+        rows = await store.scored_since(pool, None)
+        mature = await store.mature_rows_scored(pool, HISTORY_COLUMN, MATURE_LOG_HISTORY)
+        return first_model_due(rows, mature, s.min_training_rows)
     since: datetime = latest["created_at"]
     new_rows = await store.scored_since(pool, since)
     age = (datetime.now(UTC) - since).total_seconds()

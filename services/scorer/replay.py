@@ -21,7 +21,13 @@ import numpy as np
 
 from schemas import TransactionEvent
 from services.scorer.confirmed import Confirmation, descriptor_key
-from services.scorer.ensemble import EnsembleModel, rows_before_retraining, train_ensemble
+from services.scorer.ensemble import (
+    EnsembleModel,
+    first_model_due,
+    is_mature,
+    rows_before_retraining,
+    train_ensemble,
+)
 from services.scorer.model_features import MODEL_FEATURES
 from services.scorer.scoring import AnomalyScorer
 
@@ -60,7 +66,7 @@ def replay(
     per_detector: dict[str, list[float]] = defaultdict(list)
     confirmed: set[int] = set()
     frauds = deque(i for i, label in enumerate(labels) if label)  # in event-time order
-    trained_at = 0
+    trained_at = mature = 0
     for start in range(0, len(events), BATCH):
         batch = events[start : start + BATCH]
         if feedback_delay is not None:
@@ -80,7 +86,8 @@ def replay(
                 per_detector[name].extend([math.nan] * (len(scores) - 1 - len(per_detector[name])))
                 per_detector[name].append(value)
         if scorer.model is None:
-            due = len(rows) >= min_training_rows
+            mature += sum(is_mature(row) for row in rows[len(rows) - len(batch) :])
+            due = first_model_due(len(rows), mature, min_training_rows)
         else:
             due = len(rows) - trained_at >= rows_before_retraining(
                 trained_at, min_training_rows, retrain_after

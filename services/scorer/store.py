@@ -505,6 +505,15 @@ async def scored_since(pool: asyncpg.Pool, since: datetime | None) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM scores WHERE scored_at > $1", since))
 
 
+async def mature_rows_scored(pool: asyncpg.Pool, column: int, at_least: float) -> int:
+    """Scored rows whose feature ``column`` (0-based) is at least ``at_least``."""
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM scores WHERE features[$1] >= $2", column + 1, at_least
+        )
+    )
+
+
 async def latest_model(pool: asyncpg.Pool) -> asyncpg.Record | None:
     """The newest registered model, with the feature columns it reads (null for models from
     before they were recorded)."""
