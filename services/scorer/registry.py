@@ -102,8 +102,7 @@ async def training_due(pool: asyncpg.Pool, settings: Settings) -> bool:
     s = settings.scorer
     latest = await store.latest_model(pool)
     if latest is None or _stale(latest):
-        rows = await store.scored_since(pool, None)
-        mature = await store.mature_rows_scored(pool, HISTORY_COLUMN, MATURE_LOG_HISTORY)
+        rows, mature = await store.rows_scored(pool, HISTORY_COLUMN, MATURE_LOG_HISTORY)
         return first_model_due(rows, mature, s.min_training_rows)
     since: datetime = latest["created_at"]
     new_rows = await store.scored_since(pool, since)

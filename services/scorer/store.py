@@ -499,19 +499,19 @@ async def update_scores(pool: asyncpg.Pool, version: str, results: Sequence[Any]
     await pool.execute(_RESCORE, payload, version)
 
 
-async def scored_since(pool: asyncpg.Pool, since: datetime | None) -> int:
-    if since is None:
-        return int(await pool.fetchval("SELECT count(*) FROM scores"))
+async def scored_since(pool: asyncpg.Pool, since: datetime) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM scores WHERE scored_at > $1", since))
 
 
-async def mature_rows_scored(pool: asyncpg.Pool, column: int, at_least: float) -> int:
-    """Scored rows whose feature ``column`` (0-based) is at least ``at_least``."""
-    return int(
-        await pool.fetchval(
-            "SELECT count(*) FROM scores WHERE features[$1] >= $2", column + 1, at_least
-        )
+async def rows_scored(pool: asyncpg.Pool, column: int, at_least: float) -> tuple[int, int]:
+    """Scored rows, and how many of them have feature ``column`` (0-based) at least
+    ``at_least``, in one pass."""
+    row = await pool.fetchrow(
+        "SELECT count(*), count(*) FILTER (WHERE features[$1] >= $2) FROM scores",
+        column + 1,
+        at_least,
     )
+    return (int(row[0]), int(row[1])) if row is not None else (0, 0)
 
 
 async def latest_model(pool: asyncpg.Pool) -> asyncpg.Record | None:
