@@ -106,14 +106,13 @@ async def training_due(pool: asyncpg.Pool, settings: Settings) -> bool:
         return first_model_due(rows, mature, s.min_training_rows)
     since: datetime = latest["created_at"]
     new_rows = await store.scored_since(pool, since)
-    age = (datetime.now(UTC) - since).total_seconds()
     due_after = rows_before_retraining(
         latest["training_rows"],
         s.min_training_rows,
         s.retrain_after_transactions,
         as_data_doubles=s.retrain_as_data_doubles,
     )
-    return new_rows >= due_after or (new_rows > 0 and age >= s.retrain_interval_s)
+    return new_rows >= due_after or (new_rows > 0 and latest["age_s"] >= s.retrain_interval_s)
 
 
 class ModelKeeper:

@@ -125,8 +125,7 @@ class Rescorer:
         async with advisory_lock(self.pool, Lock.RESCORING) as conn:
             if conn is None:
                 return 0  # another scorer is at it
-            since = datetime.now(UTC) - timedelta(days=self.days)
-            while rows := await store.stale_scores(self.pool, model.version, since, BATCH):
+            while rows := await store.stale_scores(self.pool, model.version, self.days, BATCH):
                 results = await asyncio.to_thread(
                     rescore, model, self.scorer.threshold, [dict(r) for r in rows]
                 )

@@ -451,20 +451,21 @@ async def confirmed_fraud_since(
 
 
 async def stale_scores(
-    pool: asyncpg.Pool, version: str, since: datetime, limit: int
+    pool: asyncpg.Pool, version: str, days: int, limit: int
 ) -> list[asyncpg.Record]:
-    """Scores made since ``since`` by any model but ``version``, oldest first, with what the
-    re-scoring and its alerts need."""
+    """Scores made in the last ``days`` (by the database's clock, which stamped them) by any
+    model but ``version``, oldest first, with what the re-scoring and its alerts need."""
     return list(
         await pool.fetch(
             """SELECT s.user_id, s.transaction_id, s.features, s.detector_scores, s.explanation,
                       s.is_anomaly, s.historical, t.account_id, t.ts, t.utc_offset_minutes,
                       t.amount, t.currency, t.merchant, t.category
                FROM scores s JOIN transactions t USING (user_id, transaction_id)
-               WHERE s.scored_at >= $2 AND s.model_version <> $1 AND s.features IS NOT NULL
+               WHERE s.scored_at >= now() - make_interval(days => $2)
+                 AND s.model_version <> $1 AND s.features IS NOT NULL
                ORDER BY s.scored_at LIMIT $3""",
             version,
-            since,
+            days,
             limit,
         )
     )
@@ -516,9 +517,11 @@ async def rows_scored(pool: asyncpg.Pool, column: int, at_least: float) -> tuple
 
 async def latest_model(pool: asyncpg.Pool) -> asyncpg.Record | None:
     """The newest registered model, with the feature columns it reads (null for models from
-    before they were recorded)."""
+    before they were recorded) and its age in seconds by the database's clock, the one that
+    stamped it: a scorer whose own clock is off would retrain too soon or too late."""
     return await pool.fetchrow(
-        "SELECT version, created_at, training_rows, metrics->'features' AS features"
+        "SELECT version, created_at, training_rows, metrics->'features' AS features,"
+        " extract(epoch FROM now() - created_at)::float8 AS age_s"
         " FROM anomaly_models ORDER BY created_at DESC LIMIT 1"
     )
 
