@@ -13,7 +13,7 @@ import pytest
 from bench.cardsim import simulate
 from schemas import TransactionEvent
 from services.scorer.confirmed import RISK_FEATURES
-from services.scorer.detectors.profile import PRIOR_TAILS, prior_evidence
+from services.scorer.detectors.profile import PRIOR_TAILS, ProfileDetector, prior_evidence
 from services.scorer.ensemble import YOUNG_ACCOUNT_HISTORY, discount_young_accounts, train_ensemble
 from services.scorer.evaluation import detection_metrics
 from services.scorer.features import FEATURE_NAMES
@@ -211,6 +211,28 @@ def test_before_any_model_every_prior_fact_is_evidence(fact: str) -> None:
     assert prior_evidence(unusual[None])[0] > 3.0, fact
 
 
+def _paced_rows(daily_rates: np.ndarray, within_hour: np.ndarray) -> np.ndarray:
+    rows = np.tile(_ordinary_row(), (len(daily_rates), 1))
+    rows[:, FEATURE_NAMES.index("log_daily_rate")] = np.log(daily_rates)
+    rows[:, FEATURE_NAMES.index("velocity_1h")] = within_hour
+    rows[:, FEATURE_NAMES.index("velocity_24h")] = np.maximum(within_hour, daily_rates.round())
+    gaps = np.where(within_hour > 0, 600.0, 86400.0 / daily_rates)
+    rows[:, FEATURE_NAMES.index("log_seconds_since_previous")] = np.log1p(gaps)
+    return rows
+
+
+def test_the_profile_reads_an_accounts_pace_against_its_own() -> None:
+    """Three purchases within the hour are news on an account that makes one a day and ordinary
+    on one that makes thirty: against the population alone, both read the same."""
+    rng = np.random.default_rng(4)
+    daily = np.where(rng.random(4000) < 0.5, 1.0, 30.0)
+    within_hour = rng.poisson(daily / 24)
+    profile = ProfileDetector().fit(_paced_rows(daily, within_hour))
+    quiet, busy = profile.score(_paced_rows(np.array([1.0, 30.0]), np.array([3.0, 3.0])))
+    assert quiet > busy + 3.0, (quiet, busy)
+    assert busy < 1.0, "a busy account's usual pace is no evidence"
+
+
 def _stored_without(*missing: str) -> list[float]:
     """A row as stored before ``missing`` existed: each account feature's value is its position
     in ``FEATURE_NAMES`` plus one, then the confirmed-fraud columns at 9."""
@@ -221,8 +243,9 @@ def _stored_without(*missing: str) -> list[float]:
 @pytest.mark.parametrize(
     "missing",
     [
-        ("amount_z_account_linear",),
-        ("recent_unusual_amounts", "amount_z_account_linear"),
+        ("log_daily_rate",),
+        ("amount_z_account_linear", "log_daily_rate"),
+        ("recent_unusual_amounts", "amount_z_account_linear", "log_daily_rate"),
     ],
 )
 def test_rows_stored_in_an_older_layout_keep_their_columns(missing: tuple[str, ...]) -> None:
@@ -234,7 +257,7 @@ def test_rows_stored_in_an_older_layout_keep_their_columns(missing: tuple[str, .
 
 
 def test_rows_stored_before_the_confirmed_fraud_columns_keep_their_columns() -> None:
-    oldest = len(FEATURE_NAMES) - 2
+    oldest = len(FEATURE_NAMES) - 3
     X = feature_matrix([[2.0] * oldest])
     assert (X[0, :oldest] == 2.0).all()
     assert (X[0, oldest:] == 0.0).all()
@@ -272,14 +295,18 @@ def test_credits_are_judged_by_detectors_that_saw_credits(
 
 
 def test_density_detectors_read_neither_the_accounts_past_week_nor_the_amount_twice() -> None:
-    """``recent_unusual_amounts`` is about the account's past week, not this transaction, and
-    ``amount_z_account_linear`` is ``amount_z_account`` again in dollars: the profile weighs them,
-    the density detectors never see them."""
+    """``recent_unusual_amounts`` is about the account's past week, not this transaction,
+    ``amount_z_account_linear`` is ``amount_z_account`` again in dollars, and ``log_daily_rate`` is
+    how busy the account is: the profile weighs them, the density detectors never see them."""
     X = np.tile(np.arange(len(MODEL_FEATURES), dtype=float), (3, 1))
     assert detector_view(X, anchor=True).shape[1] == len(FEATURE_NAMES)
     density = detector_view(X, anchor=False)
     read = {FEATURE_NAMES[int(j)] for j in density[0]}
-    assert read == set(FEATURE_NAMES) - {"recent_unusual_amounts", "amount_z_account_linear"}
+    assert read == set(FEATURE_NAMES) - {
+        "recent_unusual_amounts",
+        "amount_z_account_linear",
+        "log_daily_rate",
+    }
     assert detector_view(np.zeros((3, 9)), anchor=False).shape[1] == 9, "other tables as they are"
 
 

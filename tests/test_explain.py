@@ -57,6 +57,10 @@ def test_nothing_stands_out_in_an_ordinary_purchase() -> None:
         ),
         ({"velocity_1h": 3}, "4 purchases within an hour"),
         (
+            {"velocity_24h": 3, "daily_rate": 0.3},
+            "4 transactions in a day; you usually make about 2 a week",
+        ),
+        (
             {"duplicate_of_recent": True},
             "$45.00 at the same merchant again within a day: a possible duplicate charge",
         ),
@@ -69,6 +73,7 @@ def test_nothing_stands_out_in_an_ordinary_purchase() -> None:
         "new-merchant",
         "rare-hour",
         "burst",
+        "busy-day",
         "duplicate",
         "abroad",
         "currency",
@@ -98,6 +103,28 @@ def test_each_reason_reads_as_what_happened(change: dict, expected: str) -> None
 )
 def test_confirmed_fraud_is_a_reason(signals: FraudSignals, expected: str) -> None:
     assert texts(ORDINARY, signals) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"velocity_24h": 1, "daily_rate": 0.1}, []),  # two in a day: under the floor
+        ({"velocity_24h": 5, "daily_rate": 2.5}, []),  # six on an account that makes 2.5
+        ({"velocity_24h": 5, "daily_rate": 0.3, "history_size": 5}, []),  # no habit yet
+        (
+            {"velocity_24h": 3, "daily_rate": 0.01},
+            ["4 transactions in a day; you usually make about 1 a month"],
+        ),
+        (
+            {"velocity_24h": 9, "daily_rate": 2.0},
+            ["10 transactions in a day; you usually make about 2 a day"],
+        ),
+    ],
+)
+def test_a_busy_day_is_read_against_the_accounts_own_pace(
+    change: dict, expected: list[str]
+) -> None:
+    assert texts(replace(ORDINARY, **change)) == expected
 
 
 def test_a_flagged_transaction_always_has_a_reason() -> None:

@@ -143,6 +143,18 @@ def test_a_young_accounts_dollar_z_leans_on_the_prior_spread() -> None:
     )
 
 
+def test_the_daily_rate_is_the_accounts_pace_over_its_window() -> None:
+    """One a day until the account has a history; then its transactions a day, from the window's
+    first to now."""
+    extractor = FeatureExtractor()
+    young, _ = extractor.transform(event(0))
+    assert feature(young, "log_daily_rate") == 0.0
+    for i in range(1, 20):
+        extractor.transform(event(i, minutes=i * 180))
+    features, _ = extractor.transform(event(20, minutes=20 * 180))
+    assert feature(features, "log_daily_rate") == pytest.approx(np.log(20 / (20 * 180 / 1440)))
+
+
 def test_recent_unusual_amounts_count_the_accounts_large_debits_of_the_past_week() -> None:
     """A compromised card is used for days: the next transactions carry the count."""
     extractor = FeatureExtractor()

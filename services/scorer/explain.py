@@ -5,12 +5,16 @@ from __future__ import annotations
 from schemas.scores import Reason
 from services.core.money import format_money
 from services.scorer.confirmed import NO_SIGNALS, FraudSignals
-from services.scorer.features import FeatureContext
+from services.scorer.features import MIN_HOME_HISTORY, FeatureContext
 
 AMOUNT_RATIO_NOTABLE = 3.0
 RARE_HOUR_SHARE = 0.03
 MIN_HISTORY_FOR_HABITS = 20
 BURST_PER_HOUR = 4
+# A busy day is news against the account's own pace: at least this many transactions in a day,
+# and this many times its usual day.
+BUSY_DAY_COUNT = 3
+BUSY_DAY_RATIO = 3.0
 
 
 def _part_of_day(hour: int) -> str:
@@ -71,6 +75,27 @@ def _burst(context: FeatureContext) -> Ranked | None:
     return _reason(float(context.velocity_1h), text, "velocity_1h", float(count))
 
 
+def _usual_pace(daily_rate: float) -> str:
+    if daily_rate >= 0.95:
+        return f"about {daily_rate:.0f} a day"
+    if daily_rate * 7 >= 0.95:
+        return f"about {daily_rate * 7:.0f} a week"
+    return f"about {max(daily_rate * 30, 1):.0f} a month"
+
+
+def _busy_day(context: FeatureContext) -> Ranked | None:
+    count = context.velocity_24h + 1
+    if (
+        context.history_size < MIN_HOME_HISTORY
+        or context.velocity_1h + 1 >= BURST_PER_HOUR  # said as a burst already
+        or count < max(BUSY_DAY_COUNT, BUSY_DAY_RATIO * context.daily_rate)
+    ):
+        return None
+    text = f"{count} transactions in a day; you usually make {_usual_pace(context.daily_rate)}"
+    ratio = count / max(context.daily_rate, 0.01)
+    return _reason(min(ratio, 4.5), text, "velocity_24h", float(count))
+
+
 def _duplicate(context: FeatureContext) -> Ranked | None:
     if not context.duplicate_of_recent:
         return None
@@ -91,7 +116,7 @@ def _abroad(context: FeatureContext) -> Ranked | None:
     return None
 
 
-CONTEXT_REASONS = (_amount, _new_merchant, _rare_hour, _burst, _duplicate, _abroad)
+CONTEXT_REASONS = (_amount, _new_merchant, _rare_hour, _burst, _busy_day, _duplicate, _abroad)
 
 
 def _times(count: int) -> str:

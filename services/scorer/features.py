@@ -40,6 +40,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "amount_z_merchant",
     "recent_unusual_amounts",
     "amount_z_account_linear",
+    "log_daily_rate",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -66,6 +67,13 @@ MAX_LINEAR_Z = 50.0
 # ones on the same account more likely fraud too. The features count the account's debits of at
 # least this robust z in the past week.
 UNUSUAL_AMOUNT_Z = 3.0
+# How busy the account is: its transactions a day over its window. Three purchases in an hour
+# are news on an account that makes one a day and ordinary on one that makes ten; the profile
+# reads the account's pace against this. A young account is assumed to make one a day, the
+# value that rows stored before this feature read too; the window's span is at least an hour, so
+# a first burst cannot call itself a habit.
+DEFAULT_DAILY_RATE = 1.0
+MIN_RATE_SPAN_SECONDS = 3600.0
 UNUSUAL_WITHIN_SECONDS = 7 * 86400.0
 MAX_UNUSUAL = 32
 _WEEKDAY_SIN = [math.sin(2 * math.pi * day / 7) for day in range(7)]
@@ -248,6 +256,7 @@ class FeatureContext:
     currency: str
     home_currency: str | None
     history_size: int
+    daily_rate: float = DEFAULT_DAILY_RATE  # the account's transactions a day over its window
 
 
 class FeatureExtractor:
@@ -427,6 +436,14 @@ def _recent_activity(
     return velocity_1h, velocity_24h, duplicate
 
 
+def _log_daily_rate(window: deque[Entry], now: float) -> float:
+    """The log of the account's transactions a day over its window, before ``now``."""
+    if len(window) < MIN_HOME_HISTORY:
+        return math.log(DEFAULT_DAILY_RATE)
+    span = max(now - window[0].time, MIN_RATE_SPAN_SECONDS)
+    return math.log(len(window) * 86400.0 / span)
+
+
 def _habits(state: AccountState, entry: Entry) -> tuple[float, int, bool]:
     """The account's share of transactions around this hour, its visits to this merchant, and
     whether this is the first. An account with too short a history has no habits to break yet:
@@ -471,6 +488,7 @@ def compute_features(
     home_currency = state.home(state.currencies)
     foreign_country = bool(event.country and home_country and event.country != home_country)
     foreign_currency = bool(home_currency and event.currency != home_currency)
+    log_daily_rate = _log_daily_rate(window, now)
 
     features = [
         log_amount,
@@ -496,6 +514,7 @@ def compute_features(
         merchant_z,
         float(_recent_unusual(state, now)),
         _linear_account_z(state, entry),
+        log_daily_rate,
     ]
     context = FeatureContext(
         category=category,
@@ -515,5 +534,6 @@ def compute_features(
         currency=event.currency,
         home_currency=home_currency,
         history_size=n,
+        daily_rate=math.exp(log_daily_rate),
     )
     return features, context

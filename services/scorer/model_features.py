@@ -17,8 +17,10 @@ MODEL_FEATURES: tuple[str, ...] = FEATURE_NAMES + RISK_FEATURES
 #   ordinary ones included;
 # - ``amount_z_account_linear`` says again what ``amount_z_account`` says, in dollars: read by
 #   distance, one fact would count twice, and its long tail would stretch their scale
-#   (bench/results/anomaly_quality.json).
-PROFILE_ONLY = frozenset({"recent_unusual_amounts", "amount_z_account_linear"})
+#   (bench/results/anomaly_quality.json);
+# - ``log_daily_rate`` is how busy the account is, the measure the profile reads its pace
+#   against: to them, every purchase of an account busier or quieter than most would be rare.
+PROFILE_ONLY = frozenset({"recent_unusual_amounts", "amount_z_account_linear", "log_daily_rate"})
 DENSITY_COLUMNS = np.asarray(
     [i for i, name in enumerate(FEATURE_NAMES) if name not in PROFILE_ONLY]
 )
@@ -45,9 +47,10 @@ def detector_view(X: np.ndarray, *, anchor: bool) -> np.ndarray:
 # The account's features as rows were stored before each was added, oldest first. The first was
 # stored before the confirmed-fraud columns too, with as many columns as it had then; the others
 # with the confirmed-fraud columns after them.
-_STORED_LAYOUTS: tuple[tuple[str, ...], ...] = (
-    tuple(n for n in FEATURE_NAMES if n not in PROFILE_ONLY),
-    tuple(n for n in FEATURE_NAMES if n != "amount_z_account_linear"),
+_ADDED_IN_ORDER = ("recent_unusual_amounts", "amount_z_account_linear", "log_daily_rate")
+_STORED_LAYOUTS: tuple[tuple[str, ...], ...] = tuple(
+    tuple(n for n in FEATURE_NAMES if n not in _ADDED_IN_ORDER[i:])
+    for i in range(len(_ADDED_IN_ORDER))
 )
 _COLUMNS = {name: i for i, name in enumerate(MODEL_FEATURES)}
 _POSITIONS = {
@@ -58,8 +61,9 @@ _POSITIONS = {
 
 def feature_matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
     """Stored feature rows as one matrix of ``MODEL_FEATURES`` columns. Columns a row was stored
-    without (the confirmed-fraud ones, the recent unusual amounts, the amount's z in dollars)
-    read zero: the value of an ordinary transaction."""
+    without (the confirmed-fraud ones, the recent unusual amounts, the amount's z in dollars,
+    the account's daily rate) read zero: the value of an ordinary transaction, and of an account
+    making one a day."""
     X = np.zeros((len(rows), len(MODEL_FEATURES)))
     oldest = len(_STORED_LAYOUTS[0])
     for i, row in enumerate(rows):
