@@ -72,7 +72,7 @@ def relative_pace(X: np.ndarray) -> np.ndarray:
     paced[:, _VELOCITY_1H] = np.where(
         within_hour > 0, -np.log(np.maximum(at_least_as_many, 1e-300)), 0.0
     )
-    paced[:, _VELOCITY_24H] = np.log((X[:, _VELOCITY_24H] + 1) / (daily + 1))
+    paced[:, _VELOCITY_24H] = np.log1p(np.maximum(X[:, _VELOCITY_24H], 0.0)) - np.log1p(daily)
     paced[:, _GAP] = X[:, _GAP] + X[:, _DAILY_RATE]
     return paced
 
