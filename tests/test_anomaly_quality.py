@@ -13,7 +13,13 @@ import pytest
 from bench.cardsim import simulate
 from schemas import TransactionEvent
 from services.scorer.confirmed import RISK_FEATURES
-from services.scorer.detectors.profile import PRIOR_TAILS, ProfileDetector, prior_evidence
+from services.scorer.detectors.profile import (
+    PACE_WEIGHT_RANGE,
+    PRIOR_TAILS,
+    ProfileDetector,
+    pace_weights,
+    prior_evidence,
+)
 from services.scorer.ensemble import YOUNG_ACCOUNT_HISTORY, discount_young_accounts, train_ensemble
 from services.scorer.evaluation import detection_metrics
 from services.scorer.features import FEATURE_NAMES
@@ -231,6 +237,33 @@ def test_the_profile_reads_an_accounts_pace_against_its_own() -> None:
     quiet, busy = profile.score(_paced_rows(np.array([1.0, 30.0]), np.array([3.0, 3.0])))
     assert quiet > busy + 3.0, (quiet, busy)
     assert busy < 1.0, "a busy account's usual pace is no evidence"
+
+
+def _evidence_with_bursts(burst_rows: slice) -> np.ndarray:
+    """Facts' evidence on 1,000 training rows: the amount's three facts together on the first
+    300, a rare hour on 300 others, and a burst on ``burst_rows``."""
+    evidence = np.zeros((1000, len(FEATURE_NAMES)))
+    for name in ("log_amount", "amount_robust_z", "amount_z_account_linear"):
+        evidence[:300, FEATURE_NAMES.index(name)] = 2.0
+    evidence[500:800, FEATURE_NAMES.index("hour_share")] = 1.0
+    evidence[burst_rows, FEATURE_NAMES.index("velocity_1h")] = 1.0
+    return evidence
+
+
+@pytest.mark.parametrize(
+    ("burst_rows", "counts_more"),
+    [(slice(0, 100), True), (slice(850, 950), False)],
+    ids=["with-unusual-amounts", "with-nothing-else"],
+)
+def test_pace_counts_by_what_comes_with_it(burst_rows: slice, counts_more: bool) -> None:
+    """Bursts that come with unusual amounts are news where they happen; bursts that come with
+    nothing else are a busy account's variety. Learned without labels; the amount's own facts
+    always count in full."""
+    multipliers = pace_weights(_evidence_with_bursts(burst_rows))
+    burst = multipliers[FEATURE_NAMES.index("velocity_1h")]
+    assert burst > 1.0 if counts_more else burst == PACE_WEIGHT_RANGE[0], burst
+    for name in ("log_amount", "amount_robust_z", "amount_z_account_linear", "hour_share"):
+        assert multipliers[FEATURE_NAMES.index(name)] == 1.0, name
 
 
 def _stored_without(*missing: str) -> list[float]:

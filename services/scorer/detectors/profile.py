@@ -77,6 +77,40 @@ def relative_pace(X: np.ndarray) -> np.ndarray:
     return paced
 
 
+# Whether pace is news depends on the fraud a population has: an account taken over spends in a
+# burst, a stolen card number is used at the card's own pace. Each pace fact weighs, on the
+# training rows and without labels, by its lift: how much the other facts' evidence rises where
+# it fires, against the median fact's lift, squared and kept within ``PACE_WEIGHT_RANGE``. Where a
+# burst comes with an unusual amount or a new merchant, it counts more; where it comes with
+# nothing else, it is a busy account's variety and counts less. The amounts' own facts always
+# count in full: they are the account's habit itself (bench/results/anomaly_quality.json,
+# "pace_lift_2026_12_03").
+PACE_FACTS = ("velocity_1h", "velocity_24h", "log_seconds_since_previous")
+PACE_LIFT_POWER = 2.0
+PACE_WEIGHT_RANGE = (0.25, 4.0)
+_PACE_COLUMNS = [FEATURE_NAMES.index(name) for name in PACE_FACTS]
+
+
+def pace_weights(evidence: np.ndarray) -> np.ndarray:
+    """Per fact, what its weight is multiplied by: 1, or for the pace facts their lift on the
+    other facts' evidence (``evidence``: rows by facts, on the training rows)."""
+    multipliers = np.ones(evidence.shape[1])
+    total = evidence.sum(axis=1)
+    lifts = {}
+    for j in np.flatnonzero(evidence.any(axis=0)).tolist():
+        fires, rest = evidence[:, j] > 0, total - evidence[:, j]
+        if rest.mean() > 0:
+            lifts[j] = float(rest[fires].mean() / rest.mean())
+    if len(lifts) < 3:
+        return multipliers
+    typical = float(np.median(list(lifts.values())))
+    for j in _PACE_COLUMNS:
+        if j in lifts and typical > 0:
+            ratio = (lifts[j] / typical) ** PACE_LIFT_POWER
+            multipliers[j] = float(np.clip(ratio, *PACE_WEIGHT_RANGE))
+    return multipliers
+
+
 # Money coming in (a refund, a card payment, a salary) is judged as what it is: its size and its
 # sender are no evidence of fraud against the account's spending habits.
 AMOUNT_FACTS = frozenset(
@@ -203,21 +237,27 @@ class ProfileDetector:
             Calibrator.fit(oriented[:, j]) if self._weights[j] > 0 else None
             for j in range(X.shape[1])
         ]
+        if X.shape[1] == len(FEATURE_NAMES):
+            self._weights = self._weights * pace_weights(self._evidence_by_fact(X))
         return self
+
+    def _evidence_by_fact(self, paced: np.ndarray) -> np.ndarray:
+        """(rows, facts): each fact's evidence for each row of ``relative_pace`` rows."""
+        oriented, counts = self._oriented(paced), _counts(paced)
+        boosted = _amount_boost(paced)
+        evidence = np.zeros(paced.shape)
+        for j, tail in enumerate(self._tails):
+            if tail is not None:
+                surprise = -np.log(tail.p_value(oriented[:, j]))
+                evidence[:, j] = _evidence(surprise, self._weights[j]) * counts[:, j]
+                if j in _AMOUNT_COLUMNS:
+                    evidence[:, j] *= boosted
+        return evidence
 
     def score(self, X: np.ndarray) -> np.ndarray:
         if not self._tails:
             raise RuntimeError("fit the detector first")
-        X = relative_pace(as_2d(X))
-        oriented, counts = self._oriented(X), _counts(X)
-        boosted = _amount_boost(X)
-        total = np.zeros(len(X))
-        for j, tail in enumerate(self._tails):
-            if tail is not None:
-                surprise = -np.log(tail.p_value(oriented[:, j]))
-                evidence = _evidence(surprise, self._weights[j]) * counts[:, j]
-                total += evidence * boosted if j in _AMOUNT_COLUMNS else evidence
-        return total
+        return np.asarray(self._evidence_by_fact(relative_pace(as_2d(X))).sum(axis=1))
 
     def learn_one(self, x: np.ndarray) -> None:
         """Batch model: learns only in ``fit``."""
