@@ -82,9 +82,9 @@ def relative_pace(X: np.ndarray) -> np.ndarray:
 # training rows and without labels, by its lift: how much the other facts' evidence rises where
 # it fires, against the median fact's lift, squared and kept within ``PACE_WEIGHT_RANGE``. Where a
 # burst comes with an unusual amount or a new merchant, it counts more; where it comes with
-# nothing else, it is a busy account's variety and counts less. The amounts' own facts always
-# count in full: they are the account's habit itself (bench/results/anomaly_quality.json,
-# "pace_lift_2026_12_03").
+# nothing else, it is a busy account's variety and counts less. Every other fact counts as it
+# did: weighed the same way, the amount's facts and the rest lost on the demo and on finforge
+# (bench/results/anomaly_quality.json, "pace_lift_2026_12_03").
 PACE_FACTS = ("velocity_1h", "velocity_24h", "log_seconds_since_previous")
 PACE_LIFT_POWER = 2.0
 PACE_WEIGHT_RANGE = (0.25, 4.0)
