@@ -27,12 +27,13 @@ from scipy.stats import spearmanr
 
 from services.scorer.calibration import Calibrator
 from services.scorer.detectors import BATCH_DETECTORS, Detector, HalfSpaceTreesDetector
-from services.scorer.features import FEATURE_NAMES, MIN_HOME_HISTORY
+from services.scorer.features import MIN_HOME_HISTORY
 from services.scorer.model_features import MODEL_FEATURES, account_view, detector_view
 from services.scorer.supervised import SupervisedModel, train_supervised
 
 _IS_CREDIT = MODEL_FEATURES.index("is_credit")
-_LOG_HISTORY_SIZE = MODEL_FEATURES.index("log_history_size")
+# Stored rows and model rows alike: the account features come first in both.
+HISTORY_COLUMN = MODEL_FEATURES.index("log_history_size")
 MIN_CREDIT_SHARE = 0.01
 # The density detectors compare a row with everyone's rows. A young account's rows differ from
 # those for being young (long gaps, first visits, a habit not yet formed), so until it has this
@@ -72,7 +73,6 @@ def _evidence(p_values: np.ndarray) -> np.ndarray:
 # "first_model_2026_12_03").
 FIRST_MODEL_HISTORY = MIN_HOME_HISTORY
 FIRST_MODEL_MATURE_SHARE = 0.5
-HISTORY_COLUMN = FEATURE_NAMES.index("log_history_size")
 # Stored as float4: half a transaction below, so an account of exactly this many is counted.
 MATURE_LOG_HISTORY = math.log1p(FIRST_MODEL_HISTORY - 0.5)
 
@@ -124,7 +124,7 @@ def fisher_statistic(
 
 def account_maturity(X: np.ndarray) -> np.ndarray:
     """Per row, the account's history over ``YOUNG_ACCOUNT_HISTORY``, at most 1."""
-    return np.asarray(np.clip(np.expm1(X[:, _LOG_HISTORY_SIZE]) / YOUNG_ACCOUNT_HISTORY, 0.0, 1.0))
+    return np.asarray(np.clip(np.expm1(X[:, HISTORY_COLUMN]) / YOUNG_ACCOUNT_HISTORY, 0.0, 1.0))
 
 
 def weigh_density_evidence(p_values: dict[str, np.ndarray], trust: np.ndarray, anchor: str) -> None:

@@ -67,6 +67,8 @@ MAX_LINEAR_Z = 50.0
 # ones on the same account more likely fraud too. The features count the account's debits of at
 # least this robust z in the past week.
 UNUSUAL_AMOUNT_Z = 3.0
+UNUSUAL_WITHIN_SECONDS = 7 * 86400.0
+MAX_UNUSUAL = 32
 # How busy the account is: its transactions a day over its window. Three purchases in an hour
 # are news on an account that makes one a day and ordinary on one that makes ten; the profile
 # reads the account's pace against this. A young account is assumed to make one a day, the
@@ -74,8 +76,6 @@ UNUSUAL_AMOUNT_Z = 3.0
 # a first burst cannot call itself a habit.
 DEFAULT_DAILY_RATE = 1.0
 MIN_RATE_SPAN_SECONDS = 3600.0
-UNUSUAL_WITHIN_SECONDS = 7 * 86400.0
-MAX_UNUSUAL = 32
 _WEEKDAY_SIN = [math.sin(2 * math.pi * day / 7) for day in range(7)]
 _WEEKDAY_COS = [math.cos(2 * math.pi * day / 7) for day in range(7)]
 UNCATEGORIZED = "Uncategorized"
@@ -436,12 +436,12 @@ def _recent_activity(
     return velocity_1h, velocity_24h, duplicate
 
 
-def _log_daily_rate(window: deque[Entry], now: float) -> float:
-    """The log of the account's transactions a day over its window, before ``now``."""
+def _daily_rate(window: deque[Entry], now: float) -> float:
+    """The account's transactions a day over its window, before ``now``."""
     if len(window) < MIN_HOME_HISTORY:
-        return math.log(DEFAULT_DAILY_RATE)
+        return DEFAULT_DAILY_RATE
     span = max(now - window[0].time, MIN_RATE_SPAN_SECONDS)
-    return math.log(len(window) * 86400.0 / span)
+    return len(window) * 86400.0 / span
 
 
 def _habits(state: AccountState, entry: Entry) -> tuple[float, int, bool]:
@@ -454,6 +454,17 @@ def _habits(state: AccountState, entry: Entry) -> tuple[float, int, bool]:
     hour_share = 1.0 if young else (hours[h - 1] + hours[h] + hours[(h + 1) % 24]) / n
     seen = state.merchants.get(entry.merchant, 0)
     return hour_share, seen, seen == 0 and not young
+
+
+def _abroad(
+    state: AccountState, event: TransactionEvent
+) -> tuple[str | None, str | None, bool, bool]:
+    """The account's home country and currency, and whether ``event`` is outside either."""
+    home_country = state.home(state.countries)
+    home_currency = state.home(state.currencies)
+    foreign_country = bool(event.country and home_country and event.country != home_country)
+    foreign_currency = bool(home_currency and event.currency != home_currency)
+    return home_country, home_currency, foreign_country, foreign_currency
 
 
 def compute_features(
@@ -484,11 +495,8 @@ def compute_features(
     weekday = local.weekday()
     n = state.n
     hour_share, seen, merchant_new = _habits(state, entry)
-    home_country = state.home(state.countries)
-    home_currency = state.home(state.currencies)
-    foreign_country = bool(event.country and home_country and event.country != home_country)
-    foreign_currency = bool(home_currency and event.currency != home_currency)
-    log_daily_rate = _log_daily_rate(window, now)
+    home_country, home_currency, foreign_country, foreign_currency = _abroad(state, event)
+    daily_rate = _daily_rate(window, now)
 
     features = [
         log_amount,
@@ -514,7 +522,7 @@ def compute_features(
         merchant_z,
         float(_recent_unusual(state, now)),
         _linear_account_z(state, entry),
-        log_daily_rate,
+        math.log(daily_rate),
     ]
     context = FeatureContext(
         category=category,
@@ -534,6 +542,6 @@ def compute_features(
         currency=event.currency,
         home_currency=home_currency,
         history_size=n,
-        daily_rate=math.exp(log_daily_rate),
+        daily_rate=daily_rate,
     )
     return features, context

@@ -85,10 +85,9 @@ def relative_pace(X: np.ndarray) -> np.ndarray:
 # nothing else, it is a busy account's variety and counts less. Every other fact counts as it
 # did: weighed the same way, the amount's facts and the rest lost on the demo and on finforge
 # (bench/results/anomaly_quality.json, "pace_lift_2026_12_03").
-PACE_FACTS = ("velocity_1h", "velocity_24h", "log_seconds_since_previous")
 PACE_LIFT_POWER = 2.0
 PACE_WEIGHT_RANGE = (0.25, 4.0)
-_PACE_COLUMNS = [FEATURE_NAMES.index(name) for name in PACE_FACTS]
+_PACE_COLUMNS = (_VELOCITY_1H, _VELOCITY_24H, _GAP)
 
 
 def pace_weights(evidence: np.ndarray) -> np.ndarray:
