@@ -36,6 +36,21 @@ from services.core.text import normalize_text
         ("TST* JOES PIZZA", "joes pizza"),
         ("NETFLIX.COM LOS GATOS CA", "netflix"),
         ("AMAZON.COM*RT7Y1", "amazon"),
+        # Nothing says where a name without a store number ends: the state goes, the words stay.
+        ("NATIONAL GRID NY", "national grid"),
+        ("JOE'S PIZZA NEW YORK NY", "joe's pizza new york"),
+        # A fixed-width descriptor's padding ends the name, before a city or a country code.
+        ("WHOLE FOODS MKT     SAN FRANCISCO CA", "whole foods mkt"),
+        ("M&S CAFÉ               GB", "m&s cafe"),
+        ("TOYS R US", "toys r us"),
+        # Accents fold, so a shop printed with and without them is one key.
+        ("Café Nero", "cafe nero"),
+        ("Felleskjøpet Straße", "felleskjopet strasse"),
+        # A number that opens the name is the brand's; a later one is a store or a reference.
+        ("7-ELEVEN 12345", "7 eleven"),
+        ("7 ELEVEN #223", "7 eleven"),
+        ("24 HOUR FITNESS 0042", "24 hour fitness"),
+        ("1-800-FLOWERS.COM", "flowers"),
         ("", ""),
     ],
 )

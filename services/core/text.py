@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 # Card processors and point-of-sale prefixes banks put in front of the merchant.
@@ -11,13 +12,47 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 _POS_WORD = re.compile(r"^(?:(?:pos|debit|purchase|card|recurring|checkcard)\s+)+", re.IGNORECASE)
-_STATE_SUFFIX = re.compile(
-    r"\s+[A-Za-z .]+\s+(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|"
-    r"O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])$"
+_US_STATE = (
+    r"A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|"
+    r"O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY]"
 )
-_STORE_NUMBER = re.compile(r"#\s*\w+|\b(?:store|str|no\.?)\s*\d+|\b\w*\d[\w-]*", re.IGNORECASE)
+# "... OAKLAND CA": the state goes, and the city before it only where the name plainly ended:
+# after the padding of a fixed-width descriptor, a store number or a web address. Otherwise
+# nothing says where the name ends ("NATIONAL GRID NY", "JOE'S PIZZA NEW YORK NY"), and a
+# city left in costs less than a name cut to its first word.
+_STATE_SUFFIX = re.compile(
+    rf"(?:(?:\s{{2,}}|(?<=[0-9])\s+|(?<=\.[Cc][Oo][Mm])\s+)[A-Za-z .]*?)?\s+(?:{_US_STATE})$"
+)
+# A country code after the padding of a fixed-width descriptor ("M&S CAFE        GB"). Without
+# the padding a last short word is too often part of the name ("TOYS R US").
+_PADDED_COUNTRY = re.compile(r"\s{2,}[A-Z]{2}$")
+# Accents fold to their letters, so "CAFÉ" and "Cafe" are one shop; these few have no
+# decomposition of their own.
+_UNDECOMPOSED = str.maketrans(
+    {
+        "ø": "o",
+        "Ø": "O",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ß": "ss",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "þ": "th",
+        "Þ": "TH",
+        "ð": "d",
+        "ı": "i",
+    }
+)
+# A short number that opens the name is the brand ("7-ELEVEN", "24 HOUR FITNESS", "3M"); any
+# other token with a digit is a store number, a date or a reference.
+_BRAND_NUMBER = re.compile(r"^\d{1,3}(?=-?[A-Za-z]|\s+[A-Za-z]{2})")
+_STORE_NUMBER = re.compile(r"#\s*\w+|\b(?:store|str|no\.?)\s*\d+|\b\w*\d\w*", re.IGNORECASE)
 _URL_NOISE = re.compile(r"\b(?:www\.|https?://)|\.(?:com|net|org)\b", re.IGNORECASE)
-_NON_WORD = re.compile(r"[^a-z&' ]+")
+_NON_WORD = re.compile(r"[^a-z0-9&' ]+")
 _SPACES = re.compile(r"\s+")
 
 
@@ -26,11 +61,21 @@ def normalize_text(text: str | None) -> str:
     """'SQ *BLUE BOTTLE COFFEE #12 OAKLAND CA' -> 'blue bottle coffee'."""
     if not text:
         return ""
-    value = text.strip()
+    value = _fold_accents(text).strip()
     value = _PREFIX.sub("", value)
     value = _POS_WORD.sub("", value)
     value = _STATE_SUFFIX.sub("", value)
+    value = _PADDED_COUNTRY.sub("", value)
     value = _URL_NOISE.sub(" ", value)
-    value = _STORE_NUMBER.sub(" ", value).lower()
+    brand_number = _BRAND_NUMBER.match(value)
+    kept = brand_number.group(0) if brand_number else ""
+    value = (kept + _STORE_NUMBER.sub(" ", value[len(kept) :])).lower()
     value = _NON_WORD.sub(" ", value)
     return _SPACES.sub(" ", value).strip()
+
+
+def _fold_accents(text: str) -> str:
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSED))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
