@@ -81,3 +81,62 @@ def test_the_password_file_is_its_owners_alone(tmp_path: Path) -> None:
         assert server.password and server.password in server.dsn
     finally:
         server.remove()
+
+
+async def test_an_upgrade_moves_stored_merchant_keys_with_the_rules_that_derive_them(
+    fresh_dsn: str,
+) -> None:
+    """Keys stored under older normalization rules are derived again, with the person's rule and
+    the recurring charges keyed by them, so a shop's history does not split at an upgrade."""
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        # As an older release stored it: "NATIONAL GRID NY" cut to its first word.
+        for tid, merchant, key in (
+            ("t1", "NATIONAL GRID NY", "national"),
+            ("t2", "NATIONAL CAR RENTAL NY", "national"),
+            ("t3", "CHIPOTLE 1123", "chipotle"),
+        ):
+            await conn.execute(
+                """INSERT INTO transactions (user_id, transaction_id, account_id, ts, amount,
+                       direction, currency, merchant, merchant_key, category, channel, source,
+                       ingested_at)
+                   VALUES ('ada', $1, 'card', '2026-11-03T12:00:00Z', 80, 'debit', 'USD', $2, $3,
+                           'Utilities', 'card', 'api', '2026-11-03T12:00:05Z')""",
+                tid,
+                merchant,
+                key,
+            )
+            await conn.execute(
+                """INSERT INTO forecast_charges VALUES ('ada', $1, 'card', 'Utilities', $2, $3,
+                       80, '2026-11-03T12:00:00')""",
+                tid,
+                key,
+                merchant,
+            )
+        await conn.execute(
+            "INSERT INTO category_rules (user_id, merchant_key, category) "
+            "VALUES ('ada', 'national', 'Utilities')"
+        )
+        await conn.execute("UPDATE merchant_key_version SET version = 1")
+
+        await migrate(fresh_dsn)
+
+        keys = await conn.fetch("SELECT transaction_id, merchant_key FROM transactions ORDER BY 1")
+        assert [r["merchant_key"] for r in keys] == [
+            "national grid",
+            "national car rental",
+            "chipotle",
+        ]
+        charged = await conn.fetch(
+            "SELECT merchant_key FROM forecast_charges ORDER BY transaction_id"
+        )
+        assert [r["merchant_key"] for r in charged] == [r["merchant_key"] for r in keys]
+        rules = await conn.fetch("SELECT merchant_key, category FROM category_rules ORDER BY 1")
+        assert [(r["merchant_key"], r["category"]) for r in rules] == [
+            ("national", "Utilities"),
+            ("national car rental", "Utilities"),
+            ("national grid", "Utilities"),
+        ]
+        assert await conn.fetchval("SELECT version FROM merchant_key_version") >= 2
+    finally:
+        await conn.close()

@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from services.core.text import MERCHANT_KEY_VERSION, UNKNOWN_MERCHANT, merchant_key_text
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_PACKAGE = "services.core.migrations"
@@ -105,6 +107,59 @@ async def migrate(dsn: str) -> list[Migration]:
                 )
             log.info("applied migration %04d_%s", migration.version, migration.name)
             done.append(migration)
+        await _rekey_merchants(conn)
         return done
     finally:
         await conn.close()
+
+
+_STORED_MERCHANT_TEXTS = """
+SELECT DISTINCT coalesce(nullif(merchant, ''), description) AS raw, merchant_key
+FROM transactions WHERE merchant_key IS NOT NULL"""
+# A person's rule for a shop follows the shop to its new key (before the transactions move, since
+# they say which of the person's shops an old key meant); a rule already on the new key stands.
+_REKEY_RULES = """
+INSERT INTO category_rules (user_id, merchant_key, category, updated_at)
+SELECT DISTINCT ON (r.user_id, c.new) r.user_id, c.new, r.category, r.updated_at
+FROM unnest($1::text[], $2::text[], $3::text[]) AS c(raw, old, new)
+JOIN category_rules r ON r.merchant_key = c.old
+WHERE EXISTS (SELECT 1 FROM transactions t
+              WHERE t.user_id = r.user_id AND t.merchant_key = c.old
+                AND coalesce(nullif(t.merchant, ''), t.description) = c.raw)
+ORDER BY r.user_id, c.new, r.updated_at DESC
+ON CONFLICT (user_id, merchant_key) DO NOTHING"""
+_REKEY_TRANSACTIONS = """
+UPDATE transactions t SET merchant_key = c.new
+FROM unnest($1::text[], $2::text[], $3::text[]) AS c(raw, old, new)
+WHERE t.merchant_key = c.old AND coalesce(nullif(t.merchant, ''), t.description) = c.raw"""
+_REKEY_CHARGES = """
+UPDATE forecast_charges f SET merchant_key = t.merchant_key
+FROM transactions t
+WHERE t.user_id = f.user_id AND t.transaction_id = f.transaction_id
+  AND f.merchant_key = ANY($1::text[]) AND t.merchant_key <> f.merchant_key
+  AND t.merchant_key <> $2"""
+
+
+async def _rekey_merchants(conn: asyncpg.Connection) -> None:
+    """Derive stored merchant keys again when ``normalize_text``'s rules have changed since."""
+    stored = await conn.fetchval("SELECT version FROM merchant_key_version")
+    if stored >= MERCHANT_KEY_VERSION:
+        return
+    changed = [
+        (row["raw"], row["merchant_key"], key)
+        for row in await conn.fetch(_STORED_MERCHANT_TEXTS)
+        if (key := merchant_key_text(row["raw"])) != row["merchant_key"]
+    ]
+    async with conn.transaction():
+        if changed:
+            raws, old, new = (list(column) for column in zip(*changed, strict=True))
+            await conn.execute(_REKEY_RULES, raws, old, new)
+            await conn.execute(_REKEY_TRANSACTIONS, raws, old, new)
+            await conn.execute(_REKEY_CHARGES, sorted(set(old)), UNKNOWN_MERCHANT)
+        await conn.execute("UPDATE merchant_key_version SET version = $1", MERCHANT_KEY_VERSION)
+    log.info(
+        "merchant keys derived again (rules %d -> %d): %d texts changed key",
+        stored,
+        MERCHANT_KEY_VERSION,
+        len(changed),
+    )

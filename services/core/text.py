@@ -6,6 +6,11 @@ import re
 import unicodedata
 from functools import lru_cache
 
+# Bumped whenever a change to the rules below changes any key: the migration runner then derives
+# the stored keys again (services/core/db.py).
+MERCHANT_KEY_VERSION = 2
+UNKNOWN_MERCHANT = "unknown"
+
 # Card processors and point-of-sale prefixes banks put in front of the merchant.
 _PREFIX = re.compile(
     r"^(?:sq|tst|sp|pp|paypal|pos|dd|py|ach|chk|dbt|purchase|debit|card|visa|mc)\s*[*#:]\s*",
@@ -72,6 +77,11 @@ def normalize_text(text: str | None) -> str:
     value = (kept + _STORE_NUMBER.sub(" ", value[len(kept) :])).lower()
     value = _NON_WORD.sub(" ", value)
     return _SPACES.sub(" ", value).strip()
+
+
+def merchant_key_text(text: str | None) -> str:
+    """A merchant's key: its normalized text, or ``UNKNOWN_MERCHANT`` when nothing is left."""
+    return normalize_text(text) or UNKNOWN_MERCHANT
 
 
 def _fold_accents(text: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas import Direction, TransactionEvent
-from services.core.text import normalize_text
+from services.core.text import merchant_key_text
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_amount",
@@ -82,7 +82,7 @@ UNCATEGORIZED = "Uncategorized"
 
 
 def merchant_key(event: TransactionEvent) -> str:
-    return normalize_text(event.merchant or event.description) or "unknown"
+    return merchant_key_text(event.merchant or event.description)
 
 
 class Entry:
