@@ -12,7 +12,7 @@ import pytest
 
 from bench.cardsim import simulate
 from schemas import TransactionEvent
-from services.scorer.confirmed import RISK_FEATURES
+from services.scorer.confirmed import RISK_FEATURES_V1, Confirmation, ConfirmedFraud
 from services.scorer.detectors.profile import (
     PACE_WEIGHT_RANGE,
     PRIOR_TAILS,
@@ -268,14 +268,16 @@ def test_pace_counts_by_what_comes_with_it(burst_rows: slice, counts_more: bool)
 
 def _stored_without(*missing: str) -> list[float]:
     """A row as stored before ``missing`` existed: each account feature's value is its position
-    in ``FEATURE_NAMES`` plus one, then the confirmed-fraud columns at 9."""
+    in ``FEATURE_NAMES`` plus one, then the first five confirmed-fraud columns at 9 (the share
+    came last)."""
     own = [float(i + 1) for i, name in enumerate(FEATURE_NAMES) if name not in missing]
-    return own + [9.0] * len(RISK_FEATURES)
+    return own + [9.0] * len(RISK_FEATURES_V1)
 
 
 @pytest.mark.parametrize(
     "missing",
     [
+        (),
         ("log_daily_rate",),
         ("amount_z_account_linear", "log_daily_rate"),
         ("recent_unusual_amounts", "amount_z_account_linear", "log_daily_rate"),
@@ -285,8 +287,42 @@ def test_rows_stored_in_an_older_layout_keep_their_columns(missing: tuple[str, .
     X = feature_matrix([_stored_without(*missing), [1.0] * len(MODEL_FEATURES)])
     for j, name in enumerate(FEATURE_NAMES):
         assert X[0, j] == (0.0 if name in missing else j + 1), name
-    assert (X[0, len(FEATURE_NAMES) :] == 9.0).all(), "confirmed-fraud columns stay in place"
+    risk = X[0, len(FEATURE_NAMES) :]
+    assert (risk[: len(RISK_FEATURES_V1)] == 9.0).all(), "confirmed-fraud columns stay in place"
+    assert (risk[len(RISK_FEATURES_V1) :] == 0.0).all(), "stored before the share: none"
     assert (X[1] == 1.0).all()
+
+
+def test_a_merchants_confirmed_fraud_reads_as_a_share_of_its_owners_trade_there() -> None:
+    """A stolen card's purchase at a busy terminal is one confirmed fraud among many honest
+    purchases; a skimming terminal's fraud is most of its trade. Only the owner's own trade in
+    the past 28 days counts."""
+    confirmed = ConfirmedFraud()
+    day = 86_400.0
+    now = 100 * day
+    for n in range(9):
+        confirmed.count_transaction("bank", "terminal busy", now - n * day)
+    confirmed.count_transaction("bank", "terminal busy", now - 40 * day)  # out of the window
+    confirmed.count_transaction("someone else", "terminal busy", now - day)
+    for n in range(3):
+        confirmed.count_transaction("bank", "terminal skimming", now - n * day)
+    frauds = [
+        ("terminal busy", now - 2 * day),
+        ("terminal skimming", now - day),
+        ("terminal skimming", now - 2 * day),
+    ]
+    for i, (merchant, at) in enumerate(frauds):
+        confirmed.confirm(Confirmation("bank", f"card-{i}", merchant, at), f"t{i}")
+
+    def share(merchant: str, user: str = "bank") -> float:
+        return confirmed.signals(user, "card-9", merchant, now).merchant_fraud_share
+
+    assert share("terminal busy") == pytest.approx(1 / 9)
+    assert share("terminal skimming") == pytest.approx(2 / 3)
+    assert share("terminal quiet") == 0.0
+    assert share("terminal skimming", user="someone else") == 0.0
+    confirmed.set_traffic("bank", "terminal skimming", {int(now // day): 1})
+    assert share("terminal skimming") == 1.0, "never more than the trade"
 
 
 def test_rows_stored_before_the_confirmed_fraud_columns_keep_their_columns() -> None:

@@ -295,6 +295,10 @@ async def test_confirmed_fraud_reaches_later_scores_and_only_their_owners(fresh_
             return {r["feature"] for r in scorer.score_batch([later])[0].explanation}
 
         await confirm("user-0")
+        assert await keeper.count_merchant_traffic() == 1
+        later = (start + timedelta(days=14)).timestamp()
+        own = scorer.confirmed.signals("user-0", "card", "terminal 00042", later)
+        assert own.merchant_fraud_share == pytest.approx(1 / 12), "1 of 12 purchases there"
         assert "merchant_confirmed_fraud" in reasons("user-0")
         assert "account_confirmed_fraud" in reasons("user-0"), "the card itself was hit"
         assert not {"merchant_confirmed_fraud", "merchant_confirmed_fraud_shared"} & reasons(

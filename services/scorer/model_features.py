@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from services.scorer.confirmed import RISK_FEATURES
+from services.scorer.confirmed import RISK_FEATURES, RISK_FEATURES_V1
 from services.scorer.features import FEATURE_NAMES
 
 MODEL_FEATURES: tuple[str, ...] = FEATURE_NAMES + RISK_FEATURES
@@ -46,7 +46,8 @@ def detector_view(X: np.ndarray, *, anchor: bool) -> np.ndarray:
 
 # The account's features as rows were stored before each was added, oldest first. The first was
 # stored before the confirmed-fraud columns too, with as many columns as it had then; the others
-# with the confirmed-fraud columns after them.
+# with the first five confirmed-fraud columns after them, and today's account features with
+# either those five or all of them.
 _ADDED_IN_ORDER = ("recent_unusual_amounts", "amount_z_account_linear", "log_daily_rate")
 _STORED_LAYOUTS: tuple[tuple[str, ...], ...] = tuple(
     tuple(n for n in FEATURE_NAMES if n not in _ADDED_IN_ORDER[i:])
@@ -54,16 +55,16 @@ _STORED_LAYOUTS: tuple[tuple[str, ...], ...] = tuple(
 )
 _COLUMNS = {name: i for i, name in enumerate(MODEL_FEATURES)}
 _POSITIONS = {
-    len(layout) + len(RISK_FEATURES): [_COLUMNS[name] for name in layout + RISK_FEATURES]
-    for layout in _STORED_LAYOUTS
+    len(layout) + len(RISK_FEATURES_V1): [_COLUMNS[name] for name in layout + RISK_FEATURES_V1]
+    for layout in (*_STORED_LAYOUTS, FEATURE_NAMES)
 }
 
 
 def feature_matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
     """Stored feature rows as one matrix of ``MODEL_FEATURES`` columns. Columns a row was stored
     without (the confirmed-fraud ones, the recent unusual amounts, the amount's z in dollars,
-    the account's daily rate) read zero: the value of an ordinary transaction, and of an account
-    making one a day."""
+    the account's daily rate, the merchant's confirmed fraud share) read zero: the value of an
+    ordinary transaction, and of an account making one a day."""
     X = np.zeros((len(rows), len(MODEL_FEATURES)))
     oldest = len(_STORED_LAYOUTS[0])
     for i, row in enumerate(rows):

@@ -23,7 +23,7 @@ from services.core.processes import set_parent_death_signal
 from services.core.settings import Settings
 from services.core.tasks import repeat
 from services.scorer import store
-from services.scorer.confirmed import Confirmation, descriptor_key
+from services.scorer.confirmed import MERCHANT_DAYS, Confirmation, descriptor_key
 from services.scorer.ensemble import (
     HISTORY_COLUMN,
     MATURE_LOG_HISTORY,
@@ -129,6 +129,9 @@ class ModelKeeper:
         self.rescorer = rescorer
         self._rescored_for: str | None = None
         self._confirmed_seen: datetime | None = None
+        # (user, merchant key) -> the ways its confirmed fraud was printed, for counting its
+        # trade in PostgreSQL
+        self._printed: dict[tuple[str, str], set[str]] = {}
         self.instance = f"{socket.gethostname()}:{id(self):x}"
         if settings.security.model_signing_key is not None:
             self.signing_key = settings.security.model_signing_key.get_secret_value().encode()
@@ -221,6 +224,9 @@ class ModelKeeper:
         rows = await store.confirmed_fraud_since(self.pool, since)
         for row in rows:
             merchant = descriptor_key(row["merchant"], row["description"])
+            printed = row["merchant"] or row["description"]
+            if printed:
+                self._printed.setdefault((row["user_id"], merchant), set()).add(printed)
             self.scorer.confirmed.confirm(
                 Confirmation(row["user_id"], row["account_id"], merchant, row["ts"].timestamp()),
                 row["transaction_id"],
@@ -231,8 +237,28 @@ class ModelKeeper:
             )
         return len(rows)
 
+    async def count_merchant_traffic(self) -> int:
+        """Count, in PostgreSQL (which holds every partition's transactions), each owner's
+        trade at the merchants where they confirmed fraud in the past weeks: the denominator of
+        ``merchant_confirmed_fraud_share``. Return how many merchants were counted."""
+        confirmed = self.scorer.confirmed
+        recent = confirmed.merchants_with_fraud(confirmed.latest - MERCHANT_DAYS * 86400)
+        keys = [
+            (user, merchant, printed, datetime.fromtimestamp(newest - MERCHANT_DAYS * 86400, UTC))
+            for (user, merchant), newest in recent.items()
+            for printed in self._printed.get((user, merchant), ())
+        ]
+        counts: dict[tuple[str, str], dict[int, int]] = {key: {} for key in recent}
+        for row in await store.merchant_traffic(self.pool, keys):
+            days = counts[(row["user_id"], row["merchant"])]
+            days[row["day"]] = days.get(row["day"], 0) + row["n"]
+        for (user, merchant), days in counts.items():
+            confirmed.set_traffic(user, merchant, days)
+        return len(counts)
+
     async def tick(self) -> None:
         await self.remember_confirmed_fraud()
+        await self.count_merchant_traffic()
         await self.refresh()
         if await self.train_if_due():
             await self.refresh()

@@ -85,6 +85,12 @@ def replay(
             for name, value in result.detector_scores.items():
                 per_detector[name].extend([math.nan] * (len(scores) - 1 - len(per_detector[name])))
                 per_detector[name].append(value)
+        for event in batch:  # the trade its confirmed fraud is a share of (live: PostgreSQL counts)
+            scorer.confirmed.count_transaction(
+                event.user_id,
+                descriptor_key(event.merchant, event.description),
+                event.timestamp.timestamp(),
+            )
         if scorer.model is None:
             mature += sum(is_mature(row) for row in rows[len(rows) - len(batch) :])
             due = first_model_due(len(rows), mature, min_training_rows)

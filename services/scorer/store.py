@@ -450,6 +450,32 @@ async def confirmed_fraud_since(
     )
 
 
+async def merchant_traffic(
+    pool: asyncpg.Pool, keys: Sequence[tuple[str, str, str, datetime]]
+) -> list[asyncpg.Record]:
+    """Per (user, merchant, day since the epoch): the user's transactions there, from ``since``
+    on. ``keys`` are (user, merchant key, merchant as printed, since); a merchant printed
+    several ways has one key per way, and its days add up."""
+    if not keys:
+        return []
+    users, merchants, printed, since = (list(column) for column in zip(*keys, strict=True))
+    return list(
+        await pool.fetch(
+            """SELECT k.user_id, k.merchant,
+                      floor(extract(epoch FROM t.ts) / 86400)::bigint AS day, count(*) AS n
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                    AS k(user_id, merchant, printed, since)
+               JOIN transactions t ON t.user_id = k.user_id AND t.ts >= k.since
+                    AND coalesce(nullif(t.merchant, ''), t.description) = k.printed
+               GROUP BY 1, 2, 3""",
+            users,
+            merchants,
+            printed,
+            since,
+        )
+    )
+
+
 async def stale_scores(
     pool: asyncpg.Pool, version: str, days: int, limit: int
 ) -> list[asyncpg.Record]:
