@@ -6,10 +6,12 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import pickle
 import secrets
 import signal
 import socket
+import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -39,6 +41,10 @@ from services.scorer.scoring import AnomalyScorer
 log = logging.getLogger(__name__)
 
 CONFIRMED_OVERLAP = timedelta(seconds=10)
+# How stale a merchant's counted trade may grow; counting every merchant with recent confirmed
+# fraud costs PostgreSQL tens of milliseconds on a bank's month (bench/results/anomaly_quality.json,
+# "terminal_share_2026_12_03").
+TRAFFIC_RECOUNT_S = 60.0
 MODEL_INFO = Gauge(
     "spendstream_scorer_model_info",
     "The model version each detector currently serves (value is always 1).",
@@ -132,6 +138,8 @@ class ModelKeeper:
         # (user, merchant key) -> the ways its confirmed fraud was printed, for counting its
         # trade in PostgreSQL
         self._printed: dict[tuple[str, str], set[str]] = {}
+        self._counted: set[tuple[str, str]] = set()
+        self._traffic_counted_at = -math.inf
         self.instance = f"{socket.gethostname()}:{id(self):x}"
         if settings.security.model_signing_key is not None:
             self.signing_key = settings.security.model_signing_key.get_secret_value().encode()
@@ -240,20 +248,28 @@ class ModelKeeper:
     async def count_merchant_traffic(self) -> int:
         """Count, in PostgreSQL (which holds every partition's transactions), each owner's
         trade at the merchants where they confirmed fraud in the past weeks: the denominator of
-        ``merchant_confirmed_fraud_share``. Return how many merchants were counted."""
+        ``merchant_confirmed_fraud_share``. A merchant with newly confirmed fraud is counted at
+        once; all of them again every ``TRAFFIC_RECOUNT_S``. Return how many were counted."""
         confirmed = self.scorer.confirmed
         recent = confirmed.merchants_with_fraud(confirmed.latest - MERCHANT_DAYS * 86400)
+        recount = time.monotonic() - self._traffic_counted_at >= TRAFFIC_RECOUNT_S
+        todo = {k: newest for k, newest in recent.items() if recount or k not in self._counted}
         keys = [
             (user, merchant, printed, datetime.fromtimestamp(newest - MERCHANT_DAYS * 86400, UTC))
-            for (user, merchant), newest in recent.items()
+            for (user, merchant), newest in todo.items()
             for printed in self._printed.get((user, merchant), ())
         ]
-        counts: dict[tuple[str, str], dict[int, int]] = {key: {} for key in recent}
+        counts: dict[tuple[str, str], dict[int, int]] = {key: {} for key in todo}
         for row in await store.merchant_traffic(self.pool, keys):
             days = counts[(row["user_id"], row["merchant"])]
             days[row["day"]] = days.get(row["day"], 0) + row["n"]
         for (user, merchant), days in counts.items():
             confirmed.set_traffic(user, merchant, days)
+        if recount:
+            self._traffic_counted_at = time.monotonic()
+            self._counted = set(recent)
+        else:
+            self._counted.update(todo)
         return len(counts)
 
     async def tick(self) -> None:

@@ -459,19 +459,24 @@ async def merchant_traffic(
     if not keys:
         return []
     users, merchants, printed, since = (list(column) for column in zip(*keys, strict=True))
+    # The owners' transactions since the earliest window opened, by the (user, time) index, then
+    # matched to the merchants: not every owner's whole history once per merchant.
     return list(
         await pool.fetch(
             """SELECT k.user_id, k.merchant,
                       floor(extract(epoch FROM t.ts) / 86400)::bigint AS day, count(*) AS n
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+               FROM transactions t
+               JOIN unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
                     AS k(user_id, merchant, printed, since)
-               JOIN transactions t ON t.user_id = k.user_id AND t.ts >= k.since
-                    AND coalesce(nullif(t.merchant, ''), t.description) = k.printed
+                 ON t.user_id = k.user_id
+                AND coalesce(nullif(t.merchant, ''), t.description) = k.printed
+               WHERE t.user_id = ANY($1::text[]) AND t.ts >= $5 AND t.ts >= k.since
                GROUP BY 1, 2, 3""",
             users,
             merchants,
             printed,
             since,
+            min(since),
         )
     )
 
