@@ -268,6 +268,8 @@ class ModelKeeper:
         if recount:
             self._traffic_counted_at = time.monotonic()
             self._counted = set(recent)
+            # A merchant's fraud past the window is forgotten here; a new one brings it back.
+            self._printed = {key: self._printed[key] for key in recent if key in self._printed}
         else:
             self._counted.update(todo)
         return len(counts)
