@@ -41,10 +41,12 @@ from services.scorer.scoring import AnomalyScorer
 log = logging.getLogger(__name__)
 
 CONFIRMED_OVERLAP = timedelta(seconds=10)
-# How stale a merchant's counted trade may grow; counting every merchant with recent confirmed
-# fraud costs PostgreSQL tens of milliseconds on a bank's month (bench/results/anomaly_quality.json,
-# "terminal_share_2026_12_03").
+# How stale a merchant's counted trade may grow: a minute, and an hour of event time, which an
+# import, a backfill or `eval anomalies --stream` moves through in seconds. Counting every merchant
+# with recent confirmed fraud costs PostgreSQL tens of milliseconds on a bank's month
+# (bench/results/anomaly_quality.json, "terminal_share_2026_12_03").
 TRAFFIC_RECOUNT_S = 60.0
+TRAFFIC_RECOUNT_EVENT_S = 3_600.0
 MODEL_INFO = Gauge(
     "spendstream_scorer_model_info",
     "The model version each detector currently serves (value is always 1).",
@@ -139,7 +141,7 @@ class ModelKeeper:
         # trade in PostgreSQL
         self._printed: dict[tuple[str, str], set[str]] = {}
         self._counted: set[tuple[str, str]] = set()
-        self._traffic_counted_at = -math.inf
+        self._traffic_counted_at = self._traffic_counted_for = -math.inf
         self.instance = f"{socket.gethostname()}:{id(self):x}"
         if settings.security.model_signing_key is not None:
             self.signing_key = settings.security.model_signing_key.get_secret_value().encode()
@@ -249,10 +251,14 @@ class ModelKeeper:
         """Count, in PostgreSQL (which holds every partition's transactions), each owner's
         trade at the merchants where they confirmed fraud in the past weeks: the denominator of
         ``merchant_confirmed_fraud_share``. A merchant with newly confirmed fraud is counted at
-        once; all of them again every ``TRAFFIC_RECOUNT_S``. Return how many were counted."""
+        once; all of them again every ``TRAFFIC_RECOUNT_S``, or sooner when event time has moved
+        ``TRAFFIC_RECOUNT_EVENT_S``. Return how many were counted."""
         confirmed = self.scorer.confirmed
         recent = confirmed.merchants_with_fraud(confirmed.latest - MERCHANT_DAYS * 86400)
-        recount = time.monotonic() - self._traffic_counted_at >= TRAFFIC_RECOUNT_S
+        recount = (
+            time.monotonic() - self._traffic_counted_at >= TRAFFIC_RECOUNT_S
+            or confirmed.latest - self._traffic_counted_for >= TRAFFIC_RECOUNT_EVENT_S
+        )
         todo = {k: newest for k, newest in recent.items() if recount or k not in self._counted}
         keys = [
             (user, merchant, printed, datetime.fromtimestamp(newest - MERCHANT_DAYS * 86400, UTC))
@@ -267,6 +273,7 @@ class ModelKeeper:
             confirmed.set_traffic(user, merchant, days)
         if recount:
             self._traffic_counted_at = time.monotonic()
+            self._traffic_counted_for = confirmed.latest
             self._counted = set(recent)
             # A merchant's fraud past the window is forgotten here; a new one brings it back.
             self._printed = {key: self._printed[key] for key in recent if key in self._printed}
