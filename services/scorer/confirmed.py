@@ -145,7 +145,8 @@ class ConfirmedFraud:
     def set_traffic(self, user_id: str, merchant: str, counts: dict[int, int]) -> None:
         """The owner's transactions at ``merchant`` per day (``time // 86400``), as counted
         elsewhere: they replace what was counted here."""
-        self._traffic_of(user_id, merchant)
+        self._traffic_of(user_id, merchant)  # bounds and orders the keys
+        # Replaced, not updated in place: the scoring thread may be summing the old one.
         self._traffic[(user_id, merchant)] = dict(counts)
 
     def _traffic_of(self, user_id: str, merchant: str) -> dict[int, int]:

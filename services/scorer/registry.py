@@ -141,6 +141,7 @@ class ModelKeeper:
         # trade in PostgreSQL
         self._printed: dict[tuple[str, str], set[str]] = {}
         self._counted: set[tuple[str, str]] = set()
+        self._confirmations_uncounted = False
         self._traffic_counted_at = self._traffic_counted_for = -math.inf
         self.instance = f"{socket.gethostname()}:{id(self):x}"
         if settings.security.model_signing_key is not None:
@@ -237,6 +238,7 @@ class ModelKeeper:
             printed = row["merchant"] or row["description"]
             if printed:
                 self._printed.setdefault((row["user_id"], merchant), set()).add(printed)
+            self._confirmations_uncounted = True
             self.scorer.confirmed.confirm(
                 Confirmation(row["user_id"], row["account_id"], merchant, row["ts"].timestamp()),
                 row["transaction_id"],
@@ -254,11 +256,14 @@ class ModelKeeper:
         once; all of them again every ``TRAFFIC_RECOUNT_S``, or sooner when event time has moved
         ``TRAFFIC_RECOUNT_EVENT_S``. Return how many were counted."""
         confirmed = self.scorer.confirmed
-        recent = confirmed.merchants_with_fraud(confirmed.latest - MERCHANT_DAYS * 86400)
         recount = (
             time.monotonic() - self._traffic_counted_at >= TRAFFIC_RECOUNT_S
             or confirmed.latest - self._traffic_counted_for >= TRAFFIC_RECOUNT_EVENT_S
         )
+        if not recount and not self._confirmations_uncounted:
+            return 0  # only a confirmation brings a merchant into the window
+        self._confirmations_uncounted = False
+        recent = confirmed.merchants_with_fraud(confirmed.latest - MERCHANT_DAYS * 86400)
         todo = {k: newest for k, newest in recent.items() if recount or k not in self._counted}
         keys = [
             (user, merchant, printed, datetime.fromtimestamp(newest - MERCHANT_DAYS * 86400, UTC))
