@@ -74,6 +74,7 @@ def test_a_subscription_whose_price_went_up() -> None:
     assert sub.amount_rose is False and sub.last_amount == 22.99
     rose = only(series("NETFLIX.COM", monthly(date(2026, 1, 12), 7, day=12), [15.49] * 6 + [17.99]))
     assert rose.amount_rose is True, "the month it went up, it is flagged"
+    assert rose.repriced is True, "a step up from a flat price: the new price is what comes next"
 
 
 def test_bills_that_move_to_the_next_business_day() -> None:
@@ -95,6 +96,10 @@ def test_utilities_that_vary_within_a_band() -> None:
     assert max(amounts) / min(amounts) > 1.4, "a winter bill far above a summer one"
     bill = only(series("PG&E", monthly(date(2026, 1, 5), 10, day=5), amounts))
     assert bill.cadence == "monthly"
+    # A higher month is one more draw of a bill that always varies, not a new price, and the
+    # bill's range spans its last nine amounts (three would hold the next one half the time).
+    assert amounts[-1] > amounts[-2] * 1.02 and bill.repriced is False
+    assert (bill.low_amount, bill.high_amount) == (min(amounts[-9:]), max(amounts[-9:]))
 
 
 @pytest.mark.parametrize(

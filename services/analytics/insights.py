@@ -26,6 +26,10 @@ MAX_SKIPPED = 2  # a gap of up to three periods is a skipped payment, not the en
 BAND = 0.35  # a recurring amount stays within 35% of its usual (utilities move with the season)
 STEADY_SPREAD = 0.15  # and its amounts spread less than this (median deviation over median)
 RISE_MIN = 0.02
+# A bill's interval is the range of its last few amounts. The range of n draws holds the next
+# one with probability (n - 1) / (n + 1): nine make the 80% the forecast's intervals promise
+# (three held only half of a utility's months).
+RANGE_OCCURRENCES = 9
 DUPLICATE_WINDOW = timedelta(hours=24)
 
 
@@ -52,6 +56,9 @@ class Recurring:
     key: str = ""  # the normalized merchant key that groups its charges
     low_amount: float = 0.0  # the range of its recent amounts: a bill's own small interval
     high_amount: float = 0.0
+    # The last amount is a new price: a step up from a flat one (a subscription's rise), not
+    # one more draw of a bill that always varies (a utility's higher month).
+    repriced: bool = False
 
     def expected_between(self, start: datetime, end: datetime) -> list[datetime]:
         """The dates in [start, end) when this payment is next expected. A series whose payments
@@ -89,7 +96,6 @@ def _recurring(series: list[Charge]) -> Recurring | None:
         return None
     name, days = cadence
     last = series[-1]
-    recent = amounts[-MIN_OCCURRENCES:]
     return Recurring(
         merchant=last.display,
         cadence=name,
@@ -101,9 +107,16 @@ def _recurring(series: list[Charge]) -> Recurring | None:
         amount_rose=last.amount > series[-2].amount * (1 + RISE_MIN),
         direction=last.direction,
         key=last.merchant,
-        low_amount=min(recent),
-        high_amount=max(recent),
+        low_amount=min(amounts[-RANGE_OCCURRENCES:]),
+        high_amount=max(amounts[-RANGE_OCCURRENCES:]),
+        repriced=_repriced(amounts),
     )
+
+
+def _repriced(amounts: list[float]) -> bool:
+    before = amounts[-1 - MIN_OCCURRENCES : -1]
+    flat = max(before) - min(before) <= RISE_MIN * statistics.median(before)
+    return bool(flat and amounts[-1] > before[-1] * (1 + RISE_MIN))
 
 
 def _without_duplicates(series: list[Charge]) -> list[Charge]:

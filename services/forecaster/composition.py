@@ -116,9 +116,9 @@ def schedule(bills: dict[Key, list[Recurring]], start: date, end: date) -> list[
     out = []
     for key, found in bills.items():
         for bill in found:
-            amount = bill.last_amount if bill.amount_rose else bill.typical_amount
-            low = min(bill.low_amount, amount) if not bill.amount_rose else amount
-            high = max(bill.high_amount, amount) if not bill.amount_rose else amount
+            amount = bill.last_amount if bill.repriced else bill.typical_amount
+            low = min(bill.low_amount, amount) if not bill.repriced else amount
+            high = max(bill.high_amount, amount) if not bill.repriced else amount
             for at in bill.expected_between(since, until):
                 out.append(BillForecast(key, bill.merchant, at.date(), low, amount, high))
     return out
@@ -228,10 +228,14 @@ class Household:
 
 
 def everyday_scale(everyday: Panel) -> np.ndarray:
-    """Per series, its recent everyday spend per 30 days (at least 1): month errors are measured
-    in these units, so one interval fits a coffee budget and a grocery budget alike, and a
-    series that is all bills gets no everyday interval at all."""
-    return np.asarray(np.maximum(everyday.values[:, -SCALE_DAYS:].mean(axis=1) * 30, 1.0))
+    """Per series, its everyday spend per 30 days (at least 1): month errors are measured in
+    these units, so one interval fits a coffee budget and a grocery budget alike, and a series
+    that is all bills gets no everyday interval at all. The recent 90 days' rate or the whole
+    history's, whichever is larger: a series quiet for three months (travel, a yearly
+    purchase) can still come back at its usual size, and its interval has to allow for that."""
+    recent = everyday.values[:, -SCALE_DAYS:].mean(axis=1)
+    usual = everyday.values.mean(axis=1)
+    return np.asarray(np.maximum(np.maximum(recent, usual) * 30, 1.0))
 
 
 def _month_scale(history: Panel) -> np.ndarray:
@@ -323,8 +327,12 @@ def backtest_months(
                     "coverage_80": _finite_mean(fold["covered"]),
                 }
             )
+        # Only series with everyday spending calibrate the everyday interval: one that is all
+        # bills (rent, a utility) is never wrong about its everyday zero, and its zeros would
+        # narrow everyone else's interval. Bills carry their own ranges.
+        spends = household.everyday.values.sum(axis=1) > 0
         month_scale = scale * (end - start) / 30
-        residuals.append((actual - actual_bills - predicted_everyday) / month_scale)
+        residuals.append(((actual - actual_bills - predicted_everyday) / month_scale)[spends])
     return MonthBacktest(
         n_folds=len(folds),
         model={
