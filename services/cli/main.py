@@ -246,12 +246,17 @@ def up(
         with console.status("starting broker, database and services..."):
             stack.start()
         s = stack.settings
+        # soft_wrap: a URL cut at the terminal's width is a URL nobody can paste.
         console.print(
-            f"broker      {s.kafka.bootstrap}{'  (embedded tansu)' if stack.kafka else ''}"
+            f"broker      {s.kafka.bootstrap}{'  (embedded tansu)' if stack.kafka else ''}",
+            soft_wrap=True,
         )
-        console.print(f"database    {s.database.url}{'  (embedded)' if stack.postgres else ''}")
+        console.print(
+            f"database    {s.database.url}{'  (embedded)' if stack.postgres else ''}",
+            soft_wrap=True,
+        )
         for name in ("ingest", "scorer", "forecaster", "api"):
-            console.print(f"{name:<12}{service_url(s, name)}")
+            console.print(f"{name:<12}{service_url(s, name)}", soft_wrap=True)
         if demo:
             keys = _load_demo(s, users, months, seed, end_date)
             key = keys[sorted(keys)[0]]
@@ -259,7 +264,7 @@ def up(
             key = asyncio.run(_create_keys(database_url(s), ["demo"], "spendstream up"))["demo"]
         console.print(f"\n[bold]Dashboard[/]  {service_url(s, 'api')}/")
         console.print(f"[bold]API docs[/]   {service_url(s, 'api')}/docs")
-        console.print(f"[bold]API key[/]    {key}")
+        console.print(f"[bold]API key[/]    {key}", soft_wrap=True)
         console.print("Ctrl-C to stop.")
         while not stack.failed_services():
             time.sleep(0.5)

@@ -157,7 +157,9 @@ async def _rekey_merchants(conn: asyncpg.Connection) -> None:
             await conn.execute(_REKEY_TRANSACTIONS, raws, old, new)
             await conn.execute(_REKEY_CHARGES, sorted(set(old)), UNKNOWN_MERCHANT)
         await conn.execute("UPDATE merchant_key_version SET version = $1", MERCHANT_KEY_VERSION)
-    log.info(
+    # A fresh database has nothing to move: say so only where something moved.
+    log.log(
+        logging.INFO if changed else logging.DEBUG,
         "merchant keys derived again (rules %d -> %d): %d texts changed key",
         stored,
         MERCHANT_KEY_VERSION,
