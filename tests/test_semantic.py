@@ -263,6 +263,21 @@ def test_the_threshold_makes_clusters_of_a_useful_size_not_the_tightest() -> Non
     assert all(len(set(assignment[category == c])) == 1 for c in range(4))
 
 
+def test_a_few_dozen_unlike_shops_are_not_poured_together_to_make_clusters_big() -> None:
+    """A person's shops: ten pairs of one shop's spellings, twenty shops of their own, all far
+    apart. No clustering has five texts a cluster without a catch-all, and the coarsest one
+    without a catch-all joins unlike shops; the pairs are what the texts have."""
+    rng = np.random.default_rng(0)
+    n = 40
+    pair = np.concatenate([np.repeat(np.arange(10), 2), np.arange(10, 30)])
+    far = rng.uniform(0.75, 0.95, size=(n, n))
+    distances = np.where(pair[:, None] == pair[None, :], 0.1, (far + far.T) / 2)
+    np.fill_diagonal(distances, 0.0)
+    assignment = _assign(distances, choose_threshold(distances))
+    assert all(len(set(pair[assignment == c])) == 1 for c in set(assignment)), "no unlike shops"
+    assert all(len(set(assignment[pair == p])) == 1 for p in range(10)), "each shop's spellings"
+
+
 @pytest.mark.slow
 def test_clusters_of_openstreetmap_brands_are_about_as_many_as_their_categories() -> None:
     """name-suggestion-index's brands (bench/merchant_sets.py): 122 categories, 89 countries,

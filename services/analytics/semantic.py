@@ -297,7 +297,10 @@ def choose_threshold(distances: np.ndarray, grid: Sequence[float] = THRESHOLD_GR
     """The distance threshold of the best silhouette (cosine distance: tight clusters far from
     each other) among the clusterings of a useful size: ``MIN_MEAN_CLUSTER_SIZE`` texts a cluster
     on average, none past ``MAX_CLUSTER_SHARE``. If none is that coarse without a catch-all
-    cluster, the coarsest that has none. No k is fixed in advance."""
+    cluster (a person's few dozen shops, mostly one of a kind), the best silhouette of those
+    without one: the coarsest would pour unlike shops together (a burger chain with a
+    supermarket, a cinema with airlines) to reach a size the texts do not have. No k is fixed
+    in advance."""
     n = len(distances)
     largest_allowed = max(MAX_CLUSTER_SHARE * n, 2 * MIN_MEAN_CLUSTER_SIZE)
     candidates: list[tuple[float, float, float]] = []  # (threshold, silhouette, mean size)
@@ -312,7 +315,7 @@ def choose_threshold(distances: np.ndarray, grid: Sequence[float] = THRESHOLD_GR
     useful = [c for c in candidates if c[2] >= MIN_MEAN_CLUSTER_SIZE]
     if useful:
         return float(max(useful, key=lambda c: c[1])[0])
-    return float(max(candidates, key=lambda c: c[0])[0])
+    return float(max(candidates, key=lambda c: c[1])[0])
 
 
 def cluster(
