@@ -72,6 +72,8 @@ def test_a_subscription_whose_price_went_up() -> None:
     prices = [15.49] * 6 + [22.99] * 2  # +48%: far outside any band, and still the same service
     sub = only(series("NETFLIX.COM", monthly(date(2026, 1, 12), 8, day=12), prices))
     assert sub.amount_rose is False and sub.last_amount == 22.99
+    # Its interval is the new price's, not a span back to the old one.
+    assert (sub.low_amount, sub.high_amount) == (22.99, 22.99)
     rose = only(series("NETFLIX.COM", monthly(date(2026, 1, 12), 7, day=12), [15.49] * 6 + [17.99]))
     assert rose.amount_rose is True, "the month it went up, it is flagged"
     assert rose.repriced is True, "a step up from a flat price: the new price is what comes next"

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import pairwise
+from itertools import pairwise, takewhile
 from typing import NamedTuple
 
 # (name, typical days between charges, tolerance in days)
@@ -26,8 +26,8 @@ MAX_SKIPPED = 2  # a gap of up to three periods is a skipped payment, not the en
 BAND = 0.35  # a recurring amount stays within 35% of its usual (utilities move with the season)
 STEADY_SPREAD = 0.15  # and its amounts spread less than this (median deviation over median)
 RISE_MIN = 0.02
-# A bill's interval is the range of its last few amounts. The range of n draws holds the next
-# one with probability (n - 1) / (n + 1): nine make the 80% the forecast's intervals promise
+# A varying bill's interval is the range of its last few amounts. The range of n draws holds the
+# next one with probability (n - 1) / (n + 1): nine make the 80% the forecast's intervals promise
 # (three held only half of a utility's months).
 RANGE_OCCURRENCES = 9
 DUPLICATE_WINDOW = timedelta(hours=24)
@@ -107,10 +107,18 @@ def _recurring(series: list[Charge]) -> Recurring | None:
         amount_rose=last.amount > series[-2].amount * (1 + RISE_MIN),
         direction=last.direction,
         key=last.merchant,
-        low_amount=min(amounts[-RANGE_OCCURRENCES:]),
-        high_amount=max(amounts[-RANGE_OCCURRENCES:]),
+        low_amount=min(_recent_range(amounts)),
+        high_amount=max(_recent_range(amounts)),
         repriced=_repriced(amounts),
     )
+
+
+def _recent_range(amounts: list[float]) -> list[float]:
+    """The amounts a bill's interval spans: a fixed price's own (a rent, a subscription since
+    its last price change), else the last ``RANGE_OCCURRENCES`` (a utility that varies)."""
+    last = amounts[-1]
+    fixed = list(takewhile(lambda a: abs(a - last) <= 0.005 * last, reversed(amounts)))
+    return fixed if len(fixed) >= 2 else amounts[-RANGE_OCCURRENCES:]
 
 
 def _repriced(amounts: list[float]) -> bool:
