@@ -96,6 +96,7 @@ def _recurring(series: list[Charge]) -> Recurring | None:
         return None
     name, days = cadence
     last = series[-1]
+    spread = _recent_range(amounts)
     return Recurring(
         merchant=last.display,
         cadence=name,
@@ -107,8 +108,8 @@ def _recurring(series: list[Charge]) -> Recurring | None:
         amount_rose=last.amount > series[-2].amount * (1 + RISE_MIN),
         direction=last.direction,
         key=last.merchant,
-        low_amount=min(_recent_range(amounts)),
-        high_amount=max(_recent_range(amounts)),
+        low_amount=min(spread),
+        high_amount=max(spread),
         repriced=_repriced(amounts),
     )
 
