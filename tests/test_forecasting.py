@@ -155,3 +155,17 @@ def test_days_no_panel_can_hold_are_skipped_not_fatal() -> None:
     kept = plausible_days(frame, today=date(2026, 12, 2))
     assert list(kept["user_id"]) == ["u1", "u1"]
     assert skipped._value.get() == before + 2
+
+
+def test_conformal_intervals_keep_their_promise_on_a_few_dozen_errors() -> None:
+    """The plain 10th and 90th percentiles of n errors hold the next one about n/(n+1) of 80%
+    of the time; counting the next error as one more, above them all, holds at least 80%."""
+    interval = Conformal.from_residuals(np.arange(-17.0, 18.0), 0.8)
+    assert (interval.low, interval.high, interval.n) == (-15.0, 15.0, 35)  # plain: -14, 14
+    rng = np.random.default_rng(0)
+    held = []
+    for _ in range(4_000):
+        errors = rng.normal(size=12)
+        interval = Conformal.from_residuals(errors, 0.8)
+        held.append(interval.low <= rng.normal() <= interval.high)
+    assert np.mean(held) >= 0.79

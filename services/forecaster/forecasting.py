@@ -313,7 +313,8 @@ class Conformal:
             return cls(0.0, 0.0, 0)
         w = np.ones(len(errors)) if weights is None else weights[finite]
         tail = (1 - coverage) / 2
-        low, high = _weighted_quantiles(errors, w, [tail, 1 - tail])
+        low = -_conformal_upper(-errors, w, 1 - tail)
+        high = _conformal_upper(errors, w, 1 - tail)
         return cls(float(min(low, 0.0)), float(max(high, 0.0)), len(errors))
 
     def interval(self, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -326,11 +327,14 @@ class Conformal:
         return np.maximum(centre + self.low * scale, 0.0), centre + self.high * scale
 
 
-def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: list[float]) -> np.ndarray:
+def _conformal_upper(values: np.ndarray, weights: np.ndarray, level: float) -> float:
+    """The ``level`` quantile of the errors with the next error's own weight (the newest's)
+    counted as a value above them all: the finite-sample correction of split conformal
+    prediction, which makes 80% mean at least 80% also on a few dozen errors, where the plain
+    quantile holds only about n/(n+1) of that."""
     order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    cumulative /= cumulative[-1]
-    return np.asarray(values[order][np.searchsorted(cumulative, qs).clip(0, len(values) - 1)])
+    cumulative = np.cumsum(weights[order]) / (weights.sum() + weights.max())
+    return float(values[order][min(int(np.searchsorted(cumulative, level)), len(values) - 1)])
 
 
 @dataclass
