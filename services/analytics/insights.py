@@ -97,6 +97,7 @@ def _recurring(series: list[Charge]) -> Recurring | None:
     name, days = cadence
     last = series[-1]
     spread = _recent_range(amounts)
+    rose = last.amount > series[-2].amount * (1 + RISE_MIN)
     return Recurring(
         merchant=last.display,
         cadence=name,
@@ -105,12 +106,12 @@ def _recurring(series: list[Charge]) -> Recurring | None:
         last_date=last.at,
         next_expected=_next(last.at, name, days),
         occurrences=len(series),
-        amount_rose=last.amount > series[-2].amount * (1 + RISE_MIN),
+        amount_rose=rose,
         direction=last.direction,
         key=last.merchant,
         low_amount=min(spread),
         high_amount=max(spread),
-        repriced=_repriced(amounts),
+        repriced=bool(rose and _flat(amounts[-1 - MIN_OCCURRENCES : -1])),
     )
 
 
@@ -122,10 +123,9 @@ def _recent_range(amounts: list[float]) -> list[float]:
     return fixed if len(fixed) >= 2 else amounts[-RANGE_OCCURRENCES:]
 
 
-def _repriced(amounts: list[float]) -> bool:
-    before = amounts[-1 - MIN_OCCURRENCES : -1]
-    flat = max(before) - min(before) <= RISE_MIN * statistics.median(before)
-    return bool(flat and amounts[-1] > before[-1] * (1 + RISE_MIN))
+def _flat(amounts: list[float]) -> bool:
+    """One price, to within ``RISE_MIN``: what a rise after it makes a new price."""
+    return bool(max(amounts) - min(amounts) <= RISE_MIN * statistics.median(amounts))
 
 
 def _without_duplicates(series: list[Charge]) -> list[Charge]:

@@ -313,9 +313,7 @@ def choose_threshold(distances: np.ndarray, grid: Sequence[float] = THRESHOLD_GR
     if not candidates:
         return float(grid[len(grid) // 2])
     useful = [c for c in candidates if c[2] >= MIN_MEAN_CLUSTER_SIZE]
-    if useful:
-        return float(max(useful, key=lambda c: c[1])[0])
-    return float(max(candidates, key=lambda c: c[1])[0])
+    return float(max(useful or candidates, key=lambda c: c[1])[0])
 
 
 def cluster(
