@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from schemas import TransactionEvent
@@ -17,7 +18,7 @@ from services.demo.generator import generate
 from services.scorer import store
 from services.scorer.features import compute_features
 from services.scorer.model_features import MODEL_FEATURES
-from services.scorer.registry import ModelKeeper
+from services.scorer.registry import CONFIRMED_FRAUD_REMEMBERED_METRIC, ModelKeeper
 from services.scorer.scoring import COLD_START_VERSION, AnomalyScorer
 from services.scorer.state import rebuild_missing_histories
 
@@ -280,6 +281,7 @@ async def test_confirmed_fraud_reaches_later_scores_and_only_their_owners(fresh_
         scorer = AnomalyScorer(threshold=0.97)
         await score_and_store(pool, scorer, events)
         keeper = ModelKeeper(pool, scorer, settings)
+        taken_in = REGISTRY.get_sample_value(CONFIRMED_FRAUD_REMEMBERED_METRIC) or 0.0
 
         async def confirm(*confirming: str) -> None:
             async with pool.acquire() as conn:
@@ -312,6 +314,8 @@ async def test_confirmed_fraud_reaches_later_scores_and_only_their_owners(fresh_
         assert "merchant_confirmed_fraud_shared" in reasons("user-6"), "5 distinct users"
         assert "merchant_confirmed_fraud_shared" not in reasons("user-6", "Terminal 00043")
         assert await keeper.remember_confirmed_fraud() >= 0  # looking again adds nothing twice
+        taken_in = (REGISTRY.get_sample_value(CONFIRMED_FRAUD_REMEMBERED_METRIC) or 0.0) - taken_in
+        assert taken_in == 5, "each confirmed fraud taken in once, however often the scorer looks"
         assert (
             scorer.confirmed.signals("user-6", "card", "terminal 00042", 0.0).shared_at_merchant
             == 0

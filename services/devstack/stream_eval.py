@@ -8,7 +8,7 @@ scores, what a person saw when the transaction arrived. Models retrain and re-sc
 as the service does, so the scores stored at the end are read too, and reported apart: they come
 from a model that has seen the rows it scores. With a feedback delay, each fraud is confirmed
 through ``POST /v1/anomalies/{id}/feedback`` that many days of event time after it happened, as a
-bank's chargeback feed would.
+bank's chargeback feed would, and the next day waits until the scorer has taken it in.
 
 Two baselines are computed causally on the same stream and printed beside the model: the amount
 itself, and a per-account robust z of the amount against the account's earlier amounts.
@@ -41,7 +41,7 @@ from services.devstack.pipeline_eval import eval_keys
 from services.devstack.stack import Stack, isolated_settings, service_url
 from services.scorer import store
 from services.scorer.evaluation import detection_metrics
-from services.scorer.registry import training_due
+from services.scorer.registry import CONFIRMED_FRAUD_REMEMBERED_METRIC, training_due
 from services.scorer.replay import account_z_baseline, amount_baseline
 from services.scorer.tabular import labels_of
 
@@ -240,18 +240,37 @@ async def _training_caught_up(
 class _Feedback:
     """Confirms each fraud ``delay`` of event time after it happened, through the API."""
 
-    def __init__(self, api: str, keys: dict[str, str], stream: LabelledStream, delay: timedelta):
-        self.api, self.keys, self.delay = api, keys, delay
+    def __init__(
+        self, api: str, scorer: str, keys: dict[str, str], stream: LabelledStream, delay: timedelta
+    ):
+        self.api, self.scorer, self.keys, self.delay = api, scorer, keys, delay
         self.pending = deque(i for i in range(len(stream.records)) if stream.labels[i])
         self.stream = stream
+        self.sent = 0
 
     async def due(self, client: httpx.AsyncClient, now: datetime) -> int:
+        """Confirms what is due by ``now``, and waits until the scorer knows it."""
         sent = 0
         while self.pending and self.stream.times[self.pending[0]] + self.delay <= now:
             record = self.stream.records[self.pending.popleft()]
             await self._confirm(client, record)
             sent += 1
+        self.sent += sent
+        if sent:
+            await self._remembered(client)
         return sent
+
+    async def _remembered(self, client: httpx.AsyncClient, within_s: float = 60) -> None:
+        """Waits until the scorer has taken in every confirmation sent. Live, a day of
+        transactions follows a chargeback feed's confirmations over hours, and the scorer takes
+        them in within seconds; the day posted at once would be scored before it looked, as if
+        the fraud had been confirmed a day later than the delay says."""
+        deadline = time.monotonic() + within_s
+        while (remembered := await _confirmed_remembered(client, self.scorer)) < self.sent:
+            if remembered < 0 or time.monotonic() > deadline:
+                log.warning("the scorer has not taken in the confirmations sent; going on")
+                return
+            await asyncio.sleep(0.1)
 
     async def _confirm(self, client: httpx.AsyncClient, record: DemoRecord) -> None:
         """One confirmation, waiting as told while the API is busy (429, 503): a chargeback feed
@@ -266,6 +285,18 @@ class _Feedback:
         response.raise_for_status()
 
 
+async def _confirmed_remembered(client: httpx.AsyncClient, scorer: str) -> float:
+    """The scorer's count of confirmed fraud taken in, from its metrics; -1 without them."""
+    response = await client.get(f"{scorer}/metrics")
+    if response.status_code != 200:
+        return -1
+    for line in response.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == CONFIRMED_FRAUD_REMEMBERED_METRIC:
+            return float(value)
+    return 0
+
+
 async def _run(
     stack: Stack,
     stream: LabelledStream,
@@ -276,7 +307,8 @@ async def _run(
     dsn = stack.settings.database.require_url()
     keys = await eval_keys(dsn, sorted({r.user_id for r in stream.records}))
     ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
-    feedback = _Feedback(api, keys, stream, delay) if delay is not None else None
+    scorer = service_url(stack.settings, "scorer")
+    feedback = _Feedback(api, scorer, keys, stream, delay) if delay is not None else None
     days: dict[str, list[int]] = defaultdict(list)
     for i, t in enumerate(stream.times):
         days[t.date().isoformat()].append(i)
@@ -310,7 +342,12 @@ def evaluate_stream(
 ) -> StreamQuality:
     delay = timedelta(days=feedback_delay_days) if feedback_delay_days is not None else None
     with tempfile.TemporaryDirectory(prefix="spendstream-stream-eval-") as data_dir:
-        settings = isolated_settings(Path(data_dir))
+        # The scorer looks for confirmed fraud and new models each second rather than every 5:
+        # each day waits for both, which a live day's hours give it anyway. Its metrics say when
+        # it has taken the confirmations in.
+        settings = isolated_settings(
+            Path(data_dir), model_check_interval_s=1.0, expose_metrics=True
+        )
         stack = Stack(settings, services=("ingest", "scorer", "api"), durable=False)
         try:
             stack.start_infrastructure()

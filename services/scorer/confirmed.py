@@ -121,17 +121,19 @@ class ConfirmedFraud:
         self._traffic: OrderedDict[tuple[str, str], dict[int, int]] = OrderedDict()
         self.latest = -math.inf  # the newest event time asked about
 
-    def confirm(self, confirmation: Confirmation, transaction_id: str) -> None:
-        """Remember one confirmed fraud; the same transaction twice counts once."""
+    def confirm(self, confirmation: Confirmation, transaction_id: str) -> bool:
+        """Remember one confirmed fraud; the same transaction twice counts once. Whether it was
+        new."""
         key = (confirmation.user_id, transaction_id)
         if key in self._seen:
-            return
+            return False
         self._seen[key] = None
         if len(self._seen) > MAX_KEYS * 5:
             self._seen.popitem(last=False)
         item = (confirmation.time, confirmation.user_id)
         _bounded_append(self._by_merchant, (confirmation.merchant,), item)
         _bounded_append(self._by_account, (confirmation.user_id, confirmation.account_id), item)
+        return True
 
     def count_transaction(self, user_id: str, merchant: str, time: float) -> None:
         """Count one of the owner's transactions at ``merchant`` (days older than the window

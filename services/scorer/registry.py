@@ -18,7 +18,7 @@ from multiprocessing import get_context
 
 import asyncpg
 import numpy as np
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from services.core.db import Lock, advisory_lock
 from services.core.processes import set_parent_death_signal
@@ -51,6 +51,14 @@ MODEL_INFO = Gauge(
     "spendstream_scorer_model_info",
     "The model version each detector currently serves (value is always 1).",
     ["detector", "version"],
+)
+
+# What confirmed fraud the scorer has taken in: a chargeback feed (or ``eval anomalies --stream``)
+# can tell when the transactions it sends next will be scored knowing it.
+CONFIRMED_FRAUD_REMEMBERED_METRIC = "spendstream_scorer_confirmed_fraud_remembered_total"
+CONFIRMED_FRAUD_REMEMBERED = Counter(
+    CONFIRMED_FRAUD_REMEMBERED_METRIC,
+    "Confirmed fraud this scorer has folded into its memory (each transaction once).",
 )
 
 
@@ -239,10 +247,11 @@ class ModelKeeper:
             if printed:
                 self._printed.setdefault((row["user_id"], merchant), set()).add(printed)
             self._confirmations_uncounted = True
-            self.scorer.confirmed.confirm(
+            if self.scorer.confirmed.confirm(
                 Confirmation(row["user_id"], row["account_id"], merchant, row["ts"].timestamp()),
                 row["transaction_id"],
-            )
+            ):
+                CONFIRMED_FRAUD_REMEMBERED.inc()
             seen = self._confirmed_seen
             self._confirmed_seen = (
                 row["updated_at"] if seen is None else max(seen, row["updated_at"])
