@@ -281,7 +281,6 @@ async def test_confirmed_fraud_reaches_later_scores_and_only_their_owners(fresh_
         scorer = AnomalyScorer(threshold=0.97)
         await score_and_store(pool, scorer, events)
         keeper = ModelKeeper(pool, scorer, settings)
-        taken_in = REGISTRY.get_sample_value(CONFIRMED_FRAUD_REMEMBERED_METRIC) or 0.0
 
         async def confirm(*confirming: str) -> None:
             async with pool.acquire() as conn:
@@ -290,7 +289,7 @@ async def test_confirmed_fraud_reaches_later_scores_and_only_their_owners(fresh_
                     " ON CONFLICT DO NOTHING",
                     [(user, f"{user}-0042-3") for user in confirming],
                 )
-            await keeper.remember_confirmed_fraud()
+            assert await keeper.remember_confirmed_fraud() == len(confirming)
 
         def reasons(user: str, terminal: str = "Terminal 00042") -> set[str]:
             later = _purchase(user, 99, terminal, start + timedelta(days=14))
@@ -313,9 +312,18 @@ async def test_confirmed_fraud_reaches_later_scores_and_only_their_owners(fresh_
         await confirm("user-4")
         assert "merchant_confirmed_fraud_shared" in reasons("user-6"), "5 distinct users"
         assert "merchant_confirmed_fraud_shared" not in reasons("user-6", "Terminal 00043")
-        assert await keeper.remember_confirmed_fraud() >= 0  # looking again adds nothing twice
-        taken_in = (REGISTRY.get_sample_value(CONFIRMED_FRAUD_REMEMBERED_METRIC) or 0.0) - taken_in
-        assert taken_in == 5, "each confirmed fraud taken in once, however often the scorer looks"
+        assert await keeper.remember_confirmed_fraud() == 0, "looking again adds nothing twice"
+        taken_in = REGISTRY.get_sample_value(CONFIRMED_FRAUD_REMEMBERED_METRIC) or 0.0
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO feedback (user_id, transaction_id, label) VALUES ($1, $2, 'fraud')",
+                "user-5",
+                "user-5-0042-3",
+            )
+        await keeper.tick()
+        await keeper.tick()
+        after = REGISTRY.get_sample_value(CONFIRMED_FRAUD_REMEMBERED_METRIC) or 0.0
+        assert after - taken_in == 1, "the count a chargeback feed waits on: each fraud once"
         assert (
             scorer.confirmed.signals("user-6", "card", "terminal 00042", 0.0).shared_at_merchant
             == 0

@@ -238,25 +238,25 @@ class ModelKeeper:
     async def remember_confirmed_fraud(self) -> int:
         """Fold fraud confirmed since the last look into the scorer's memory of it. The look
         overlaps the last by a few seconds: a confirmation committed late with an earlier
-        timestamp is still seen, and one seen twice counts once."""
+        timestamp is still seen, and one seen twice counts once. Return how many were new."""
         since = self._confirmed_seen - CONFIRMED_OVERLAP if self._confirmed_seen else None
         rows = await store.confirmed_fraud_since(self.pool, since)
+        taken_in = 0
         for row in rows:
             merchant = descriptor_key(row["merchant"], row["description"])
             printed = row["merchant"] or row["description"]
             if printed:
                 self._printed.setdefault((row["user_id"], merchant), set()).add(printed)
             self._confirmations_uncounted = True
-            if self.scorer.confirmed.confirm(
+            taken_in += self.scorer.confirmed.confirm(
                 Confirmation(row["user_id"], row["account_id"], merchant, row["ts"].timestamp()),
                 row["transaction_id"],
-            ):
-                CONFIRMED_FRAUD_REMEMBERED.inc()
+            )
             seen = self._confirmed_seen
             self._confirmed_seen = (
                 row["updated_at"] if seen is None else max(seen, row["updated_at"])
             )
-        return len(rows)
+        return taken_in
 
     async def count_merchant_traffic(self) -> int:
         """Count, in PostgreSQL (which holds every partition's transactions), each owner's
@@ -296,8 +296,9 @@ class ModelKeeper:
         return len(counts)
 
     async def tick(self) -> None:
-        await self.remember_confirmed_fraud()
+        taken_in = await self.remember_confirmed_fraud()
         await self.count_merchant_traffic()
+        CONFIRMED_FRAUD_REMEMBERED.inc(taken_in)  # with their merchants' trade counted too
         await self.refresh()
         if await self.train_if_due():
             await self.refresh()
