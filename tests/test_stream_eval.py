@@ -1,5 +1,6 @@
-"""``eval anomalies --stream``'s parts that need no stack: the confirmations a chargeback feed
-posts, through an API that rate-limits them, to a scorer that takes them in a moment later."""
+"""``eval anomalies --stream``'s parts that need no stack: reading a labelled file as imports
+read one, and the confirmations a chargeback feed posts, through an API that rate-limits them,
+to a scorer that takes them in a moment later."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pandas as pd
+import pytest
 
 from services.devstack.stream_eval import StreamColumns, _Feedback, read_stream
 from services.scorer.registry import CONFIRMED_FRAUD_REMEMBERED_METRIC
@@ -47,3 +49,45 @@ async def test_confirmations_wait_out_the_rate_limit_and_the_scorer_takes_them_i
         assert await feedback.due(client, stream.times[2] + timedelta(days=7)) == 2
     assert confirmed == ["/v1/anomalies/t2/feedback", "/v1/anomalies/t3/feedback"]
     assert looks == 3, "the next day waits until the scorer has taken in both confirmations"
+
+
+def test_a_bank_export_signed_either_way_reads_as_money_out_and_in() -> None:
+    """As imports read a signed column: the more common sign is money out. Amounts as exports
+    print them, and times as seconds since 1970, are read too."""
+    april_first = 1_775_001_600  # 2026-04-01T00:00:00Z
+    frame = pd.DataFrame(
+        {
+            "id": ["t1", "t2", "t3", "t4"],
+            "acct": ["a"] * 4,
+            "when": [april_first + 3600 * h for h in (3, 1, 2, 4)],
+            "value": ["-$1,234.50", "-12.00", "2,500.00", "(8.99)"],
+            "fraud": ["yes", "no", "no", "no"],
+        }
+    )
+    columns = StreamColumns(
+        transaction_id="id",
+        account="acct",
+        timestamp="when",
+        amount="value",
+        merchant=None,
+        channel=None,
+        label="fraud",
+    )
+    stream = read_stream(frame, columns)
+    bodies = [record.transaction for record in stream.records]
+    assert [b["transaction_id"] for b in bodies] == ["t2", "t3", "t1", "t4"], "in time order"
+    assert [(b["amount"], b["direction"]) for b in bodies] == [
+        ("12.00", "debit"),
+        ("2500.00", "credit"),
+        ("1234.50", "debit"),
+        ("8.99", "debit"),
+    ]
+    assert bodies[0]["timestamp"] == "2026-04-01T01:00:00+00:00"
+    assert stream.labels.tolist() == [0, 0, 1, 0]
+
+    card_network = frame.assign(value=["1234.50", "12.00", "-25.00", "8.99"])
+    directions = [r.transaction["direction"] for r in read_stream(card_network, columns).records]
+    assert directions == ["debit", "credit", "debit", "debit"], "positive charges, a refund"
+
+    with pytest.raises(ValueError, match="column value: row 3 is not an amount"):
+        read_stream(frame.assign(value=["1.00", "n/a", "2.00", "3.00"]), columns)

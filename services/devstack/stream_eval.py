@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import tempfile
 import time
 from collections import defaultdict, deque
@@ -39,6 +40,7 @@ from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
 from services.devstack.pipeline_eval import eval_keys
 from services.devstack.stack import Stack, isolated_settings, service_url
+from services.ingest.imports import parse_amount
 from services.scorer import store
 from services.scorer.evaluation import detection_metrics
 from services.scorer.registry import CONFIRMED_FRAUD_REMEMBERED_METRIC, training_due
@@ -84,21 +86,47 @@ def read_stream(frame: pd.DataFrame, columns: StreamColumns) -> LabelledStream:
         raise ValueError(
             f"no column(s) {', '.join(missing)}; the file has {', '.join(frame.columns)}"
         )
-    times = pd.to_datetime(frame[columns.timestamp], utc=True, errors="coerce", format="mixed")
+    times = _times(frame[columns.timestamp])
     if times.isna().any():
         row = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise ValueError(f"column {columns.timestamp}: row {row + 2} is not a date and time")
-    amounts = pd.to_numeric(frame[columns.amount], errors="coerce")
+    amounts = _amounts(frame[columns.amount])
     if amounts.isna().any():
         row = int(np.flatnonzero(amounts.isna().to_numpy())[0])
-        raise ValueError(f"column {columns.amount}: row {row + 2} is not a number")
-    frame = frame.assign(_t=times, _a=amounts).sort_values("_t", kind="stable")
+        raise ValueError(f"column {columns.amount}: row {row + 2} is not an amount")
+    # As imports read a signed column: most lines of any account are spending, so the more
+    # common sign is money out (a card network's positive charges, a bank's negative debits).
+    money_out = -1.0 if (amounts < 0).mean() >= 0.5 else 1.0
+    frame = frame.assign(_t=times, _a=amounts * money_out).sort_values("_t", kind="stable")
     records = [_record(row, columns) for row in frame.to_dict("records")]
     return LabelledStream(
         records=records,
         labels=labels_of(frame[columns.label]),
         times=[t.to_pydatetime() for t in frame["_t"]],
     )
+
+
+def _times(column: pd.Series) -> pd.Series:
+    """Dates and times in any common spelling, or seconds since 1970 where the column is
+    numbers; NaT where a value is neither."""
+    if pd.api.types.is_numeric_dtype(column):
+        return pd.to_datetime(column, unit="s", utc=True, errors="coerce")
+    return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
+
+
+def _amounts(column: pd.Series) -> pd.Series:
+    """Numbers, or amounts as exports print them ("$1,234.50", "(12.00)"); NaN where a value
+    is neither."""
+    if pd.api.types.is_numeric_dtype(column):
+        return pd.to_numeric(column, errors="coerce").astype(float)
+
+    def amount(value: Any) -> float:
+        try:
+            return float(parse_amount(str(value)))
+        except ValueError:
+            return math.nan
+
+    return column.map(amount).astype(float)
 
 
 def _text(row: dict[str, Any], column: str | None) -> str | None:
@@ -108,7 +136,7 @@ def _text(row: dict[str, Any], column: str | None) -> str | None:
 
 
 def _record(row: dict[str, Any], columns: StreamColumns) -> DemoRecord:
-    amount = float(row["_a"])
+    amount = float(row["_a"])  # positive: money out
     channel = (_text(row, columns.channel) or "card").lower()
     body: dict[str, Any] = {
         "transaction_id": str(row[columns.transaction_id])[:64],
