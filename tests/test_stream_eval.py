@@ -4,7 +4,7 @@ to a scorer that takes them in a moment later."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pandas as pd
@@ -12,6 +12,8 @@ import pytest
 
 from services.devstack.stream_eval import StreamColumns, _Feedback, read_stream
 from services.scorer.registry import CONFIRMED_FRAUD_REMEMBERED_METRIC
+
+TODAY = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
 
 
 async def test_confirmations_wait_out_the_rate_limit_and_the_scorer_takes_them_in() -> None:
@@ -24,7 +26,7 @@ async def test_confirmations_wait_out_the_rate_limit_and_the_scorer_takes_them_i
             "is_anomaly": [0, 1, 1],
         }
     )
-    stream = read_stream(frame, StreamColumns(merchant=None, channel=None))
+    stream = read_stream(frame, StreamColumns(merchant=None, channel=None), now=TODAY)
     answers = iter([429, 429, 200, 503, 200])
     confirmed: list[str] = []
     taken_in = iter([0, 1, 2])  # the scorer's count, as it looks every few seconds
@@ -73,7 +75,7 @@ def test_a_bank_export_signed_either_way_reads_as_money_out_and_in() -> None:
         channel=None,
         label="fraud",
     )
-    stream = read_stream(frame, columns)
+    stream = read_stream(frame, columns, now=TODAY)
     bodies = [record.transaction for record in stream.records]
     assert [b["transaction_id"] for b in bodies] == ["t2", "t3", "t1", "t4"], "in time order"
     assert [(b["amount"], b["direction"]) for b in bodies] == [
@@ -86,8 +88,33 @@ def test_a_bank_export_signed_either_way_reads_as_money_out_and_in() -> None:
     assert stream.labels.tolist() == [0, 0, 1, 0]
 
     card_network = frame.assign(value=["1234.50", "12.00", "-25.00", "8.99"])
-    directions = [r.transaction["direction"] for r in read_stream(card_network, columns).records]
+    directions = [
+        r.transaction["direction"] for r in read_stream(card_network, columns, TODAY).records
+    ]
     assert directions == ["debit", "credit", "debit", "debit"], "positive charges, a refund"
 
     with pytest.raises(ValueError, match="column value: row 3 is not an amount"):
-        read_stream(frame.assign(value=["1.00", "n/a", "2.00", "3.00"]), columns)
+        read_stream(frame.assign(value=["1.00", "n/a", "2.00", "3.00"]), columns, TODAY)
+
+
+def test_a_stream_that_ends_in_the_future_moves_back_by_whole_weeks() -> None:
+    """A generator's year to come: ingest takes no time more than a day ahead, so the stream
+    ends by today, on the same weekdays and hours."""
+    frame = pd.DataFrame(
+        {
+            "transaction_id": ["t1", "t2"],
+            "account_id": ["a", "a"],
+            "timestamp": ["2026-12-01 09:30:00", "2026-12-31 18:00:00"],
+            "amount": [10.0, 20.0],
+            "is_anomaly": [0, 0],
+        }
+    )
+    stream = read_stream(frame, StreamColumns(merchant=None, channel=None), now=TODAY)
+    assert stream.moved_back == timedelta(weeks=4)
+    assert stream.times[-1] == datetime(2026, 12, 3, 18, 0, tzinfo=UTC), "a Thursday still"
+    assert [r.transaction["timestamp"] for r in stream.records] == [
+        "2026-11-03T09:30:00+00:00",
+        "2026-12-03T18:00:00+00:00",
+    ]
+    past = read_stream(frame.iloc[:1], StreamColumns(merchant=None, channel=None), now=TODAY)
+    assert past.moved_back == timedelta(0) and past.times[0].day == 1, "in the past: as it is"

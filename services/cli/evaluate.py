@@ -184,23 +184,33 @@ def _eval_csv(
 def _eval_stream(
     path: Path, columns: Any, feedback_delay_days: float | None, as_json: bool
 ) -> None:
+    from rich.markup import escape
     from rich.progress import Progress
 
+    from services.demo.loader import IngestError
     from services.devstack.stream_eval import evaluate_stream, read_stream
 
     try:
         labelled = read_stream(read_csv(path), columns)
     except ValueError as exc:
         fail(str(exc))
+    if labelled.moved_back:
+        status.print(
+            f"the stream ends after today: its times are moved back {labelled.moved_back.days} "
+            "days (whole weeks, so weekdays and hours stay), as ingest takes none ahead of now"
+        )
     with Progress(console=status, transient=True) as progress:
         task = progress.add_task(
             "posting day by day, reading live scores", total=len(labelled.records)
         )
-        result = evaluate_stream(
-            labelled,
-            feedback_delay_days=feedback_delay_days,
-            on_progress=lambda n: progress.advance(task, n),
-        )
+        try:
+            result = evaluate_stream(
+                labelled,
+                feedback_delay_days=feedback_delay_days,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+        except IngestError as exc:
+            fail(f"ingest refused part of the stream, so it was not measured: {escape(str(exc))}")
     if as_json:
         print(orjson.dumps(result.as_dict(), option=orjson.OPT_SERIALIZE_NUMPY).decode())
         return

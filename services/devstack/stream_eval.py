@@ -75,11 +75,16 @@ class LabelledStream:
     records: list[DemoRecord]  # the bodies ingest accepts, under their user
     labels: np.ndarray
     times: list[datetime]
+    moved_back: timedelta = timedelta(0)  # from the file's times, so that none is ahead of now
 
 
-def read_stream(frame: pd.DataFrame, columns: StreamColumns) -> LabelledStream:
+def read_stream(
+    frame: pd.DataFrame, columns: StreamColumns, now: datetime | None = None
+) -> LabelledStream:
     """The CSV's rows as transactions in event-time order; ``ValueError`` naming a missing
-    column or a value that cannot be read."""
+    column or a value that cannot be read. A stream that ends after ``now`` (a generator's
+    year to come) is moved back by whole weeks to end by then: ingest takes times up to a day
+    ahead, and weekdays and hours stay as they were."""
     required = [columns.transaction_id, columns.account, columns.timestamp, columns.amount]
     missing = [c for c in (*required, columns.label) if c not in frame.columns]
     if missing:
@@ -90,6 +95,8 @@ def read_stream(frame: pd.DataFrame, columns: StreamColumns) -> LabelledStream:
     if times.isna().any():
         row = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise ValueError(f"column {columns.timestamp}: row {row + 2} is not a date and time")
+    moved_back = _weeks_back(times.max().to_pydatetime(), now or datetime.now(UTC))
+    times = times - moved_back
     amounts = _amounts(frame[columns.amount])
     if amounts.isna().any():
         row = int(np.flatnonzero(amounts.isna().to_numpy())[0])
@@ -103,7 +110,15 @@ def read_stream(frame: pd.DataFrame, columns: StreamColumns) -> LabelledStream:
         records=records,
         labels=labels_of(frame[columns.label]),
         times=[t.to_pydatetime() for t in frame["_t"]],
+        moved_back=moved_back,
     )
+
+
+def _weeks_back(last: datetime, now: datetime) -> timedelta:
+    """The whole weeks that bring ``last`` back to ``now`` or before; none if it is already."""
+    if last <= now:
+        return timedelta(0)
+    return timedelta(weeks=math.ceil((last - now) / timedelta(weeks=1)))
 
 
 def _times(column: pd.Series) -> pd.Series:
