@@ -118,3 +118,38 @@ def test_a_stream_that_ends_in_the_future_moves_back_by_whole_weeks() -> None:
     ]
     past = read_stream(frame.iloc[:1], StreamColumns(merchant=None, channel=None), now=TODAY)
     assert past.moved_back == timedelta(0) and past.times[0].day == 1, "in the past: as it is"
+
+
+def test_a_debit_or_credit_column_says_the_direction_of_unsigned_amounts() -> None:
+    """As imports read a type column beside amounts without a sign: where it says debit or
+    credit, that is the direction; where it says nothing known, money out. Signed amounts go by
+    their sign."""
+    frame = pd.DataFrame(
+        {
+            "transaction_id": ["t1", "t2", "t3", "t4"],
+            "account_id": ["a"] * 4,
+            "timestamp": [f"2026-04-0{d}T10:00:00Z" for d in (1, 2, 3, 4)],
+            "amount": [2500.0, 12.0, 40.0, 30.0],
+            "Transaction_Type": ["CREDIT", "Purchase", "refund", "unknown"],
+            "is_anomaly": [0, 0, 0, 0],
+        }
+    )
+    columns = StreamColumns(merchant=None, channel=None)
+    stream = read_stream(frame, columns, TODAY)
+    assert [r.transaction["direction"] for r in stream.records] == [
+        "credit",
+        "debit",
+        "credit",
+        "debit",
+    ], "found by its name, as imports find it"
+    assert [r.transaction["amount"] for r in stream.records] == [
+        "2500.00",
+        "12.00",
+        "40.00",
+        "30.00",
+    ]
+    signed = frame.assign(amount=[2500.0, -12.0, 40.0, 30.0])
+    directions = [r.transaction["direction"] for r in read_stream(signed, columns, TODAY).records]
+    assert directions == ["debit", "credit", "debit", "debit"], "the sign, not the type, decides"
+    with pytest.raises(ValueError, match="no column"):
+        read_stream(frame, StreamColumns(merchant=None, channel=None, kind="dr_cr"), TODAY)

@@ -44,11 +44,17 @@ def _fmt(value: float, digits: int = 4) -> str:
 IdColumn = Annotated[str, typer.Option(help="--stream: transaction id column.")]
 AccountColumn = Annotated[str, typer.Option(help="--stream: account column.")]
 TimestampColumn = Annotated[str, typer.Option(help="--stream: timestamp column.")]
-AmountColumn = Annotated[str, typer.Option(help="--stream: amount column (negative: money in).")]
+AmountColumn = Annotated[
+    str, typer.Option(help="--stream: amount column (the more common sign is money out).")
+]
 MerchantColumn = Annotated[str, typer.Option(help="--stream: merchant column.")]
 ChannelColumn = Annotated[str, typer.Option(help="--stream: channel column.")]
 UserColumn = Annotated[
     str | None, typer.Option(help="--stream: user column (default: one user owns all).")
+]
+TypeColumn = Annotated[
+    str | None,
+    typer.Option(help="--stream: debit/credit column (default: one named 'type' or the like)."),
 ]
 
 
@@ -91,6 +97,7 @@ def eval_anomalies(
     merchant_column: MerchantColumn = "merchant",
     channel_column: ChannelColumn = "channel",
     user_column: UserColumn = None,
+    type_column: TypeColumn = None,
 ) -> None:
     """Train every detector on the first part of the file, score the rest, compare with labels.
 
@@ -114,6 +121,7 @@ def eval_anomalies(
             channel=channel_column,
             label=label,
             user=user_column,
+            kind=type_column,
         )
         _eval_stream(stream, columns, feedback_delay_days, as_json)
     elif csv is None:

@@ -40,6 +40,7 @@ from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
 from services.devstack.pipeline_eval import eval_keys
 from services.devstack.stack import Stack, isolated_settings, service_url
+from services.ingest.detect import SYNONYMS, direction_of
 from services.ingest.imports import parse_amount
 from services.scorer import store
 from services.scorer.evaluation import detection_metrics
@@ -68,6 +69,7 @@ class StreamColumns:
     channel: str | None = "channel"
     label: str = "is_anomaly"
     user: str | None = None
+    kind: str | None = None  # debit or credit; without it, one named as imports know it, if any
 
 
 @dataclass
@@ -86,6 +88,8 @@ def read_stream(
     year to come) is moved back by whole weeks to end by then: ingest takes times up to a day
     ahead, and weekdays and hours stay as they were."""
     required = [columns.transaction_id, columns.account, columns.timestamp, columns.amount]
+    if columns.kind is not None:
+        required.append(columns.kind)
     missing = [c for c in (*required, columns.label) if c not in frame.columns]
     if missing:
         raise ValueError(
@@ -101,10 +105,9 @@ def read_stream(
     if amounts.isna().any():
         row = int(np.flatnonzero(amounts.isna().to_numpy())[0])
         raise ValueError(f"column {columns.amount}: row {row + 2} is not an amount")
-    # As imports read a signed column: most lines of any account are spending, so the more
-    # common sign is money out (a card network's positive charges, a bank's negative debits).
-    money_out = -1.0 if (amounts < 0).mean() >= 0.5 else 1.0
-    frame = frame.assign(_t=times, _a=amounts * money_out).sort_values("_t", kind="stable")
+    kind_column = _kind_column(frame, columns.kind)
+    kinds = frame[kind_column] if kind_column is not None else None
+    frame = frame.assign(_t=times, _a=_money_out(amounts, kinds)).sort_values("_t", kind="stable")
     records = [_record(row, columns) for row in frame.to_dict("records")]
     return LabelledStream(
         records=records,
@@ -112,6 +115,28 @@ def read_stream(
         times=[t.to_pydatetime() for t in frame["_t"]],
         moved_back=moved_back,
     )
+
+
+def _kind_column(frame: pd.DataFrame, given: str | None) -> str | None:
+    """The column that says debit or credit: ``given``, or one named as imports know it."""
+    if given is not None:
+        return given
+    named = {" ".join(str(c).replace("_", " ").lower().split()): c for c in frame.columns}
+    return next((named[n] for n in SYNONYMS["type"] if n in named), None)
+
+
+def _money_out(amounts: pd.Series, kinds: pd.Series | None) -> pd.Series:
+    """Each amount, positive where money went out, as imports read them: by its sign, where the
+    more common sign is money out (most lines of any account are spending: a card network's
+    positive charges, a bank's negative debits); amounts without a sign, by the debit or credit
+    ``kinds`` says, where it says one."""
+    signed = amounts * (-1.0 if (amounts < 0).mean() >= 0.5 else 1.0)
+    if kinds is None or (amounts < 0).any():
+        return signed
+    said = kinds.map(lambda value: direction_of(str(value)) if pd.notna(value) else None)
+    magnitude = amounts.abs()
+    chosen = np.select([said == "debit", said == "credit"], [magnitude, -magnitude], signed)
+    return pd.Series(chosen, index=amounts.index)
 
 
 def _weeks_back(last: datetime, now: datetime) -> timedelta:
