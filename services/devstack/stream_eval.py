@@ -32,6 +32,7 @@ import asyncpg
 import httpx
 import numpy as np
 import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import TransactionEvent
 from services.core.db import create_pool
@@ -40,7 +41,7 @@ from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
 from services.devstack.pipeline_eval import eval_keys
 from services.devstack.stack import Stack, isolated_settings, service_url
-from services.ingest.detect import SYNONYMS, direction_of
+from services.ingest.detect import SYNONYMS, direction_of, negative_is_money_out
 from services.ingest.imports import parse_amount
 from services.scorer import store
 from services.scorer.evaluation import detection_metrics
@@ -126,12 +127,12 @@ def _kind_column(frame: pd.DataFrame, given: str | None) -> str | None:
 
 
 def _money_out(amounts: pd.Series, kinds: pd.Series | None) -> pd.Series:
-    """Each amount, positive where money went out, as imports read them: by its sign, where the
-    more common sign is money out (most lines of any account are spending: a card network's
-    positive charges, a bank's negative debits); amounts without a sign, by the debit or credit
-    ``kinds`` says, where it says one."""
-    signed = amounts * (-1.0 if (amounts < 0).mean() >= 0.5 else 1.0)
-    if kinds is None or (amounts < 0).any():
+    """Each amount, positive where money went out, as imports read them: by its sign
+    (``negative_is_money_out``); amounts without a sign, by the debit or credit ``kinds`` says,
+    where it says one."""
+    negative = int((amounts < 0).sum())
+    signed = amounts * (-1.0 if negative_is_money_out(negative, len(amounts)) else 1.0)
+    if kinds is None or negative:
         return signed
     said = kinds.map(lambda value: direction_of(str(value)) if pd.notna(value) else None)
     magnitude = amounts.abs()
@@ -358,11 +359,15 @@ async def _confirmed_remembered(client: httpx.AsyncClient, scorer: str) -> float
     response = await client.get(f"{scorer}/metrics")
     if response.status_code != 200:
         return -1
-    for line in response.text.splitlines():
-        name, _, value = line.partition(" ")
-        if name == CONFIRMED_FRAUD_REMEMBERED_METRIC:
-            return float(value)
-    return 0
+    return next(
+        (
+            sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+            if sample.name == CONFIRMED_FRAUD_REMEMBERED_METRIC
+        ),
+        0,
+    )
 
 
 async def _run(

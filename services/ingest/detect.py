@@ -302,7 +302,7 @@ def _sign_convention(
         return mapping.model_copy(update={"sign_from_type": True})
     if mapping.negative_is_debit is not None:
         return mapping
-    negative_is_debit = negative * 2 >= len(signs)
+    negative_is_debit = negative_is_money_out(negative, len(signs))
     notes.append(
         "most amounts are "
         + (
@@ -312,6 +312,12 @@ def _sign_convention(
         )
     )
     return mapping.model_copy(update={"negative_is_debit": negative_is_debit})
+
+
+def negative_is_money_out(negative: int, signed: int) -> bool:
+    """Whether a column's negative amounts are money out: most lines of any account are
+    spending, so the more common sign is (a bank's negative debits, a card's positive charges)."""
+    return negative * 2 >= signed
 
 
 def direction_of(type_value: str) -> str | None:
