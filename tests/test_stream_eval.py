@@ -153,3 +153,73 @@ def test_a_debit_or_credit_column_says_the_direction_of_unsigned_amounts() -> No
     assert directions == ["debit", "credit", "debit", "debit"], "the sign, not the type, decides"
     with pytest.raises(ValueError, match="no column"):
         read_stream(frame, StreamColumns(merchant=None, channel=None, kind="dr_cr"), TODAY)
+
+
+def test_third_party_streams_are_read_by_their_own_column_names() -> None:
+    """The Fraud Detection Handbook's simulator and a Sparkov-style generator, each as it writes
+    its file, without a column option: each column is found by the name that stream gives it,
+    and neither's second clock (seconds from the simulation's start, a unix_time years off) is
+    taken for the time."""
+    handbook = pd.DataFrame(
+        {
+            "TRANSACTION_ID": [0, 1],
+            "TX_DATETIME": ["2026-04-01 00:00:31", "2026-04-01 00:02:10"],
+            "CUSTOMER_ID": [596, 4961],
+            "TERMINAL_ID": [3156, 3412],
+            "TX_AMOUNT": [57.16, 81.51],
+            "TX_TIME_SECONDS": [31, 130],
+            "TX_TIME_DAYS": [0, 0],
+            "TX_FRAUD": [0, 1],
+            "TX_FRAUD_SCENARIO": [0, 2],
+        }
+    )
+    stream = read_stream(handbook, StreamColumns(), now=TODAY)
+    assert stream.columns == StreamColumns(
+        transaction_id="TRANSACTION_ID",
+        account="CUSTOMER_ID",
+        timestamp="TX_DATETIME",
+        amount="TX_AMOUNT",
+        merchant="TERMINAL_ID",
+        channel=None,
+        label="TX_FRAUD",
+    )
+    first = stream.records[0].transaction
+    assert (first["transaction_id"], first["account_id"], first["merchant"]) == ("0", "596", "3156")
+    assert stream.times[1] == datetime(2026, 4, 1, 0, 2, 10, tzinfo=UTC)
+    assert list(stream.labels) == [0, 1]
+
+    sparkov = pd.DataFrame(
+        {
+            "Unnamed: 0": [0, 1],
+            "trans_date_trans_time": ["2026-06-21 12:14:25", "2026-06-21 12:14:33"],
+            "cc_num": [2291163933867244, 3573030041201292],
+            "merchant": ["fraud_Kirlin and Sons", "fraud_Sporer-Keebler"],
+            "category": ["personal_care", "personal_care"],
+            "amt": [2.86, 29.84],
+            "trans_num": ["2da90c7d74bd46a0caf3777415b3ebd3", "324cc204407e99f51b0d6ca0055005e7"],
+            "unix_time": [1371816865, 1371816873],
+            "is_fraud": [0, 1],
+        }
+    )
+    stream = read_stream(sparkov, StreamColumns(), now=TODAY)
+    assert (stream.columns.transaction_id, stream.columns.account) == ("trans_num", "cc_num")
+    assert (stream.columns.amount, stream.columns.label) == ("amt", "is_fraud")
+    assert stream.times[0] == datetime(2026, 6, 21, 12, 14, 25, tzinfo=UTC), "not unix_time's 2013"
+    assert [r.transaction["amount"] for r in stream.records] == ["2.86", "29.84"]
+
+
+def test_a_stream_without_ids_is_numbered_and_a_named_column_must_exist() -> None:
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "datetime": ["2026-04-01T10:00:00Z", "2026-04-01T11:00:00Z"],
+            "amount": [10.0, 900.0],
+            "is_fraud": [0, 1],
+        }
+    )
+    stream = read_stream(frame, StreamColumns(), now=TODAY)
+    assert [r.transaction["transaction_id"] for r in stream.records] == ["row-2", "row-3"]
+    with pytest.raises(ValueError, match=r"no column.*amount_usd.*the file has customer_id"):
+        read_stream(frame, StreamColumns(amount="amount_usd"), now=TODAY)
+    with pytest.raises(ValueError, match=r"no column.*is_anomaly"):
+        read_stream(frame.drop(columns="is_fraud"), StreamColumns(), now=TODAY)

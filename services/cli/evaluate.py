@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import orjson
 import pandas as pd
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -202,6 +203,7 @@ def _eval_stream(
         labelled = read_stream(read_csv(path), columns)
     except ValueError as exc:
         fail(str(exc))
+    status.print(f"reading {escape(_column_roles(labelled.columns))}")
     if labelled.moved_back:
         status.print(
             f"the stream ends after today: its times are moved back {labelled.moved_back.days} "
@@ -223,6 +225,24 @@ def _eval_stream(
         print(orjson.dumps(result.as_dict(), option=orjson.OPT_SERIALIZE_NUMPY).decode())
         return
     _print_stream_quality(path, result)
+
+
+def _column_roles(columns: Any) -> str:
+    """Which column says what, as the stream eval found them: "id TRANSACTION_ID, ..."."""
+    from services.devstack.stream_eval import ROW_NUMBER
+
+    roles = [
+        ("id", "row numbers" if columns.transaction_id == ROW_NUMBER else columns.transaction_id),
+        ("account", columns.account),
+        ("time", columns.timestamp),
+        ("amount", columns.amount),
+        ("merchant", columns.merchant),
+        ("channel", columns.channel),
+        ("label", columns.label),
+        ("user", columns.user),
+        ("debit/credit", columns.kind),
+    ]
+    return ", ".join(f"{role} {column}" for role, column in roles if column is not None)
 
 
 def _print_stream_quality(path: Path, result: Any) -> None:
@@ -255,18 +275,22 @@ def _print_stream_quality(path: Path, result: Any) -> None:
             ),
         )
     console.print(grid)
+    # Ten columns in an 80-column terminal: short headers, no rules between the columns.
     weeks = Table(
-        "week",
+        "week of",
         "rows",
         "fraud",
-        "ROC-AUC",
-        "PR-AUC",
-        "precision",
+        "ROC",
+        "PR",
+        "prec.",
         "recall",
         "alerts",
-        "z ROC-AUC",
-        "z PR-AUC",
-        title="per week (live scores)",
+        "z ROC",
+        "z PR",
+        title="per week (live scores; z: the per-account z)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
     for week in result.weekly:
         s, z = week["spendstream"], week["account_z"]
@@ -275,8 +299,8 @@ def _print_stream_quality(path: Path, result: Any) -> None:
             f"{week['rows']:,}",
             f"{week['frauds']:,}",
             *(_fmt(s[k], 3) for k in ("roc_auc", "pr_auc", "precision", "recall", "alert_rate")),
-            _fmt(z["roc_auc"]),
-            _fmt(z["pr_auc"]),
+            _fmt(z["roc_auc"], 3),
+            _fmt(z["pr_auc"], 3),
         )
     console.print(weeks)
     stored = result.stored

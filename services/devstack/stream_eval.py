@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import tempfile
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ TRAINING_WAIT_S = 600
 
 @dataclass(frozen=True)
 class StreamColumns:
-    """Column names in the labelled CSV; ``merchant``, ``channel`` and ``user`` may be absent."""
+    """Column names in the labelled CSV; ``merchant``, ``channel`` and ``user`` may be absent.
+    A name left at its default that the file does not have is looked for among the names
+    third-party streams give that column (``resolve_columns``)."""
 
     transaction_id: str = "transaction_id"
     account: str = "account_id"
@@ -73,12 +76,111 @@ class StreamColumns:
     kind: str | None = None  # debit or credit; without it, one named as imports know it, if any
 
 
+# What card streams and bank exports nobody here wrote call each column, compared as letters and
+# digits only ("TX_AMOUNT" is "txamount"): the Fraud Detection Handbook's simulator (TX_DATETIME,
+# CUSTOMER_ID, TERMINAL_ID, TX_FRAUD), Sparkov-style generators (trans_date_trans_time, cc_num,
+# amt, trans_num, is_fraud), finforge (user_id, is_fraud), and the names imports know. Earlier
+# names win. Not looked for: a Sparkov file's unix_time (years away from its
+# trans_date_trans_time), the Handbook's TX_TIME_SECONDS (from the simulation's start), and a
+# bare "time", which may be a time of day beside a date.
+STREAM_COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "transaction_id": (
+        "transactionid",
+        "transnum",
+        "txnid",
+        "txid",
+        "tranid",
+        "transactionreference",
+        "id",
+    ),
+    "account": (
+        "accountid",
+        "customerid",
+        "cardid",
+        "ccnum",
+        "cardnumber",
+        "accountnumber",
+        "account",
+        "card",
+        "customer",
+        "userid",
+    ),
+    "timestamp": (
+        "timestamp",
+        "txdatetime",
+        "transdatetranstime",
+        "datetime",
+        "transactiondatetime",
+        "transactiontime",
+        *(re.sub(r"[^0-9a-z]", "", name) for name in SYNONYMS["date"]),
+    ),
+    "amount": (
+        "amount",
+        "txamount",
+        "amt",
+        "transactionamount",
+        *(re.sub(r"[^0-9a-z]", "", name) for name in SYNONYMS["amount"]),
+    ),
+    "merchant": ("merchant", "merchantname", "merchantid", "terminalid", "terminal", "payee"),
+    "channel": ("channel", "paymentchannel", "txchannel"),
+    "label": ("isanomaly", "isfraud", "txfraud", "fraud", "isfraudulent", "fraudlabel", "label"),
+}
+_OPTIONAL = frozenset({"merchant", "channel"})
+
+
+def _folded(name: object) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def resolve_columns(frame: pd.DataFrame, columns: StreamColumns) -> StreamColumns:
+    """``columns`` as the file has them: each name the file has stays; one left at its default
+    that the file lacks becomes the first column named as ``STREAM_COLUMN_NAMES`` lists for it
+    (``merchant`` and ``channel`` may then be absent). A transaction id the file cannot give is
+    its row number. ``ValueError`` names any other missing column and the file's columns."""
+    defaults = StreamColumns()
+    found: dict[str, Any] = {}
+    missing: list[str] = []
+    by_folded: dict[str, str] = {}
+    for column in frame.columns:
+        by_folded.setdefault(_folded(column), str(column))
+    named = [getattr(columns, role) for role in (*STREAM_COLUMN_NAMES, "user", "kind")]
+    taken: set[str | None] = set(named) & set(frame.columns)
+    for role, names in STREAM_COLUMN_NAMES.items():
+        given = getattr(columns, role)
+        if given in frame.columns:
+            continue
+        if given is not None and given != getattr(defaults, role):
+            missing.append(given)
+            continue
+        column = next((by_folded[n] for n in names if by_folded.get(n) not in (None, *taken)), None)
+        taken.add(column)
+        if column is not None or role in _OPTIONAL:
+            found[role] = column
+        elif role == "transaction_id":
+            found[role] = ROW_NUMBER
+        else:
+            missing.append(f"{given} (or one named {', '.join(names[:4])}...)")
+    if columns.kind is None:
+        found["kind"] = _kind_column(frame)
+    elif columns.kind not in frame.columns:
+        missing.append(columns.kind)
+    if missing:
+        raise ValueError(
+            f"no column(s) {'; '.join(missing)}; the file has {', '.join(map(str, frame.columns))}"
+        )
+    return replace(columns, **found)
+
+
+ROW_NUMBER = "_row"  # the transaction id of a file without one
+
+
 @dataclass
 class LabelledStream:
     records: list[DemoRecord]  # the bodies ingest accepts, under their user
     labels: np.ndarray
     times: list[datetime]
     moved_back: timedelta = timedelta(0)  # from the file's times, so that none is ahead of now
+    columns: StreamColumns = field(default_factory=StreamColumns)  # as read from the file
 
 
 def read_stream(
@@ -88,14 +190,9 @@ def read_stream(
     column or a value that cannot be read. A stream that ends after ``now`` (a generator's
     year to come) is moved back by whole weeks to end by then: ingest takes times up to a day
     ahead, and weekdays and hours stay as they were."""
-    required = [columns.transaction_id, columns.account, columns.timestamp, columns.amount]
-    if columns.kind is not None:
-        required.append(columns.kind)
-    missing = [c for c in (*required, columns.label) if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"no column(s) {', '.join(missing)}; the file has {', '.join(frame.columns)}"
-        )
+    columns = resolve_columns(frame, columns)
+    if columns.transaction_id == ROW_NUMBER:
+        frame = frame.assign(**{ROW_NUMBER: [f"row-{i + 2}" for i in range(len(frame))]})
     times = _times(frame[columns.timestamp])
     if times.isna().any():
         row = int(np.flatnonzero(times.isna().to_numpy())[0])
@@ -106,8 +203,7 @@ def read_stream(
     if amounts.isna().any():
         row = int(np.flatnonzero(amounts.isna().to_numpy())[0])
         raise ValueError(f"column {columns.amount}: row {row + 2} is not an amount")
-    kind_column = _kind_column(frame, columns.kind)
-    kinds = frame[kind_column] if kind_column is not None else None
+    kinds = frame[columns.kind] if columns.kind is not None else None
     frame = frame.assign(_t=times, _a=_money_out(amounts, kinds)).sort_values("_t", kind="stable")
     records = [_record(row, columns) for row in frame.to_dict("records")]
     return LabelledStream(
@@ -115,13 +211,12 @@ def read_stream(
         labels=labels_of(frame[columns.label]),
         times=[t.to_pydatetime() for t in frame["_t"]],
         moved_back=moved_back,
+        columns=columns,
     )
 
 
-def _kind_column(frame: pd.DataFrame, given: str | None) -> str | None:
-    """The column that says debit or credit: ``given``, or one named as imports know it."""
-    if given is not None:
-        return given
+def _kind_column(frame: pd.DataFrame) -> str | None:
+    """A column that says debit or credit, named as imports know one."""
     named = {" ".join(str(c).replace("_", " ").lower().split()): c for c in frame.columns}
     return next((named[n] for n in SYNONYMS["type"] if n in named), None)
 
