@@ -217,6 +217,25 @@ def test_before_any_model_every_prior_fact_is_evidence(fact: str) -> None:
     assert prior_evidence(unusual[None])[0] > 3.0, fact
 
 
+@pytest.mark.parametrize("fitted", [False, True], ids=["before-any-model", "fitted"])
+def test_an_accounts_unusual_week_raises_its_ordinary_debits(fitted: bool) -> None:
+    """From the third unusual amount in a week (a compromised card's pattern, not a person's big
+    week), every debit of the account is more suspicious, up to a cap; money in is not."""
+    rows = np.tile(_ordinary_row(), (6, 1))
+    rows[:, FEATURE_NAMES.index("recent_unusual_amounts")] = [0, 2, 3, 4, 9, 9]
+    rows[5, FEATURE_NAMES.index("is_credit")] = 1.0
+    if fitted:
+        training = np.tile(_ordinary_row(), (500, 1))
+        training[:, FEATURE_NAMES.index("log_amount")] += np.random.default_rng(1).normal(0, 1, 500)
+        scores = ProfileDetector().fit(training).score(rows)
+    else:
+        scores = prior_evidence(rows)
+    added = scores - scores[0]
+    assert added[1] == 0.0, "two unusual amounts in a week are a person's own"
+    assert 0.0 < added[2] < added[3] == added[4], "more evidence per unusual amount, up to a cap"
+    assert added[5] == 0.0, "a refund is not a thief's purchase"
+
+
 def _paced_rows(daily_rates: np.ndarray, within_hour: np.ndarray) -> np.ndarray:
     rows = np.tile(_ordinary_row(), (len(daily_rates), 1))
     rows[:, FEATURE_NAMES.index("log_daily_rate")] = np.log(daily_rates)

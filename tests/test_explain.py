@@ -66,6 +66,7 @@ def test_nothing_stands_out_in_an_ordinary_purchase() -> None:
         ),
         ({"country": "RO"}, "in RO, outside your usual US"),
         ({"currency": "RON"}, "charged in RON, not your usual USD"),
+        ({"recent_unusual": 3}, "this account had 3 unusual amounts in the past week"),
     ],
     ids=[
         "amount",
@@ -77,6 +78,7 @@ def test_nothing_stands_out_in_an_ordinary_purchase() -> None:
         "duplicate",
         "abroad",
         "currency",
+        "unusual-week",
     ],
 )
 def test_each_reason_reads_as_what_happened(change: dict, expected: str) -> None:
@@ -125,6 +127,11 @@ def test_a_busy_day_is_read_against_the_accounts_own_pace(
     change: dict, expected: list[str]
 ) -> None:
     assert texts(replace(ORDINARY, **change)) == expected
+
+
+def test_a_persons_own_big_week_is_no_reason() -> None:
+    """Two unusual amounts in a week are a sofa and its delivery: not said, and not counted."""
+    assert texts(replace(ORDINARY, recent_unusual=2)) == []
 
 
 def test_a_flagged_transaction_always_has_a_reason() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from schemas.scores import Reason
 from services.core.money import format_money
 from services.scorer.confirmed import NO_SIGNALS, FraudSignals
+from services.scorer.detectors.profile import COMPROMISE_FREE_UNUSUAL
 from services.scorer.features import MIN_HOME_HISTORY, FeatureContext
 
 AMOUNT_RATIO_NOTABLE = 3.0
@@ -116,7 +117,25 @@ def _abroad(context: FeatureContext) -> Ranked | None:
     return None
 
 
-CONTEXT_REASONS = (_amount, _new_merchant, _rare_hour, _burst, _busy_day, _duplicate, _abroad)
+def _unusual_week(context: FeatureContext) -> Ranked | None:
+    """Said where the profile counts it: past the unusual amounts a person's own week has."""
+    count = context.recent_unusual
+    if count <= COMPROMISE_FREE_UNUSUAL:
+        return None
+    text = f"this account had {count} unusual amounts in the past week"
+    return _reason(min(float(count), 4.5), text, "recent_unusual_amounts", float(count))
+
+
+CONTEXT_REASONS = (
+    _amount,
+    _new_merchant,
+    _rare_hour,
+    _burst,
+    _busy_day,
+    _duplicate,
+    _abroad,
+    _unusual_week,
+)
 
 
 def _times(count: int) -> str:

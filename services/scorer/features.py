@@ -257,6 +257,7 @@ class FeatureContext:
     home_currency: str | None
     history_size: int
     daily_rate: float = DEFAULT_DAILY_RATE  # the account's transactions a day over its window
+    recent_unusual: int = 0  # the account's unusual debits in the past week; 0 for money in
 
 
 class FeatureExtractor:
@@ -497,6 +498,7 @@ def compute_features(
     hour_share, seen, merchant_new = _habits(state, entry)
     home_country, home_currency, foreign_country, foreign_currency = _abroad(state, event)
     daily_rate = _daily_rate(window, now)
+    recent_unusual = _recent_unusual(state, now)
 
     features = [
         log_amount,
@@ -520,7 +522,7 @@ def compute_features(
         math.log1p(since_here),
         account_z,
         merchant_z,
-        float(_recent_unusual(state, now)),
+        float(recent_unusual),
         _linear_account_z(state, entry),
         math.log(daily_rate),
     ]
@@ -543,5 +545,6 @@ def compute_features(
         home_currency=home_currency,
         history_size=n,
         daily_rate=daily_rate,
+        recent_unusual=0 if event.direction is Direction.credit else recent_unusual,
     )
     return features, context

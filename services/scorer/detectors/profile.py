@@ -45,6 +45,16 @@ RECENT_UNUSUAL_BOOST = 0.25
 MAX_RECENT_UNUSUAL = 4
 
 
+# Several unusual amounts on one account within a week mark a compromised card, whose next
+# purchases are likelier fraud even at ordinary amounts: a thief inflates some and not others.
+# One or two are a person's own big week (a sofa, then its delivery). So each unusual debit past
+# the second adds this much evidence to every debit of the account, up to this many counted
+# (bench/results/anomaly_quality.json, "compromise_context_2026_12_04").
+COMPROMISE_FREE_UNUSUAL = 2
+COMPROMISE_EVIDENCE = 0.5
+MAX_COMPROMISE_UNUSUAL = 2
+
+
 # The account's pace is read against its own: three purchases within the hour are news on an
 # account that makes one a day and ordinary on one that makes ten. Once a model is fit, the count
 # within the hour reads as its Poisson surprise at the account's hourly rate, the day's count as
@@ -148,6 +158,15 @@ def _counts(X: np.ndarray) -> np.ndarray:
     return counts
 
 
+def compromise_evidence(X: np.ndarray) -> np.ndarray:
+    """Per row, the evidence the account's recent unusual debits add to a debit
+    (``COMPROMISE_EVIDENCE``); 0 for money in, and for another table's columns."""
+    if X.shape[1] != len(FEATURE_NAMES):
+        return np.zeros(len(X))
+    beyond = np.clip(X[:, _RECENT_UNUSUAL] - COMPROMISE_FREE_UNUSUAL, 0.0, MAX_COMPROMISE_UNUSUAL)
+    return np.asarray(COMPROMISE_EVIDENCE * beyond * (X[:, _IS_CREDIT] < 0.5))
+
+
 # Before any model is trained: a prior tail for each fact, ``p = exp(-(v - at) / scale)`` past
 # ``at`` in the feature's unusual direction, so the very first transaction of a fresh stack gets
 # a score that means something. Each says how rare a value is for a typical card account:
@@ -194,7 +213,7 @@ _PRIOR_WEIGHTS = {
 def prior_evidence(X: np.ndarray) -> np.ndarray:
     """The profile's evidence for Spendstream feature rows from ``PRIOR_TAILS`` alone."""
     X = as_2d(X)
-    total = np.zeros(len(X))
+    total = compromise_evidence(X)
     if X.shape[1] != len(FEATURE_NAMES):
         return total
     counts = _counts(X)
@@ -210,11 +229,11 @@ def prior_evidence(X: np.ndarray) -> np.ndarray:
 class ProfileDetector:
     """How surprising each behavioural fact is against the population, summed: the amount
     against the account's own habit and the category's, bursts, duplicates, a foreign country, an
-    hour the account rarely spends at. Each feature's tail probability comes from the training
-    rows, and ``-log p`` adds up over features (a histogram-based outlier score, one-sided where
-    the direction is known). The features themselves are per account, so this is the detector that
-    reads each account's own behaviour first; a young account's features sit at their neutral
-    values and score low."""
+    hour the account rarely spends at; with the account's unusual week (``compromise_evidence``).
+    Each feature's tail probability comes from the training rows, and ``-log p`` adds up over
+    features (a histogram-based outlier score, one-sided where the direction is known). The
+    features themselves are per account, so this is the detector that reads each account's own
+    behaviour first; a young account's features sit at their neutral values and score low."""
 
     name = "profile"
 
@@ -256,7 +275,9 @@ class ProfileDetector:
     def score(self, X: np.ndarray) -> np.ndarray:
         if not self._tails:
             raise RuntimeError("fit the detector first")
-        return np.asarray(self._evidence_by_fact(relative_pace(as_2d(X))).sum(axis=1))
+        X = as_2d(X)
+        by_fact = self._evidence_by_fact(relative_pace(X))
+        return np.asarray(by_fact.sum(axis=1) + compromise_evidence(X))
 
     def learn_one(self, x: np.ndarray) -> None:
         """Batch model: learns only in ``fit``."""
