@@ -104,6 +104,8 @@ def test_a_labelled_stream_through_the_real_pipeline_beside_two_baselines(tmp_pa
     assert 0 < model["alert_rate"] < 0.2 and model["precision"] > 0.5, model
     assert len(result["weekly"]) >= 4 and all(w["rows"] > 0 for w in result["weekly"])
     assert set(result["last_days"]["spendstream"]) >= {"roc_auc", "pr_auc"}
+    columns = result["columns"]
+    assert (columns["label"], columns["merchant"]) == ("is_anomaly", "merchant"), "as read"
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -298,6 +298,7 @@ class StreamQuality:
     weekly: list[dict[str, Any]]
     stored: dict[str, float]  # the scores as stored at the end, after every re-scoring
     models: list[str] = field(default_factory=list)
+    columns: dict[str, str | None] = field(default_factory=dict)  # which column said what
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -536,4 +537,5 @@ def evaluate_stream(
         weekly=weekly,
         stored=figures(stream.labels, stored, None),
         models=models,
+        columns=asdict(stream.columns),
     )
