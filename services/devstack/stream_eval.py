@@ -76,6 +76,11 @@ class StreamColumns:
     kind: str | None = None  # debit or credit; without it, one named as imports know it, if any
 
 
+def _folded(name: object) -> str:
+    """A column's name as letters and digits only: "TX_AMOUNT" and "tx amount" are "txamount"."""
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
 # What card streams and bank exports nobody here wrote call each column, compared as letters and
 # digits only ("TX_AMOUNT" is "txamount"): the Fraud Detection Handbook's simulator (TX_DATETIME,
 # CUSTOMER_ID, TERMINAL_ID, TX_FRAUD), Sparkov-style generators (trans_date_trans_time, cc_num,
@@ -112,24 +117,21 @@ STREAM_COLUMN_NAMES: dict[str, tuple[str, ...]] = {
         "datetime",
         "transactiondatetime",
         "transactiontime",
-        *(re.sub(r"[^0-9a-z]", "", name) for name in SYNONYMS["date"]),
+        *map(_folded, SYNONYMS["date"]),
     ),
     "amount": (
         "amount",
         "txamount",
         "amt",
         "transactionamount",
-        *(re.sub(r"[^0-9a-z]", "", name) for name in SYNONYMS["amount"]),
+        *map(_folded, SYNONYMS["amount"]),
     ),
     "merchant": ("merchant", "merchantname", "merchantid", "terminalid", "terminal", "payee"),
     "channel": ("channel", "paymentchannel", "txchannel"),
     "label": ("isanomaly", "isfraud", "txfraud", "fraud", "isfraudulent", "fraudlabel", "label"),
 }
 _OPTIONAL = frozenset({"merchant", "channel"})
-
-
-def _folded(name: object) -> str:
-    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+ROW_NUMBER = "_row"  # the transaction id of a file without one
 
 
 def resolve_columns(frame: pd.DataFrame, columns: StreamColumns) -> StreamColumns:
@@ -140,9 +142,7 @@ def resolve_columns(frame: pd.DataFrame, columns: StreamColumns) -> StreamColumn
     defaults = StreamColumns()
     found: dict[str, Any] = {}
     missing: list[str] = []
-    by_folded: dict[str, str] = {}
-    for column in frame.columns:
-        by_folded.setdefault(_folded(column), str(column))
+    by_folded = _columns_by_folded(frame)
     named = [getattr(columns, role) for role in (*STREAM_COLUMN_NAMES, "user", "kind")]
     taken: set[str | None] = set(named) & set(frame.columns)
     for role, names in STREAM_COLUMN_NAMES.items():
@@ -161,7 +161,7 @@ def resolve_columns(frame: pd.DataFrame, columns: StreamColumns) -> StreamColumn
         else:
             missing.append(f"{given} (or one named {', '.join(names[:4])}...)")
     if columns.kind is None:
-        found["kind"] = _kind_column(frame)
+        found["kind"] = _kind_column(by_folded)
     elif columns.kind not in frame.columns:
         missing.append(columns.kind)
     if missing:
@@ -169,9 +169,6 @@ def resolve_columns(frame: pd.DataFrame, columns: StreamColumns) -> StreamColumn
             f"no column(s) {'; '.join(missing)}; the file has {', '.join(map(str, frame.columns))}"
         )
     return replace(columns, **found)
-
-
-ROW_NUMBER = "_row"  # the transaction id of a file without one
 
 
 @dataclass
@@ -215,10 +212,17 @@ def read_stream(
     )
 
 
-def _kind_column(frame: pd.DataFrame) -> str | None:
+def _columns_by_folded(frame: pd.DataFrame) -> dict[str, str]:
+    """The file's columns by their ``_folded`` names; the first of any two that fold alike."""
+    by_folded: dict[str, str] = {}
+    for column in frame.columns:
+        by_folded.setdefault(_folded(column), str(column))
+    return by_folded
+
+
+def _kind_column(by_folded: dict[str, str]) -> str | None:
     """A column that says debit or credit, named as imports know one."""
-    named = {" ".join(str(c).replace("_", " ").lower().split()): c for c in frame.columns}
-    return next((named[n] for n in SYNONYMS["type"] if n in named), None)
+    return next((by_folded[n] for n in map(_folded, SYNONYMS["type"]) if n in by_folded), None)
 
 
 def _money_out(amounts: pd.Series, kinds: pd.Series | None) -> pd.Series:
