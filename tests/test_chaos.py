@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -73,15 +74,25 @@ async def count(dsn: str, sql: str, *args: object) -> int:
         await conn.close()
 
 
-async def wait_for(dsn: str, sql: str, target: int, within: float, *args: object) -> int:
-    """The count once it reaches ``target``; the test fails with the last count after
-    ``within`` seconds."""
+async def wait_for(dsn: str, sql: str, target: int, stalled_s: float, *args: object) -> int:
+    """The count once it reaches ``target``. The test fails, naming the last count, once the
+    count has not grown for ``stalled_s`` seconds: on a slow machine a recovering consumer only
+    takes longer, while a lost or stuck transaction still fails the test."""
+    progress = {"count": -1, "since": time.monotonic()}
 
     async def reached() -> int:
         value = await count(dsn, sql, *args)
-        return value if value >= target else 0
+        if value >= target:
+            return value
+        if value > progress["count"]:
+            progress.update(count=value, since=time.monotonic())
+        elif time.monotonic() - progress["since"] > stalled_s:
+            raise AssertionError(f"{target}: {sql}: stuck at {value} for {stalled_s:g}s")
+        return 0
 
-    return int(await poll_until(reached, within_s=within, every_s=0.5, what=f"{target}: {sql}"))
+    # The cap only bounds a count that keeps creeping up without ever arriving.
+    cap_s = 4 * stalled_s
+    return int(await poll_until(reached, within_s=cap_s, every_s=0.5, what=f"{target}: {sql}"))
 
 
 async def new_key(dsn: str, user: str) -> str:
