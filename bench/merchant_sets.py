@@ -4,10 +4,11 @@ OSM category it is tagged with (``shop/supermarket``, ``amenity/fast_food``...) 
 it trades in.
 
     npm pack name-suggestion-index && tar xzf name-suggestion-index-*.tgz
-    python -m bench.merchant_sets package/dist/json/nsi.json bench/data/nsi_merchants.csv
+    python -m bench.merchant_sets package/dist/json/nsi.json \
+        services/devstack/data/nsi_merchants.csv
 
-The CSV in ``bench/data`` is what ``spendstream eval clusters --csv`` measures on (see
-``bench/results/clusters_nsi.json``). Only categories a card could be charged at, only names in
+The CSV in ``services/devstack/data`` is what ``spendstream eval clusters`` judges on by default
+(see ``bench/results/clusters_nsi.json``). Only categories a card could be charged at, only names in
 Latin script (what card descriptors carry), and a ``descriptor`` column as a card statement
 prints a name: upper case, cut to the 22 characters of the merchant-name field, with the country.
 """

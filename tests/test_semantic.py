@@ -196,13 +196,14 @@ def test_a_labels_name_as_words(label: str, text: str) -> None:
 @pytest.mark.slow
 def test_eval_clusters_on_the_demo_merchants() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "eval", "clusters", "--json"],
+        [sys.executable, "-m", "services.cli.main", "eval", "clusters", "--demo", "--json"],
         capture_output=True,
         text=True,
         check=True,
     )
     result = orjson.loads(done.stdout)
     assert {"n_texts", "n_clusters", "nmi", "ari", "purity", "knn_accuracy"} <= set(result)
+    assert result["set"] == "the demo merchants" and result["n_labels"] == 12
     assert result["nmi"] >= 0.6
     assert result["knn_accuracy"] >= 0.85
     assert result["nmi"] > result["kmeans"]["nmi"]
@@ -278,21 +279,30 @@ def test_a_few_dozen_unlike_shops_are_not_poured_together_to_make_clusters_big()
     assert all(len(set(assignment[pair == p])) == 1 for p in range(10)), "each shop's spellings"
 
 
+NSI_MERCHANTS = (
+    Path(__file__).parent.parent / "services" / "devstack" / "data" / "nsi_merchants.csv"
+)
+
+
 @pytest.mark.slow
 def test_clusters_of_openstreetmap_brands_are_about_as_many_as_their_categories() -> None:
     """name-suggestion-index's brands (bench/merchant_sets.py): 122 categories, 89 countries,
-    a labelled set nobody here wrote."""
-    csv_path = Path(__file__).parent.parent / "bench" / "data" / "nsi_merchants.csv"
+    a labelled set nobody here wrote, and what `eval clusters` judges on by default (as card
+    descriptors)."""
     command = [sys.executable, "-m", "services.cli.main", "eval", "clusters", "--json"]
-    for column in ("name", "descriptor"):
+    for column, options, source in (
+        ("name", ["--csv", str(NSI_MERCHANTS), "--text", "name", "--label", "label"], None),
+        ("descriptor", [], "name-suggestion-index brands as card descriptors"),
+    ):
         done = subprocess.run(
-            [*command, "--csv", str(csv_path), "--text", column, "--label", "label"],
+            [*command, *options],
             capture_output=True,
             text=True,
             check=True,
         )
         result = orjson.loads(done.stdout)
         assert result["n_labels"] == 122 and result["n_texts"] > 1200
+        assert result["set"] == (source or str(NSI_MERCHANTS))
         assert 0.5 <= result["clusters_per_label"] <= 2.0, (column, result["n_clusters"])
         assert result["nmi"] >= 0.6, (column, result["nmi"])
         assert result["nmi"] > result["kmeans"]["nmi"]
@@ -314,8 +324,7 @@ def test_label_names_that_say_nothing_leave_the_neighbours_alone(tmp_path: Path)
     lucky leave-one-out text or two must not buy them a weight that dilutes every confidence."""
     import csv
 
-    source = Path(__file__).parent.parent / "bench" / "data" / "nsi_merchants.csv"
-    with source.open() as f:
+    with NSI_MERCHANTS.open() as f:
         rows = list(csv.DictReader(f))
     code = {label: f"c{i:03d}" for i, label in enumerate(sorted({r["label"] for r in rows}))}
     coded = tmp_path / "coded.csv"
