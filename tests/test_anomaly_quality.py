@@ -236,6 +236,30 @@ def test_an_accounts_unusual_week_raises_its_ordinary_debits(fitted: bool) -> No
     assert added[5] == 0.0, "a refund is not a thief's purchase"
 
 
+def test_a_compromised_cards_week_does_not_teach_the_profile_that_big_amounts_are_common() -> None:
+    """A tenth of the training rows are inflated purchases on cards that had others that week.
+    The amount's tails are read on the calm accounts' rows, so a card's first inflated purchase
+    stands out as far as on a stream without fraud. Where the same big amounts come on calm
+    accounts, they are that population's habit and stand out far less."""
+    rng = np.random.default_rng(7)
+    training = np.tile(_ordinary_row(), (4000, 1))
+    z, recent = (
+        FEATURE_NAMES.index(n) for n in ("amount_z_account_linear", "recent_unusual_amounts")
+    )
+    training[:, z] = rng.normal(0.0, 1.0, len(training))
+    inflated = rng.random(len(training)) < 0.1
+    training[inflated, z] = rng.normal(8.0, 2.0, int(inflated.sum()))
+    first_inflated = _ordinary_row()
+    first_inflated[z] = 6.0
+    training[inflated, recent] = 3.0
+    served = ProfileDetector().fit(training).score(first_inflated[None])[0]
+    without_fraud = ProfileDetector().fit(training[~inflated]).score(first_inflated[None])[0]
+    training[inflated, recent] = 0.0
+    a_habit = ProfileDetector().fit(training).score(first_inflated[None])[0]
+    assert served == pytest.approx(without_fraud, rel=0.05), (served, without_fraud)
+    assert served > a_habit + 3.0, (served, a_habit)
+
+
 def _paced_rows(daily_rates: np.ndarray, within_hour: np.ndarray) -> np.ndarray:
     rows = np.tile(_ordinary_row(), (len(daily_rates), 1))
     rows[:, FEATURE_NAMES.index("log_daily_rate")] = np.log(daily_rates)
