@@ -47,7 +47,7 @@ fuzz: install ## The long fuzz run: 10,000 generated requests per fuzzer against
 bench: install ## Benchmarks; results in bench/results/latest.json
 	$(BIN)/spendstream bench
 
-eval: install ## Anomalies (Shuttle, demo, through the pipeline), forecasts, clusters
+eval: install ## Anomalies (Shuttle, demo, through the pipeline), forecasts, clusters (third-party, demo)
 	$(BIN)/python -c "import pandas as pd; from river import datasets; pd.read_csv(datasets.Shuttle().path).to_csv('.spendstream-shuttle.csv', index=False); pd.DataFrame([(x['month'], y) for x, y in datasets.AirlinePassengers()], columns=['month', 'passengers']).to_csv('.spendstream-airline.csv', index=False)"
 	$(BIN)/spendstream eval anomalies --csv .spendstream-shuttle.csv --label anomaly
 	$(BIN)/spendstream demo --users 20 --months 12 --seed 3 --out .spendstream-demo.csv
@@ -58,6 +58,7 @@ eval: install ## Anomalies (Shuttle, demo, through the pipeline), forecasts, clu
 	$(BIN)/spendstream eval anomalies --stream .spendstream-cards.csv --feedback-delay-days 7
 	$(BIN)/spendstream eval forecast --csv .spendstream-airline.csv --date month --value passengers --season 12 --horizon 12
 	$(BIN)/spendstream eval clusters
+	$(BIN)/spendstream eval clusters --demo
 
 schemas: install ## Export JSON Schema and AsyncAPI to schemas/generated
 	$(BIN)/spendstream schemas
