@@ -78,15 +78,16 @@ async def wait_for(dsn: str, sql: str, target: int, stalled_s: float, *args: obj
     """The count once it reaches ``target``. The test fails, naming the last count, once the
     count has not grown for ``stalled_s`` seconds: on a slow machine a recovering consumer only
     takes longer, while a lost or stuck transaction still fails the test."""
-    progress = {"count": -1, "since": time.monotonic()}
+    last, since = -1, time.monotonic()
 
     async def reached() -> int:
+        nonlocal last, since
         value = await count(dsn, sql, *args)
         if value >= target:
             return value
-        if value > progress["count"]:
-            progress.update(count=value, since=time.monotonic())
-        elif time.monotonic() - progress["since"] > stalled_s:
+        if value > last:
+            last, since = value, time.monotonic()
+        elif time.monotonic() - since > stalled_s:
             raise AssertionError(f"{target}: {sql}: stuck at {value} for {stalled_s:g}s")
         return 0
 

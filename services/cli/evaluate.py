@@ -417,6 +417,7 @@ def eval_forecast(
 # set nobody here wrote says more than the demo generator's merchants, written beside the models.
 THIRD_PARTY_MERCHANTS = Path(__file__).parent.parent / "devstack" / "data" / "nsi_merchants.csv"
 THIRD_PARTY_COLUMNS = ("descriptor", "label")
+CSV_COLUMNS = ("merchant", "category")  # what --text and --label default to
 
 
 @eval_app.command("clusters")
@@ -482,8 +483,8 @@ def _labelled_set(
             *_labelled_texts(THIRD_PARTY_MERCHANTS, *THIRD_PARTY_COLUMNS),
         )
     if demo:
-        return "the demo merchants", *_labelled_texts(None, "merchant", "category")
-    return str(csv), *_labelled_texts(csv, text or "merchant", label or "category")
+        return "the demo merchants", *_labelled_texts(None, *CSV_COLUMNS)
+    return str(csv), *_labelled_texts(csv, text or CSV_COLUMNS[0], label or CSV_COLUMNS[1])
 
 
 def _labelled_texts(csv: Path | None, text: str, label: str) -> tuple[list[str], list[str]]:
