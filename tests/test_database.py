@@ -90,11 +90,13 @@ async def test_an_upgrade_moves_stored_merchant_keys_with_the_rules_that_derive_
     the recurring charges keyed by them, so a shop's history does not split at an upgrade."""
     conn = await asyncpg.connect(fresh_dsn)
     try:
-        # As an older release stored it: "NATIONAL GRID NY" cut to its first word.
+        # As older releases stored them: "NATIONAL GRID NY" cut to its first word, and a name
+        # in another script than Latin left with no letters at all.
         for tid, merchant, key in (
             ("t1", "NATIONAL GRID NY", "national"),
             ("t2", "NATIONAL CAR RENTAL NY", "national"),
             ("t3", "CHIPOTLE 1123", "chipotle"),
+            ("t4", "ПЯТЁРОЧКА 1234", "unknown"),
         ):
             await conn.execute(
                 """INSERT INTO transactions (user_id, transaction_id, account_id, ts, amount,
@@ -126,6 +128,7 @@ async def test_an_upgrade_moves_stored_merchant_keys_with_the_rules_that_derive_
             "national grid",
             "national car rental",
             "chipotle",
+            "пятерочка",
         ]
         charged = await conn.fetch(
             "SELECT merchant_key FROM forecast_charges ORDER BY transaction_id"
@@ -137,6 +140,6 @@ async def test_an_upgrade_moves_stored_merchant_keys_with_the_rules_that_derive_
             ("national car rental", "Utilities"),
             ("national grid", "Utilities"),
         ]
-        assert await conn.fetchval("SELECT version FROM merchant_key_version") >= 2
+        assert await conn.fetchval("SELECT version FROM merchant_key_version") >= 3
     finally:
         await conn.close()

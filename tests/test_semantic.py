@@ -52,6 +52,18 @@ from services.core.text import normalize_text
         ("24 HOUR FITNESS 0042", "24 hour fitness"),
         ("1-800-FLOWERS.COM", "flowers"),
         ("", ""),
+        # Every script is a name: Cyrillic, Greek and Latin lose their optional accents...
+        ("ПЯТЁРОЧКА 1234     RU", "пятерочка"),
+        ("Ελληνικά Ταχυδρομεία", "ελληνικα ταχυδρομεια"),
+        # ...while a mark that makes another letter stays (ブ is not フ), full- and half-width
+        # forms read as their plain letters, and other scripts keep their own.
+        ("ｾﾌﾞﾝ-ｲﾚﾌﾞﾝ", "セブン イレブン"),
+        ("セブン-イレブン #0042", "セブン イレブン"),
+        ("ＳＴＡＲＢＵＣＫＳ", "starbucks"),
+        ("麦当劳", "麦当劳"),
+        ("दिल्ली मेट्रो", "दिल्ली मेट्रो"),
+        ("스타벅스", "스타벅스"),
+        ("كارفور", "كارفور"),
     ],
 )
 def test_normalization(raw: str, normalized: str) -> None:

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 # Bumped whenever a change to the rules below changes any key: the migration runner then derives
 # the stored keys again (services/core/db.py).
-MERCHANT_KEY_VERSION = 2
+MERCHANT_KEY_VERSION = 3
 UNKNOWN_MERCHANT = "unknown"
 
 # Card processors and point-of-sale prefixes banks put in front of the merchant.
@@ -58,6 +58,11 @@ _BRAND_NUMBER = re.compile(r"^\d{1,3}(?=-?[A-Za-z]|\s+[A-Za-z]{2})")
 _STORE_NUMBER = re.compile(r"#\s*\w+|\b(?:store|str|no\.?)\s*\d+|\b\w*\d\w*", re.IGNORECASE)
 _URL_NOISE = re.compile(r"\b(?:www\.|https?://)|\.(?:com|net|org)\b", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^a-z0-9&' ]+")
+_KEPT_PUNCTUATION = frozenset("&' ")
+# Where accents are marks on a letter that may be left off (Latin, Greek, Cyrillic: "Café" is
+# "Cafe", "Ёлка" is "Елка"), they fold. In other scripts a combining mark is part of the letter
+# (Japanese ブ is not フ, Hindi's vowel signs are vowels), so those letters stay whole.
+_FOLDED_SCRIPTS = ((0x0000, 0x0530), (0x1D00, 0x2000))
 _SPACES = re.compile(r"\s+")
 
 
@@ -75,7 +80,7 @@ def normalize_text(text: str | None) -> str:
     brand_number = _BRAND_NUMBER.match(value)
     kept = brand_number.group(0) if brand_number else ""
     value = (kept + _STORE_NUMBER.sub(" ", value[len(kept) :])).lower()
-    value = _NON_WORD.sub(" ", value)
+    value = _NON_WORD.sub(" ", value) if value.isascii() else _only_words(value)
     return _SPACES.sub(" ", value).strip()
 
 
@@ -85,7 +90,29 @@ def merchant_key_text(text: str | None) -> str:
 
 
 def _fold_accents(text: str) -> str:
+    """Accents off where they are optional (``_FOLDED_SCRIPTS``), and compatibility forms as
+    their plain letters (full-width Latin letters, half-width katakana)."""
     if text.isascii():
         return text
-    decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSED))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    composed = unicodedata.normalize("NFKC", text.translate(_UNDECOMPOSED))
+    return "".join(_fold_letter(c) for c in composed)
+
+
+def _fold_letter(letter: str) -> str:
+    if letter.isascii():
+        return letter
+    decomposed = unicodedata.normalize("NFD", letter)
+    base = ord(decomposed[0])
+    if any(start <= base < end for start, end in _FOLDED_SCRIPTS):
+        return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return letter
+
+
+def _only_words(text: str) -> str:
+    """``_NON_WORD`` for every script: letters, their marks and digits stay, with ``&'``."""
+    return "".join(
+        c
+        if c.isalnum() or c in _KEPT_PUNCTUATION or unicodedata.category(c).startswith("M")
+        else " "
+        for c in text
+    )
