@@ -287,3 +287,41 @@ def test_xml_with_entities_is_refused_before_it_expands() -> None:
     with pytest.raises(ImportErrors) as raised:
         read_export(bomb, filename="statement.xml", mapping=CsvMapping(), account_id="a")
     assert raised.value.errors[0].message.startswith("refused XML")
+
+
+# Encodings -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "payee"),
+    [
+        ("utf-8", "セブン-イレブン"),
+        ("utf-8-sig", "Café Nero"),
+        ("utf-16", "Café Nero"),  # a spreadsheet's "Unicode text"
+        # Windows code pages, as European banks' desktop exports write them.
+        ("cp1252", "Bäckerei Müller"),
+        ("cp1252", "Panadería Martínez"),
+        ("cp1250", "Żabka Łódź"),
+        ("cp1251", "Пятёрочка"),
+    ],
+)
+def test_an_export_reads_in_the_encoding_it_was_written_in(encoding: str, payee: str) -> None:
+    text = f"Date,Payee,Amount\n2026-11-02,{payee},-4.50\n2026-11-03,Rewe Markt,-32.10\n"
+    result = read_export(
+        text.encode(encoding), filename="export.csv", mapping=CsvMapping(), account_id="acct"
+    )
+    assert [t.merchant for t in result.transactions] == [payee, "Rewe Markt"]
+
+
+def test_ofx_and_camt_read_in_the_code_page_their_headers_declare() -> None:
+    ofx = (EXPORTS / "bank.ofx").read_text().replace("BARNES &amp; NOBLE", "CAFÉ RÖSTEREI")
+    read = read_export(ofx.encode("cp1252"), filename="bank.ofx", mapping=CsvMapping())
+    assert read.transactions[0].merchant == "CAFÉ RÖSTEREI #2231"
+    camt = (
+        (EXPORTS / "camt053.xml")
+        .read_text()
+        .replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
+        .replace("REWE Markt GmbH", "Bäckerei Müller")
+    )
+    read = read_export(camt.encode("latin-1"), filename="statement.xml", mapping=CsvMapping())
+    assert read.transactions[0].merchant == "Bäckerei Müller"

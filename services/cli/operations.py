@@ -124,7 +124,7 @@ def _read_export(
 
     try:
         return read_export(
-            file.read_text(encoding="utf-8-sig", errors="replace"),
+            file.read_bytes(),
             filename=file.name,
             mapping=mapping,
             account_id=account,

@@ -25,6 +25,7 @@ from schemas import Transaction
 from schemas.transaction import TIMESTAMP_WINDOW, TimestampWindow
 from services.ingest.camt import camt_rows, is_camt
 from services.ingest.detect import DATE_FORMATS, SYNONYMS, Detected, direction_of, resolve
+from services.ingest.encoding import decode_export
 from services.ingest.mapping import CsvMapping, ImportErrors, RowError, row_fields
 from services.ingest.qif import is_qif, qif_rows
 
@@ -360,7 +361,7 @@ class ExportRead:
 
 
 def read_export(
-    text: str,
+    content: str | bytes,
     *,
     filename: str,
     mapping: CsvMapping,
@@ -370,10 +371,12 @@ def read_export(
     preset: str | None = None,
 ) -> ExportRead:
     """The transactions of a bank export: OFX/QFX, CAMT.053 XML or QIF (known by name or
-    content), or CSV read with ``mapping`` (what it leaves open is detected). One set of rules
-    for the CLI and the HTTP import. OFX and CAMT.053 name their account and currency unless
-    ``account_id`` or ``currency`` override them; QIF and CSV need the account, and are in USD
-    unless a column, a preset or ``currency`` says otherwise."""
+    content), or CSV read with ``mapping`` (what it leaves open is detected). Bytes are read in
+    the file's own encoding (``decode_export``). One set of rules for the CLI and the HTTP
+    import. OFX and CAMT.053 name their account and currency unless ``account_id`` or
+    ``currency`` override them; QIF and CSV need the account, and are in USD unless a column, a
+    preset or ``currency`` says otherwise."""
+    text = decode_export(content) if isinstance(content, bytes) else content
     if is_ofx(filename, text):
         transactions, _ = parse_ofx(text, account_id=account_id, currency=currency, window=window)
         return ExportRead(transactions, "ofx")
@@ -403,7 +406,7 @@ def _in_currency(
 
 
 def parse_export(
-    text: str,
+    content: str | bytes,
     *,
     filename: str,
     mapping: CsvMapping,
@@ -413,7 +416,7 @@ def parse_export(
     preset: str | None = None,
 ) -> list[Transaction]:
     return read_export(
-        text,
+        content,
         filename=filename,
         mapping=mapping,
         account_id=account_id,

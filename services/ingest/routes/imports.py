@@ -79,7 +79,7 @@ async def import_file(
         # Off the event loop: a large or pathological file must not stall other requests.
         transactions = await asyncio.to_thread(
             parse_export,
-            data.decode("utf-8-sig", errors="replace"),
+            data,
             filename=file.filename or "",
             mapping=mapping,
             account_id=account_id,
