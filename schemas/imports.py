@@ -49,6 +49,11 @@ class CsvMapping(BaseModel):
     negative_is_debit: bool | None = Field(
         None, description="Which sign is money out. Default: the more common one."
     )
+    decimal_comma: bool | None = Field(
+        None,
+        description="Amounts write the decimal mark as a comma (-1.234,56), or as a point "
+        "(-1,234.56). Default: told from the amounts.",
+    )
     default_currency: str | None = Field(
         None,
         pattern=r"^[A-Z]{3}$",
@@ -72,7 +77,12 @@ class CsvMapping(BaseModel):
         "currency",
     )
     # What a person gives; the rest is a preset's or detected.
-    OPTIONS: ClassVar[tuple[str, ...]] = (*ROLES, "date_format", "negative_is_debit")
+    OPTIONS: ClassVar[tuple[str, ...]] = (
+        *ROLES,
+        "date_format",
+        "negative_is_debit",
+        "decimal_comma",
+    )
 
     def columns(self) -> dict[str, str]:
         """The mapped columns by role."""

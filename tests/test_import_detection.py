@@ -325,3 +325,115 @@ def test_ofx_and_camt_read_in_the_code_page_their_headers_declare() -> None:
     )
     read = read_export(camt.encode("latin-1"), filename="statement.xml", mapping=CsvMapping())
     assert read.transactions[0].merchant == "Bäckerei Müller"
+
+
+# European exports ----------------------------------------------------------------------------
+
+SPARKASSE = """\
+"Auftragskonto";"Buchungstag";"Valutadatum";"Buchungstext";"Verwendungszweck";\
+"Beguenstigter/Zahlungspflichtiger";"Kontonummer";"BLZ";"Betrag";"Waehrung";"Info"
+"DE1250";"28.11.26";"28.11.26";"KARTENZAHLUNG";"REWE SAGT DANKE";"REWE Markt GmbH";\
+"DE8937";"COBADEFFXXX";"-37,80";"EUR";"Umsatz gebucht"
+"DE1250";"01.11.26";"01.11.26";"DAUERAUFTRAG";"Miete November";"Hausverwaltung Schmidt";\
+"DE8937";"COBADEFFXXX";"-1.150,00";"EUR";"Umsatz gebucht"
+"DE1250";"30.10.26";"30.10.26";"GUTSCHRIFT";"Gehalt Oktober";"Acme GmbH";\
+"DE8937";"COBADEFFXXX";"3.100,00";"EUR";"Umsatz gebucht"
+"""
+ING_NL = """\
+"Datum","Naam / Omschrijving","Rekening","Tegenrekening","Code","Af Bij","Bedrag (EUR)",\
+"Mutatiesoort","Mededelingen"
+"20261128","Albert Heijn 1234","NL20INGB","","BA","Af","23,45","Betaalautomaat","Pasvolgnr 001"
+"20261125","Werkgever BV","NL20INGB","NL91ABNA","OV","Bij","2500,00","Overschrijving","Salaris"
+"""
+FRENCH = "Date;Libellé;Débit;Crédit\n28/11/2026;CB BOULANGERIE PAUL;4,50;\n"
+FRENCH += "25/11/2026;VIR SALAIRE;;2\u202f500,00\n"  # thousands by a narrow no-break space
+TINKOFF = """\
+Дата операции;Дата платежа;Номер карты;Статус;Сумма операции;Валюта операции;Категория;Описание
+28.11.2026 17:03:00;28.11.2026;*1234;OK;-450,00;RUB;Супермаркеты;Пятёрочка
+25.11.2026 09:00:00;25.11.2026;;OK;85000,00;RUB;Пополнения;Зарплата
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "rows", "note"),
+    [
+        (
+            SPARKASSE,
+            "cp1252",
+            [
+                ("2026-11-28", "debit", "37.80", "EUR", "REWE Markt GmbH"),
+                ("2026-11-01", "debit", "1150.00", "EUR", "Hausverwaltung Schmidt"),
+                ("2026-10-30", "credit", "3100.00", "EUR", "Acme GmbH"),
+            ],
+            "fields separated by semicolons",
+        ),
+        (
+            ING_NL,
+            "utf-8",
+            [
+                ("2026-11-28", "debit", "23.45", "EUR", "Albert Heijn 1234"),
+                ("2026-11-25", "credit", "2500.00", "EUR", "Werkgever BV"),
+            ],
+            "amounts in EUR, as 'Bedrag (EUR)' says",
+        ),
+        (
+            FRENCH,
+            "utf-8",
+            [
+                ("2026-11-28", "debit", "4.50", "USD", "CB BOULANGERIE PAUL"),
+                ("2026-11-25", "credit", "2500.00", "USD", "VIR SALAIRE"),
+            ],
+            "amounts read with a decimal comma (1.234,56)",
+        ),
+        (
+            TINKOFF,
+            "cp1251",
+            [
+                ("2026-11-28", "debit", "450.00", "RUB", "Пятёрочка"),
+                ("2026-11-25", "credit", "85000.00", "RUB", "Зарплата"),
+            ],
+            "dates read as %d.%m.%Y %H:%M:%S",
+        ),
+    ],
+    ids=["sparkasse", "ing-nl", "french", "tinkoff"],
+)
+def test_european_exports_read_with_their_delimiters_decimal_commas_and_names(
+    text: str, encoding: str, rows: list[tuple[str, ...]], note: str
+) -> None:
+    """Semicolons between fields, "-1.150,00", two-digit years, a direction column of Af and
+    Bij, headers in German, Dutch, French and Russian, and the file's own code page: before,
+    the Sparkasse file had "no date column", and a decimal comma was read as thousands
+    ("-37,80" as 3,780)."""
+    result = read_export(
+        text.encode(encoding), filename="export.csv", mapping=CsvMapping(), account_id="acct"
+    )
+    assert [
+        (
+            t.timestamp.date().isoformat(),
+            t.direction.value,
+            str(t.amount),
+            t.currency,
+            t.merchant,
+        )
+        for t in result.transactions
+    ] == rows
+    assert result.detected is not None and note in result.detected.notes
+
+
+def test_amounts_that_write_the_decimal_mark_both_ways_are_refused_with_the_options() -> None:
+    text = 'Date,Description,Amount\n2026-11-28,A,"-1,50"\n2026-11-27,B,-2.30\n'
+    with pytest.raises(ImportErrors) as refused:
+        read(text)
+    message = refused.value.errors[0].message
+    assert "'-2.30' and '-1,50'" in message and "--decimal-comma" in message
+    # Said outright, a file's grouping points read as such.
+    rows, _ = read("Date,Description,Amount\n2026-11-28,SOFA,-1.500\n", decimal_comma=True)
+    assert rows[0][2] == Decimal("1500")
+    rows, _ = read("Date,Description,Amount\n2026-11-28,SOFA,-1.500\n")
+    assert rows[0][2] == Decimal("1.5"), "nothing says otherwise: a point is a decimal point"
+
+
+def test_an_ofx_amount_may_use_a_decimal_comma() -> None:
+    text = (EXPORTS / "bank.ofx").read_text().replace("<TRNAMT>-48.21", "<TRNAMT>-48,21")
+    result = read_export(text, filename="bank.ofx", mapping=CsvMapping())
+    assert str(result.transactions[0].amount) == "48.21"

@@ -175,3 +175,36 @@ def test_imports_have_a_row_cap() -> None:
     with pytest.raises(ImportErrors) as info:
         parse_csv(text, CsvMapping(), account_id="a", max_rows=10)
     assert "more than 10 rows" in info.value.errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("text", "decimal_comma", "amount"),
+    [
+        ("-1,234.56", False, "-1234.56"),
+        ("-1.234,56", True, "-1234.56"),
+        ("1 234,56", True, "1234.56"),
+        ("1\u00a0234,56", True, "1234.56"),
+        ("CHF 1'234.50", False, "1234.50"),
+        ("-4,50 €", True, "-4.50"),
+        ("€-12,00", True, "-12.00"),
+        ("-$12.00", False, "-12.00"),
+        ("12,50 EUR", True, "12.50"),
+        ("kr 1 234,50", True, "1234.50"),
+        ("(4.50)", False, "-4.50"),
+        ("4.50-", False, "-4.50"),
+        ("\u221212.50", False, "-12.50"),
+        ("0,5", True, "0.5"),
+    ],
+)
+def test_amounts_as_banks_print_them(text: str, decimal_comma: bool, amount: str) -> None:
+    from services.ingest.amounts import parse_amount
+
+    assert str(parse_amount(text, decimal_comma)) == amount
+
+
+@pytest.mark.parametrize("text", ["1e5", "--5", "(-5)", "4.50 CR", "", "1" * 16, "0.1234567"])
+def test_what_is_not_a_plain_amount_is_refused(text: str) -> None:
+    from services.ingest.amounts import parse_amount
+
+    with pytest.raises(ValueError, match="not an amount"):
+        parse_amount(text)

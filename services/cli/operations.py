@@ -39,7 +39,10 @@ def _fail(message: str) -> NoReturn:
 
 
 # Flags whose "off" spelling says more than --no-...
-_FLAGS = {"negative_is_debit": "--negative-is-debit/--positive-is-debit"}
+_FLAGS = {
+    "negative_is_debit": "--negative-is-debit/--positive-is-debit",
+    "decimal_comma": "--decimal-comma/--decimal-point",
+}
 
 
 def with_csv_mapping_options(command: Callable[..., None]) -> Callable[..., None]:

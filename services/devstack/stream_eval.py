@@ -42,8 +42,8 @@ from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
 from services.devstack.pipeline_eval import eval_keys
 from services.devstack.stack import Stack, isolated_settings, service_url
+from services.ingest.amounts import parse_amount
 from services.ingest.detect import SYNONYMS, direction_of, negative_is_money_out
-from services.ingest.imports import parse_amount
 from services.scorer import store
 from services.scorer.evaluation import detection_metrics
 from services.scorer.registry import CONFIRMED_FRAUD_REMEMBERED_METRIC, training_due

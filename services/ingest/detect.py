@@ -5,11 +5,13 @@ sign convention. Pure: the parser calls it with the header and the records."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.ingest.amounts import file_decimal_mark, parse_amount
 from services.ingest.mapping import CsvMapping, ImportErrors, RowError
 from services.ingest.presets import PRESETS, Preset, recognise
 
@@ -19,7 +21,12 @@ DATE_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%m/%d/%Y",
     "%d/%m/%Y",
+    "%m/%d/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M:%S",
     "%d.%m.%Y",
+    "%d.%m.%y",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
     "%d-%m-%Y",
     "%m-%d-%Y",
     "%Y/%m/%d",
@@ -28,6 +35,7 @@ DATE_FORMATS = (
     "%d %b %Y",
     "%d %B %Y",
     "%b %d, %Y",
+    "%Y%m%d",
 )
 SAMPLE_ROWS = 500
 
@@ -48,6 +56,19 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "value date",
         "valuta",
         "datum",
+        "buchungsdatum",
+        "dateop",
+        "date opération",
+        "date de l'opération",
+        "fecha",
+        "fecha operación",
+        "data",
+        "data operazione",
+        "data operacji",
+        "transactiedatum",
+        "boekingsdatum",
+        "дата",
+        "дата операции",
     ),
     "amount": (
         "amount",
@@ -58,6 +79,18 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "betrag",
         "betrag (eur)",
         "value",
+        "montant",
+        "montant (eur)",
+        "importe",
+        "importo",
+        "bedrag",
+        "bedrag (eur)",
+        "kwota",
+        "beløb",
+        "belopp",
+        "umsatz",
+        "сумма",
+        "сумма операции",
     ),
     "debit": (
         "debit",
@@ -67,8 +100,22 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "paid out",
         "money out",
         "soll",
+        "débit",
+        "cargo",
+        "uscite",
     ),
-    "credit": ("credit", "credit amount", "deposit", "deposits", "paid in", "money in", "haben"),
+    "credit": (
+        "credit",
+        "credit amount",
+        "deposit",
+        "deposits",
+        "paid in",
+        "money in",
+        "haben",
+        "crédit",
+        "abono",
+        "entrate",
+    ),
     "description": (
         "description",
         "transaction description",
@@ -79,12 +126,71 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "narrative",
         "payment reference",
         "verwendungszweck",
+        "libellé",
+        "libellé de l'opération",
+        "concepto",
+        "descripción",
+        "descrizione",
+        "causale",
+        "omschrijving",
+        "mededelingen",
+        "tytuł",
+        "opis",
+        "описание",
+        "назначение платежа",
+        "label",
     ),
-    "merchant": ("merchant", "merchant name", "partner name", "counterparty", "beneficiary"),
-    "category": ("category", "categories", "kategorie"),
+    "merchant": (
+        "merchant",
+        "merchant name",
+        "partner name",
+        "counterparty",
+        "beneficiary",
+        "begünstigter/zahlungspflichtiger",
+        "beguenstigter/zahlungspflichtiger",
+        "name zahlungsbeteiligter",
+        "zahlungsempfänger",
+        "empfänger",
+        "auftraggeber/empfänger",
+        "bénéficiaire",
+        "beneficiario",
+        "naam / omschrijving",
+        "kontrahent",
+        "получатель",
+        "контрагент",
+    ),
+    "category": (
+        "category",
+        "categories",
+        "kategorie",
+        "catégorie",
+        "categoría",
+        "categoria",
+        "categorie",
+        "kategoria",
+        "категория",
+    ),
     "transaction_id": ("transaction id", "transaction reference", "reference number", "id"),
-    "type": ("type", "transaction type", "credit/debit", "debit/credit", "dr/cr", "cr/dr"),
-    "currency": ("currency", "währung"),
+    "type": (
+        "type",
+        "transaction type",
+        "credit/debit",
+        "debit/credit",
+        "dr/cr",
+        "cr/dr",
+        "af bij",  # ING Netherlands: Af (out) or Bij (in)
+    ),
+    "currency": (
+        "currency",
+        "währung",
+        "waehrung",
+        "devise",
+        "moneda",
+        "divisa",
+        "waluta",
+        "валюта",
+        "валюта операции",
+    ),
 }
 
 # Type values that mean money in; any other known value means money out.
@@ -104,6 +210,7 @@ CREDIT_TYPES = frozenset(
         "top-up",
         "interest",
         "reversal",
+        "bij",
     }
 )
 DEBIT_TYPES = frozenset(
@@ -122,6 +229,7 @@ DEBIT_TYPES = frozenset(
         "money out",
         "atm",
         "transfer",
+        "af",
     }
 )
 
@@ -135,12 +243,21 @@ class Detected:
     notes: list[str] = field(default_factory=list)
 
 
-def _key(name: str) -> str:
-    return re.sub(r"\s+", " ", name.strip().strip('"').lower())
+def header_key(name: str) -> str:
+    """A header name as compared: lower case, accents off, spaces single ("Währung" is
+    "wahrung", as is "Waehrung" once its spelling is listed)."""
+    decomposed = unicodedata.normalize("NFKD", name.strip().strip('"').lower())
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", folded))
 
 
 def _lookup(columns: Sequence[str]) -> dict[str, str]:
-    return {_key(c): c for c in columns}
+    return {header_key(c): c for c in columns}
+
+
+# The synonyms as compared.
+_SYNONYM_KEYS = {role: tuple(map(header_key, names)) for role, names in SYNONYMS.items()}
+DATE_HEADERS = frozenset(_SYNONYM_KEYS["date"])
 
 
 def resolve(
@@ -166,7 +283,9 @@ def resolve(
     if preset is None:
         mapping = _by_common_names(mapping, by_key, records, notes)
     _require(mapping, columns)
+    mapping = _currency_in_header(mapping, notes)
     mapping = _date_format(mapping, records, notes)
+    mapping = _decimal_mark(mapping, records, notes)
     mapping = _sign_convention(mapping, records, notes)
     return Detected(mapping, preset, notes)
 
@@ -177,7 +296,7 @@ def _spelled_as_in_file(
     changes: dict[str, Any] = {}
     missing = []
     for role, name in mapping.columns().items():
-        actual = by_key.get(_key(name))
+        actual = by_key.get(header_key(name))
         if actual is None and role in explicit:
             missing.append(name)
         changes[role] = actual  # a preset's optional column the file lacks: unmapped
@@ -199,7 +318,7 @@ def _by_common_names(
     found: dict[str, Any] = {}
 
     def first(role: str) -> str | None:
-        for name in SYNONYMS[role]:
+        for name in _SYNONYM_KEYS[role]:
             column = by_key.get(name)
             if column is not None and column not in taken:
                 return column
@@ -284,6 +403,57 @@ def _date_format(
     return mapping  # none fits every row: each row is tried, and bad ones are reported
 
 
+_HEADER_CURRENCY = re.compile(r"\(([A-Za-z]{3})\)\s*$")
+
+
+def _currency_in_header(mapping: CsvMapping, notes: list[str]) -> CsvMapping:
+    """A file without a currency column whose amount header names one ("Bedrag (EUR)") is in
+    it, unless a preset says otherwise."""
+    header = mapping.amount or mapping.debit
+    if mapping.currency or mapping.default_currency or header is None:
+        return mapping
+    named = _HEADER_CURRENCY.search(header)
+    if named is None:
+        return mapping
+    code = named.group(1).upper()
+    notes.append(f"amounts in {code}, as {header!r} says")
+    return mapping.model_copy(update={"default_currency": code})
+
+
+def _decimal_mark(
+    mapping: CsvMapping, records: Sequence[dict[str, Any]], notes: list[str]
+) -> CsvMapping:
+    """The decimal mark the amounts agree on: a comma where some say so ("-37,80",
+    "1.150,00") and none says point. Amounts that say both are refused, with the two options;
+    amounts that say neither ("1,500", "12") read with a point."""
+    if mapping.decimal_comma is not None:
+        return mapping
+    columns = [c for c in (mapping.amount, mapping.debit, mapping.credit) if c]
+    texts = [str(r.get(c) or "").strip() for r in records[:SAMPLE_ROWS] for c in columns]
+    mark, point_example, comma_example = file_decimal_mark(t for t in texts if t)
+    if point_example is not None:
+        raise ImportErrors(
+            [
+                RowError(
+                    1,
+                    columns[0],
+                    f"amounts such as {point_example!r} and {comma_example!r} write the decimal "
+                    "mark both ways; pass --decimal-point or --decimal-comma",
+                )
+            ]
+        )
+    if mark == ",":
+        notes.append("amounts read with a decimal comma (1.234,56)")
+    return mapping.model_copy(update={"decimal_comma": mark == ","})
+
+
+def _is_negative(text: str, decimal_comma: bool) -> bool:
+    try:
+        return parse_amount(text, decimal_comma) < 0
+    except ValueError:
+        return False  # the row's own check reports it
+
+
 def _sign_convention(
     mapping: CsvMapping, records: Sequence[dict[str, Any]], notes: list[str]
 ) -> CsvMapping:
@@ -291,8 +461,9 @@ def _sign_convention(
     lines of any account are spending, so the more common sign is money out."""
     if mapping.amount is None or (mapping.debit and mapping.credit):
         return mapping
+    comma = mapping.decimal_comma is True
     signs = [
-        text.startswith("-") or (text.startswith("(") and text.endswith(")"))
+        _is_negative(text, comma)
         for r in records[:SAMPLE_ROWS]
         if (text := str(r.get(mapping.amount) or "").strip())
     ]

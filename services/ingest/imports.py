@@ -16,15 +16,23 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
 from schemas import Transaction
 from schemas.transaction import TIMESTAMP_WINDOW, TimestampWindow
+from services.ingest.amounts import decimal_mark, parse_amount
 from services.ingest.camt import camt_rows, is_camt
-from services.ingest.detect import DATE_FORMATS, SYNONYMS, Detected, direction_of, resolve
+from services.ingest.detect import (
+    DATE_FORMATS,
+    DATE_HEADERS,
+    Detected,
+    direction_of,
+    header_key,
+    resolve,
+)
 from services.ingest.encoding import decode_export
 from services.ingest.mapping import CsvMapping, ImportErrors, RowError, row_fields
 from services.ingest.qif import is_qif, qif_rows
@@ -44,7 +52,6 @@ __all__ = [
 
 MAX_IMPORT_ROWS = 100_000
 HEADER_SEARCH_LINES = 30  # some banks put a summary block above the header
-_PLAIN_AMOUNT = re.compile(r"[+-]?\s*(?:\d{1,15}(?:\.\d{0,6})?|\.\d{1,6})")
 
 
 def parse_date(value: str, fmt: str | None) -> datetime:
@@ -60,20 +67,6 @@ def parse_date(value: str, fmt: str | None) -> datetime:
     except ValueError:
         raise ValueError(f"not a date: {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def parse_amount(value: str) -> Decimal:
-    """Plain decimal notation only, at most 15 digits before the point and 6 after: exponents
-    ("1e999999") would make megabyte numbers out of a few bytes of input."""
-    text = value.strip().replace(",", "").replace("$", "").replace("€", "").replace("£", "")
-    if text.startswith("(") and text.endswith(")"):
-        text = "-" + text[1:-1]
-    if not _PLAIN_AMOUNT.fullmatch(text):
-        raise ValueError(f"not an amount: {value[:40]!r}")
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {value[:40]!r}") from None
 
 
 def account_scoped_id(account_id: str, file_id: str) -> str:
@@ -131,29 +124,30 @@ def _cell(record: dict[str, Any], column: str | None) -> str:
 def _signed_amount(record: dict[str, Any], mapping: CsvMapping) -> Decimal:
     """Negative spends, positive receives: from a debit/credit pair, from an unsigned amount
     and the type column, or from one signed column and the file's sign convention."""
+    comma = mapping.decimal_comma is True
     if mapping.debit and mapping.credit:
         out, into = _cell(record, mapping.debit).strip(), _cell(record, mapping.credit).strip()
-        return (parse_amount(into) if into else Decimal(0)) - abs(
-            parse_amount(out) if out else Decimal(0)
+        return (parse_amount(into, comma) if into else Decimal(0)) - abs(
+            parse_amount(out, comma) if out else Decimal(0)
         )
     text = _cell(record, mapping.amount)
     if not text.strip():
         return Decimal(0)  # a balance or note line (Bank of America's opening balance)
-    amount = parse_amount(text)
+    amount = parse_amount(text, comma)
     if mapping.sign_from_type:
         direction = direction_of(_cell(record, mapping.type))
         return abs(amount) if direction == "credit" else -abs(amount)
     return amount if mapping.negative_is_debit is not False else -amount
 
 
-def _csv_rows(text: str, max_rows: int) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
-    """The header and the records, each with its line; ``ImportErrors`` for a malformed file
-    (an oversized field, say) or one with more than ``max_rows`` records. A summary block
-    above the header (as Bank of America prints) is skipped: the header is the first line
-    that names a date column."""
+def _csv_rows(text: str, max_rows: int) -> tuple[list[str], list[tuple[int, dict[str, Any]]], str]:
+    """The header, the records (each with its line) and the delimiter; ``ImportErrors`` for a
+    malformed file (an oversized field, say) or one with more than ``max_rows`` records. A
+    summary block above the header (as Bank of America prints) is skipped: the header is the
+    first line that names a date column."""
     lines = text.lstrip("\ufeff").splitlines(keepends=True)
-    skip = _header_line(lines)
-    reader = csv.DictReader(io.StringIO("".join(lines[skip:])))
+    skip, delimiter = _header_line(lines)
+    reader = csv.DictReader(io.StringIO("".join(lines[skip:])), delimiter=delimiter)
     records: list[tuple[int, dict[str, Any]]] = []
     try:
         columns = [c for c in (reader.fieldnames or []) if c is not None]
@@ -168,19 +162,32 @@ def _csv_rows(text: str, max_rows: int) -> tuple[list[str], list[tuple[int, dict
         raise ImportErrors(
             [RowError(reader.line_num + skip, "file", f"not readable as CSV: {exc}")]
         ) from None
-    return columns, records
+    return columns, records, delimiter
 
 
-def _header_line(lines: list[str]) -> int:
-    dates = set(SYNONYMS["date"])
+# Most of Europe separates fields with a semicolon, since its decimal mark is the comma.
+DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}
+
+
+def _header_line(lines: list[str]) -> tuple[int, str]:
+    """The header's line and the delimiter it is split by: the first line that, split by one
+    of ``DELIMITERS``, names a date column (by the delimiter that splits it into the most
+    cells); else the first line, by the delimiter that splits it most."""
     for index, line in enumerate(lines[:HEADER_SEARCH_LINES]):
-        try:
-            cells = next(csv.reader([line]))
-        except (csv.Error, StopIteration):
-            continue
-        if any(cell.strip().strip('"').lower() in dates for cell in cells):
-            return index
-    return 0
+        split = {d: _cells(line, d) for d in DELIMITERS}
+        named = [d for d, cells in split.items() if any(c in DATE_HEADERS for c in cells)]
+        if named:
+            return index, max(named, key=lambda d: len(split[d]))
+    first = lines[0] if lines else ""
+    return 0, max(DELIMITERS, key=lambda d: len(_cells(first, d)))
+
+
+def _cells(line: str, delimiter: str) -> list[str]:
+    try:
+        return [header_key(cell) for cell in next(csv.reader([line], delimiter=delimiter))]
+    except (csv.Error, StopIteration):
+        return []
 
 
 def parse_csv(
@@ -216,8 +223,10 @@ def read_csv(
     preset: str | None = None,
 ) -> tuple[list[Transaction], Detected]:
     """The transactions of a CSV export, and how its columns were read."""
-    columns, records = _csv_rows(text, max_rows)
+    columns, records, delimiter = _csv_rows(text, max_rows)
     detected = resolve(columns, [r for _, r in records], mapping, preset)
+    if delimiter != ",":
+        detected.notes.insert(0, f"fields separated by {DELIMITER_NAMES[delimiter]}")
     mapping = detected.mapping
     file_currency = currency or mapping.default_currency or "USD"
     rows, errors = [], []
@@ -320,7 +329,9 @@ def parse_ofx(
             )
             continue
         try:
-            signed = parse_amount(fields.get("TRNAMT", ""))
+            # OFX allows either decimal mark and no thousands grouping: "-12,50" is 12.50.
+            amount = fields.get("TRNAMT", "")
+            signed = parse_amount(amount, decimal_mark(amount) == ",")
         except ValueError as exc:
             errors.append(RowError(index, "TRNAMT", str(exc)))
             continue
