@@ -437,3 +437,62 @@ def test_an_ofx_amount_may_use_a_decimal_comma() -> None:
     text = (EXPORTS / "bank.ofx").read_text().replace("<TRNAMT>-48.21", "<TRNAMT>-48,21")
     result = read_export(text, filename="bank.ofx", mapping=CsvMapping())
     assert str(result.transactions[0].amount) == "48.21"
+
+
+# Spreadsheets --------------------------------------------------------------------------------
+
+
+def _workbook(rows: list[list[object]]) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_an_xlsx_export_reads_by_the_csv_rules_with_its_cells_meaning_kept() -> None:
+    from datetime import datetime
+
+    data = _workbook(
+        [
+            ["Kontoauszug", "DE1250"],  # an account block above the header
+            [],
+            ["Buchungsdatum", "Empfänger", "Verwendungszweck", "Betrag (EUR)"],
+            [datetime(2026, 11, 28), "REWE Markt GmbH", "REWE SAGT DANKE", -37.8],
+            [datetime(2026, 11, 27, 17, 3), "Пятёрочка", "Karte", -0.1 - 0.2],
+            [datetime(2026, 11, 1), "Acme GmbH", "Gehalt", 3100],
+        ]
+    )
+    result = read_export(data, filename="umsaetze.xlsx", mapping=CsvMapping(), account_id="giro")
+    assert result.kind == "xlsx"
+    assert [
+        (t.timestamp.isoformat(), t.direction.value, str(t.amount), t.currency, t.merchant)
+        for t in result.transactions
+    ] == [
+        ("2026-11-28T00:00:00+00:00", "debit", "37.8", "EUR", "REWE Markt GmbH"),
+        ("2026-11-27T17:03:00+00:00", "debit", "0.3", "EUR", "Пятёрочка"),
+        ("2026-11-01T00:00:00+00:00", "credit", "3100", "EUR", "Acme GmbH"),
+    ]
+
+
+def test_a_damaged_or_bombed_xlsx_is_refused_with_the_reason() -> None:
+    import io
+    import zipfile
+
+    with pytest.raises(ImportErrors) as refused:
+        read_export(b"PK\x03\x04 junk", filename="x.xlsx", mapping=CsvMapping(), account_id="a")
+    assert "not readable as an .xlsx workbook" in refused.value.errors[0].message
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (300 * 1024 * 1024))
+    assert len(bomb.getvalue()) < 1024 * 1024  # what an upload limit would let through
+    with pytest.raises(ImportErrors) as refused:
+        read_export(bomb.getvalue(), filename="x.xlsx", mapping=CsvMapping(), account_id="a")
+    assert "unpacks to 314,572,800 bytes" in refused.value.errors[0].message

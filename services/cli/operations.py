@@ -134,8 +134,8 @@ def _read_export(
             currency=currency,
             preset=preset,
         )
-    except AccountRequired:
-        _fail("--account is required for CSV files")
+    except AccountRequired as exc:
+        _fail(f"{exc}: pass --account")
     except ImportErrors as exc:
         for problem in exc.errors[:20]:
             err.print(f"row {problem.row}, column {problem.column}: {problem.message}")

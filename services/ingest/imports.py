@@ -36,6 +36,7 @@ from services.ingest.detect import (
 from services.ingest.encoding import decode_export
 from services.ingest.mapping import CsvMapping, ImportErrors, RowError, row_fields
 from services.ingest.qif import is_qif, qif_rows
+from services.ingest.spreadsheet import is_xlsx, xlsx_to_csv
 
 __all__ = [
     "AccountRequired",
@@ -367,7 +368,7 @@ def is_ofx(filename: str, text: str) -> bool:
 @dataclass
 class ExportRead:
     transactions: list[Transaction]
-    kind: str  # "csv", "ofx", "qif" or "camt.053"
+    kind: str  # "csv", "xlsx", "ofx", "qif" or "camt.053"
     detected: Detected | None = None  # how a CSV's columns were read
 
 
@@ -382,11 +383,14 @@ def read_export(
     preset: str | None = None,
 ) -> ExportRead:
     """The transactions of a bank export: OFX/QFX, CAMT.053 XML or QIF (known by name or
-    content), or CSV read with ``mapping`` (what it leaves open is detected). Bytes are read in
-    the file's own encoding (``decode_export``). One set of rules for the CLI and the HTTP
-    import. OFX and CAMT.053 name their account and currency unless ``account_id`` or
-    ``currency`` override them; QIF and CSV need the account, and are in USD unless a column, a
-    preset or ``currency`` says otherwise."""
+    content), or CSV (or an .xlsx workbook's first sheet) read with ``mapping`` (what it leaves
+    open is detected). Bytes are read in the file's own encoding (``decode_export``). One set
+    of rules for the CLI and the HTTP import. OFX and CAMT.053 name their account and currency
+    unless ``account_id`` or ``currency`` override them; QIF, CSV and XLSX need the account,
+    and are in USD unless a column, a header, a preset or ``currency`` says otherwise."""
+    if isinstance(content, bytes) and is_xlsx(filename, content):
+        text = xlsx_to_csv(content, MAX_IMPORT_ROWS + HEADER_SEARCH_LINES)
+        return _read_csv_export(text, mapping, account_id, currency, window, preset, "xlsx")
     text = decode_export(content) if isinstance(content, bytes) else content
     if is_ofx(filename, text):
         transactions, _ = parse_ofx(text, account_id=account_id, currency=currency, window=window)
@@ -398,15 +402,29 @@ def read_export(
             raise AccountRequired("the statement names no account")
         code = currency or named_currency or "USD"
         return ExportRead(_build(_in_currency(rows, code), account, window), "camt.053")
-    if not account_id:
-        raise AccountRequired("an account is required for CSV files")
     if is_qif(filename, text):
+        if not account_id:
+            raise AccountRequired("an account is required for QIF files")
         rows = qif_rows(text, mapping.date_format)
         return ExportRead(_build(_in_currency(rows, currency or "USD"), account_id, window), "qif")
+    return _read_csv_export(text, mapping, account_id, currency, window, preset)
+
+
+def _read_csv_export(
+    text: str,
+    mapping: CsvMapping,
+    account_id: str | None,
+    currency: str | None,
+    window: TimestampWindow | None,
+    preset: str | None,
+    kind: str = "csv",
+) -> ExportRead:
+    if not account_id:
+        raise AccountRequired(f"an account is required for {kind.upper()} files")
     transactions, detected = read_csv(
         text, mapping, account_id=account_id, currency=currency, window=window, preset=preset
     )
-    return ExportRead(transactions, "csv", detected)
+    return ExportRead(transactions, kind, detected)
 
 
 def _in_currency(

@@ -1,4 +1,4 @@
-"""Bank exports: CSV (recognised, or mapped by the form), OFX/QFX, CAMT.053 and QIF."""
+"""Bank exports: CSV or XLSX (recognised, or mapped by the form), OFX/QFX, CAMT.053 and QIF."""
 
 from __future__ import annotations
 
@@ -50,17 +50,23 @@ CsvMappingForm = Annotated[CsvMapping, Depends(_mapping_form())]
     "/v1/imports",
     status_code=202,
     response_model=Accepted,
-    summary="Import a bank export: CSV (recognised or mapped), OFX/QFX, CAMT.053 or QIF",
+    summary="Import a bank export: CSV or XLSX (recognised or mapped), OFX/QFX, CAMT.053 or QIF",
     responses={422: {"description": "Problems, each naming its row and column; nothing published"}},
 )
 async def import_file(
     user_id: CurrentUser,
     settings: SettingsDep,
     publisher: PublisherDep,
-    file: Annotated[UploadFile, File(description="CSV, OFX, QFX, CAMT.053 XML or QIF export")],
+    file: Annotated[
+        UploadFile, File(description="CSV, XLSX, OFX, QFX, CAMT.053 XML or QIF export")
+    ],
     mapping: CsvMappingForm,
     account_id: Annotated[
-        str | None, Form(max_length=64, description="Required for CSV; OFX names its account")
+        str | None,
+        Form(
+            max_length=64,
+            description="Required for CSV, XLSX and QIF; OFX and CAMT.053 name theirs",
+        ),
     ] = None,
     currency: Annotated[str | None, Form(pattern=r"^[A-Z]{3}$")] = None,
     preset: Annotated[
@@ -87,8 +93,8 @@ async def import_file(
             window=settings.ingest.timestamp_window,
             preset=preset,
         )
-    except AccountRequired:
-        return unprocessable("account_id", "account_id is required for CSV files", "missing")
+    except AccountRequired as exc:
+        return unprocessable("account_id", f"{exc}: give account_id", "missing")
     except ImportErrors as exc:
         TRANSACTIONS_REJECTED.labels("import", "invalid").inc()
         return JSONResponse(
