@@ -130,13 +130,34 @@ def test_a_new_accounts_ordinary_month_is_not_an_anomaly(
     card_stream: tuple[list, np.ndarray],
 ) -> None:
     events, _ = card_stream
-    month = first_month(datetime(2027, 2, 1, tzinfo=UTC))
-    _assert_quiet(AnomalyScorer(0.97).score_batch(month), "on a fresh stack")
+    months = {
+        code: in_currency(first_month(datetime(2027, 2, 1, tzinfo=UTC)), code, per_dollar)
+        for code, per_dollar in (("USD", 1), ("JPY", 150), ("KRW", 1350))
+    }
+    for code, month in months.items():
+        _assert_quiet(AnomalyScorer(0.97).score_batch(month), f"{code}, on a fresh stack")
     served = AnomalyScorer(0.97)
     scored = served.score_batch(events)
     X = np.array([s.features for s in scored])
     served.use_model(train_ensemble(X, version="cards", feature_names=MODEL_FEATURES))
-    _assert_quiet(served.score_batch(month), "with a model trained on a card stream")
+    for code, month in months.items():
+        _assert_quiet(served.score_batch(month), f"{code}, with a model trained on dollars")
+
+
+def in_currency(month: list[TransactionEvent], code: str, per_dollar: int) -> list:
+    """The same month for a person who pays in ``code``: a ¥1,200 coffee is an ordinary one."""
+    digits = 0 if per_dollar > 1 else 2
+    return [
+        e.model_copy(
+            update={
+                "amount": round(e.amount * per_dollar, digits),
+                "currency": code,
+                "account_id": f"new-card-{code}",
+                "transaction_id": f"{e.transaction_id}-{code}",
+            }
+        )
+        for e in month
+    ]
 
 
 @pytest.mark.slow

@@ -181,3 +181,24 @@ def test_replayed_history_rebuilds_the_recent_unusual_amounts() -> None:
     probe = event(50, minutes=30 * 600 + 60, amount="20.00")
     assert feature(live.transform(probe)[0], "recent_unusual_amounts") == 1
     assert feature(rebuilt.transform(probe)[0], "recent_unusual_amounts") == 1
+
+
+def test_amounts_are_compared_at_a_dollars_scale_and_explained_in_their_own_currency() -> None:
+    """A yen account's habits read as a dollar account's 150 times smaller amounts do: a ¥3,000
+    lunch is not a $3,000 one to a model that learned from everyone. What a person reads stays
+    in yen."""
+    rows = {}
+    for currency, per_dollar in (("USD", 1), ("JPY", 150)):
+        extractor = FeatureExtractor()
+        for i in range(30):
+            amount = (20 + i % 5) * per_dollar
+            extractor.transform(event(i, amount=f"{amount}", currency=currency))
+        big = 180 * per_dollar
+        rows[currency] = extractor.transform(
+            event(99, minutes=99 * 600, amount=f"{big}", currency=currency)
+        )
+    (dollars, in_dollars), (yen, in_yen) = rows["USD"], rows["JPY"]
+    np.testing.assert_allclose(yen, dollars, rtol=1e-9, atol=1e-9)
+    assert in_yen.amount == 27_000 and in_yen.currency == "JPY"
+    assert in_yen.usual_amount == pytest.approx(150 * (in_dollars.usual_amount or 0))
+    assert in_yen.amount_ratio == pytest.approx(in_dollars.amount_ratio)

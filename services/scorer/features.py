@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas import Direction, TransactionEvent
+from services.core.money import dollar_scale
 from services.core.text import merchant_key_text
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -94,17 +95,23 @@ class Entry:
         "category",
         "country",
         "currency",
+        "dollars",
         "hour",
         "log_amount",
         "merchant",
+        "per_dollar",
         "time",
         "unusual",
     )
 
     def __init__(self, event: TransactionEvent):
         self.time = event.timestamp.timestamp()
-        self.amount = float(event.amount)
-        self.log_amount = math.log1p(self.amount)
+        self.amount = float(event.amount)  # in its own currency: what explanations say
+        # Compared in about-dollars, with everyone's and across an account's currencies: a
+        # ¥1,200 coffee is not a $1,200 purchase (``dollar_scale``).
+        self.per_dollar = dollar_scale(event.currency)
+        self.dollars = self.amount / self.per_dollar
+        self.log_amount = math.log1p(self.dollars)
         self.merchant = merchant_key(event)
         self.category = event.category or UNCATEGORIZED
         self.hour = event.timestamp.hour
@@ -127,7 +134,7 @@ class _Series:
         self.sorted: list[float] = []
 
     def _value(self, entry: Entry) -> float:
-        return entry.amount if self.linear else entry.log_amount
+        return entry.dollars if self.linear else entry.log_amount
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -344,7 +351,8 @@ def _kth_deviation(values: list[float], median: float, split: int, k: int) -> fl
 def _robust_z(
     log_amount: float, series: _Series | None, min_history: int = MIN_CATEGORY_HISTORY
 ) -> tuple[float, float | None]:
-    """Robust z-score (median/MAD) of a log amount against a series, and the usual amount."""
+    """Robust z-score (median/MAD) of a log amount against a series, and the usual amount (in
+    about-dollars, as the series holds it)."""
     if series is None or len(series) < min_history:
         return 0.0, None
     median = _median(series.sorted)
@@ -385,7 +393,7 @@ def _linear_account_z(state: AccountState, entry: Entry) -> float:
     prior = PRIOR_LINEAR_SPREAD * median
     floor = 0.01 * max(median, 1.0)
     return _shrunk_z(
-        entry.amount, series.sorted, median, PRIOR_WEIGHT * prior * prior, floor, MAX_LINEAR_Z
+        entry.dollars, series.sorted, median, PRIOR_WEIGHT * prior * prior, floor, MAX_LINEAR_Z
     )
 
 
@@ -393,15 +401,20 @@ def _amount_scores(
     state: AccountState, entry: Entry
 ) -> tuple[float, float, float, float | None, bool]:
     """Robust z of the amount against the account's category, the merchant and all its recent
-    amounts; the usual amount it is compared with, and whether that is the merchant's."""
+    amounts; the usual amount it is compared with (in the transaction's currency), and whether
+    that is the merchant's."""
     robust_z, usual = _robust_z(entry.log_amount, state.by_category.get(entry.category))
     merchant_z, merchant_usual = _robust_z(
         entry.log_amount, state.by_merchant.get(entry.merchant), MIN_MERCHANT_HISTORY
     )
     account_z = _account_z(state, entry)
     if merchant_usual is not None:  # the merchant's own habit says more than the category's
-        return robust_z, merchant_z, account_z, merchant_usual, True
-    return robust_z, merchant_z, account_z, usual, False
+        return robust_z, merchant_z, account_z, merchant_usual * entry.per_dollar, True
+    return robust_z, merchant_z, account_z, _in_currency(usual, entry), False
+
+
+def _in_currency(dollars: float | None, entry: Entry) -> float | None:
+    return dollars * entry.per_dollar if dollars is not None else None
 
 
 def _is_unusual(event: TransactionEvent, account_z: float) -> bool:
