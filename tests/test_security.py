@@ -191,6 +191,43 @@ async def test_imports_are_idempotent(stack: Stack, new_user: NewUser, tmp_path:
     assert done.returncode == 0 and b"imported 3" in out
 
 
+async def test_a_european_bank_export_is_stored_as_the_bank_meant_it(
+    stack: Stack, new_user: NewUser
+) -> None:
+    """Windows-1252 bytes, semicolons, decimal commas, German headers: through the import form
+    as a person's browser sends the file, and stored with the amounts and names it holds."""
+    ingest, api = service_url(stack.settings, "ingest"), service_url(stack.settings, "api")
+    _, key = await new_user("giro")
+    export = (
+        "Buchungstag;Beguenstigter/Zahlungspflichtiger;Verwendungszweck;Betrag;Waehrung\n"
+        "28.11.26;Bäckerei Müller;Brötchen;-4,50;EUR\n"
+        "01.11.26;Hausverwaltung Schmidt;Miete;-1.150,00;EUR\n"
+    ).encode("cp1252")
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=20) as client:
+        response = await client.post(
+            f"{ingest}/v1/imports",
+            files={"file": ("Umsaetze.csv", export, "text/csv")},
+            data={"account_id": "giro"},
+            headers=auth,
+        )
+        assert (response.status_code, response.json()) == (202, {"accepted": 2})
+
+        async def stored() -> list[tuple[str, str, str]] | None:
+            page = await client.get(
+                f"{api}/v1/transactions", params={"account_id": "giro"}, headers=auth
+            )
+            items = page.json()["items"]
+            rows = sorted((i["merchant"], i["amount"], i["currency"]) for i in items)
+            return rows if len(rows) == 2 else None
+
+        rows = await poll_until(stored, within_s=30, every_s=0.5, what="the import was stored")
+    assert rows == [
+        ("Bäckerei Müller", "4.50", "EUR"),
+        ("Hausverwaltung Schmidt", "1150.00", "EUR"),
+    ]
+
+
 async def test_bad_input_gets_a_clear_4xx(stack: Stack, new_user: NewUser) -> None:
     ingest = service_url(stack.settings, "ingest")
     _, key = await new_user("careless")
