@@ -5,6 +5,7 @@ to a scorer that takes them in a moment later."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -223,3 +224,31 @@ def test_a_stream_without_ids_is_numbered_and_a_named_column_must_exist() -> Non
         read_stream(frame, StreamColumns(amount="amount_usd"), now=TODAY)
     with pytest.raises(ValueError, match=r"no column.*is_anomaly"):
         read_stream(frame.drop(columns="is_fraud"), StreamColumns(), now=TODAY)
+
+
+def test_a_european_stream_file_reads_with_its_semicolons_code_page_and_decimal_commas(
+    tmp_path: Path,
+) -> None:
+    """As imports read one: before, pandas took the whole header for one column, and a
+    decimal comma would have read "-37,80" as 3,780."""
+    from services.cli.evaluate import read_csv
+
+    path = tmp_path / "umsaetze.csv"
+    path.write_bytes(
+        (
+            "transaction_id;account_id;timestamp;amount;merchant;is_fraud\n"
+            "t1;a;2026-11-02T10:00:00Z;-37,80;Bäckerei Müller;0\n"
+            "t2;a;2026-11-03T10:00:00Z;-1.150,00;Hausverwaltung;1\n"
+            "t3;a;2026-11-04T10:00:00Z;-4,50;Bäckerei Müller;0\n"
+        ).encode("cp1252")
+    )
+    frame = read_csv(path)
+    assert list(frame.columns)[:4] == ["transaction_id", "account_id", "timestamp", "amount"]
+    stream = read_stream(frame, StreamColumns(channel=None, label="is_fraud"), now=TODAY)
+    bodies = [record.transaction for record in stream.records]
+    assert [(b["amount"], b["merchant"]) for b in bodies] == [
+        ("37.80", "Bäckerei Müller"),
+        ("1150.00", "Hausverwaltung"),
+        ("4.50", "Bäckerei Müller"),
+    ]
+    assert stream.labels.tolist() == [0, 1, 0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections import Counter
 from pathlib import Path
@@ -23,9 +24,16 @@ status = Console(stderr=True)
 
 
 def read_csv(path: Path) -> pd.DataFrame:
+    """The file's table, its fields split by the delimiter its header is split by (a comma, or
+    a semicolon as most of Europe writes CSV), its text in the encoding it was written in."""
+    from services.ingest.encoding import decode_export
+    from services.ingest.imports import header_delimiter
+
     if not path.exists():
         fail(f"no such file: {path}")
-    return pd.read_csv(path, low_memory=False)
+    text = decode_export(path.read_bytes())
+    delimiter = header_delimiter(text[: 64 * 1024].splitlines()[:1])
+    return pd.read_csv(io.StringIO(text), low_memory=False, sep=delimiter)
 
 
 def fail(message: str) -> NoReturn:

@@ -42,8 +42,8 @@ from services.demo.generator import DemoRecord
 from services.demo.loader import post_records
 from services.devstack.pipeline_eval import eval_keys
 from services.devstack.stack import Stack, isolated_settings, service_url
-from services.ingest.amounts import parse_amount
-from services.ingest.detect import SYNONYMS, direction_of, negative_is_money_out
+from services.ingest.amounts import file_decimal_mark, parse_amount
+from services.ingest.detect import SAMPLE_ROWS, SYNONYMS, direction_of, negative_is_money_out
 from services.scorer import store
 from services.scorer.evaluation import detection_metrics
 from services.scorer.registry import CONFIRMED_FRAUD_REMEMBERED_METRIC, training_due
@@ -255,14 +255,16 @@ def _times(column: pd.Series) -> pd.Series:
 
 
 def _amounts(column: pd.Series) -> pd.Series:
-    """Numbers, or amounts as exports print them ("$1,234.50", "(12.00)"); NaN where a value
-    is neither."""
+    """Numbers, or amounts as exports print them ("$1,234.50", "(12.00)", "-1.234,50" where the
+    column's amounts say the decimal mark is a comma); NaN where a value is neither."""
     if pd.api.types.is_numeric_dtype(column):
         return pd.to_numeric(column, errors="coerce").astype(float)
+    mark, _, _ = file_decimal_mark(str(v) for v in column.dropna().head(SAMPLE_ROWS))
+    decimal_comma = mark == ","
 
     def amount(value: Any) -> float:
         try:
-            return float(parse_amount(str(value)))
+            return float(parse_amount(str(value), decimal_comma))
         except ValueError:
             return math.nan
 

@@ -184,6 +184,11 @@ def _header_line(lines: list[str]) -> tuple[int, str]:
     return 0, max(DELIMITERS, key=lambda d: len(_cells(first, d)))
 
 
+def header_delimiter(lines: list[str]) -> str:
+    """The delimiter of a table whose header is among ``lines`` (``_header_line``)."""
+    return _header_line(lines)[1]
+
+
 def _cells(line: str, delimiter: str) -> list[str]:
     try:
         return [header_key(cell) for cell in next(csv.reader([line], delimiter=delimiter))]
