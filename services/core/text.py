@@ -71,7 +71,7 @@ def normalize_text(text: str | None) -> str:
     """'SQ *BLUE BOTTLE COFFEE #12 OAKLAND CA' -> 'blue bottle coffee'."""
     if not text:
         return ""
-    value = _fold_accents(text).strip()
+    value = fold_accents(text).strip()
     value = _PREFIX.sub("", value)
     value = _POS_WORD.sub("", value)
     value = _STATE_SUFFIX.sub("", value)
@@ -89,7 +89,7 @@ def merchant_key_text(text: str | None) -> str:
     return normalize_text(text) or UNKNOWN_MERCHANT
 
 
-def _fold_accents(text: str) -> str:
+def fold_accents(text: str) -> str:
     """Accents off where they are optional (``_FOLDED_SCRIPTS``), and compatibility forms as
     their plain letters (full-width Latin letters, half-width katakana)."""
     if text.isascii():

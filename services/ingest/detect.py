@@ -5,12 +5,12 @@ sign convention. Pure: the parser calls it with the header and the records."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.core.text import fold_accents
 from services.ingest.amounts import file_decimal_mark, parse_amount
 from services.ingest.mapping import CsvMapping, ImportErrors, RowError
 from services.ingest.presets import PRESETS, Preset, recognise
@@ -244,11 +244,9 @@ class Detected:
 
 
 def header_key(name: str) -> str:
-    """A header name as compared: lower case, accents off, spaces single ("Währung" is
-    "wahrung", as is "Waehrung" once its spelling is listed)."""
-    decomposed = unicodedata.normalize("NFKD", name.strip().strip('"').lower())
-    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", folded))
+    """A header name as compared: lower case, accents off as merchant names lose them, spaces
+    single ("Währung" is "wahrung", as is "Waehrung" once its spelling is listed)."""
+    return re.sub(r"\s+", " ", fold_accents(name.strip().strip('"')).lower())
 
 
 def _lookup(columns: Sequence[str]) -> dict[str, str]:

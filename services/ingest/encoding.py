@@ -20,7 +20,7 @@ _DECLARED = re.compile(rb"(?:CHARSET:|encoding=[\"'])\s*([A-Za-z0-9_-]+)", re.IG
 # What separates words in an export: spaces, the CSV's delimiters and quotes, punctuation.
 _WORD = re.compile(r"[^\s,;|\"'()/:.\-]+")
 _HEAD_BYTES = 2048
-_SAMPLE_BYTES = 256 * 1024
+_SAMPLE_CHARS = 256 * 1024  # single-byte code pages: one character a byte
 
 
 def decode_export(data: bytes) -> str:
@@ -34,12 +34,12 @@ def decode_export(data: bytes) -> str:
     except UnicodeDecodeError:
         pass
     declared = _declared_encoding(data[:_HEAD_BYTES])
-    for encoding in ((declared,) if declared else ()) + _by_plausibility(data):
+    if declared is not None:
         try:
-            return data.decode(encoding)
+            return data.decode(declared)
         except UnicodeDecodeError:
-            continue
-    return data.decode(LEGACY_ENCODINGS[0], errors="replace")
+            pass
+    return _most_plausible(data)
 
 
 def _declared_encoding(head: bytes) -> str | None:
@@ -55,18 +55,21 @@ def _declared_encoding(head: bytes) -> str | None:
         return None
 
 
-def _by_plausibility(data: bytes) -> tuple[str, ...]:
-    """``LEGACY_ENCODINGS`` that decode ``data``, the one whose words read most like words first."""
-    scored = []
-    for preference, encoding in enumerate(LEGACY_ENCODINGS):
+def _most_plausible(data: bytes) -> str:
+    """``data`` in the ``LEGACY_ENCODINGS`` one (of those that define every byte) whose words
+    read most like words; on a tie the first; where none defines every byte, the first with
+    U+FFFD for what it does not."""
+    best: tuple[float, str] | None = None
+    for encoding in LEGACY_ENCODINGS:
         try:
-            data.decode(encoding)  # every byte defined
+            text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        # The words of the first part say enough; a large file need not be read three times.
-        text = data[:_SAMPLE_BYTES].decode(encoding)
-        scored.append((-plausible_share(text), preference, encoding))
-    return tuple(encoding for _, _, encoding in sorted(scored))
+        # The words of the first part say enough; a large file need not be scanned whole.
+        share = plausible_share(text[:_SAMPLE_CHARS])
+        if best is None or share > best[0]:
+            best = (share, text)
+    return best[1] if best is not None else data.decode(LEGACY_ENCODINGS[0], errors="replace")
 
 
 def plausible_share(text: str) -> float:
